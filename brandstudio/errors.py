@@ -1,0 +1,150 @@
+"""The brandstudio error hierarchy.
+
+Every error a user can cause is a :class:`BrandStudioError`. Its message says what is
+wrong, *where* (profile, file, field, value) and *how to fix it*; the CLI prints it
+without a traceback and exits with status 2.
+
+::
+
+    BrandStudioError
+    ├── ProfileError            brand.toml or one of its assets is wrong
+    │   ├── ProfileNotFound     the profile directory or brand.toml is missing
+    │   └── AssetError          a LUT, font, logo, music track or LoRA is missing,
+    │                           corrupt, unsafe (pickle) or outside the profile
+    ├── TemplateError           unknown template, undeclared/undefined variable,
+    │                           wrong variable type, sandbox violation
+    ├── RequestError            a render argument is invalid (aspect ratio, seed, ...)
+    ├── SafetyViolation         a safety rule blocked the prompt or a caption
+    ├── GenerationError         the model could not be loaded or run
+    │   └── LoRAError           an adapter does not fit the model it is loaded into
+    ├── PostError               a post-stage effect failed (grade, captions, music, ...)
+    ├── EncodeError             ffmpeg could not write the MP4
+    └── MissingDependency       an optional extra is not installed
+
+Example:
+    >>> from brandstudio.errors import ProfileError
+    >>> err = ProfileError("`strength` must be between 0 and 1, got 1.5",
+    ...                    profile="aurora-coffee", file="brand.toml",
+    ...                    field="colour.strength", fix="set colour.strength to a value in [0, 1]")
+    >>> print(err)
+    `strength` must be between 0 and 1, got 1.5
+      profile: aurora-coffee
+      file:    brand.toml
+      field:   colour.strength
+      fix:     set colour.strength to a value in [0, 1]
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrandStudioError",
+    "ProfileError",
+    "ProfileNotFound",
+    "AssetError",
+    "TemplateError",
+    "RequestError",
+    "SafetyViolation",
+    "GenerationError",
+    "LoRAError",
+    "PostError",
+    "EncodeError",
+    "MissingDependency",
+]
+
+
+class BrandStudioError(Exception):
+    """Base class: a message plus where the problem is and how to fix it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        profile: str | None = None,
+        file: str | None = None,
+        field: str | None = None,
+        value: object = None,
+        fix: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.profile = profile
+        self.file = file
+        self.field = field
+        self.value = value
+        self.fix = fix
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        for label, val in (
+            ("profile", self.profile),
+            ("file", self.file),
+            ("field", self.field),
+            ("fix", self.fix),
+        ):
+            if val is not None:
+                lines.append(f"  {label + ':':<8} {val}")
+        return "\n".join(lines)
+
+
+class ProfileError(BrandStudioError):
+    """brand.toml is unreadable or invalid."""
+
+
+class ProfileNotFound(ProfileError):
+    """The profile directory or its brand.toml does not exist."""
+
+
+class AssetError(ProfileError):
+    """An asset named by the profile is missing, corrupt, unsafe or outside the profile."""
+
+
+class TemplateError(BrandStudioError):
+    """A prompt template is unknown, invalid, or was given bad variables."""
+
+
+class RequestError(BrandStudioError):
+    """A render argument is invalid."""
+
+
+class SafetyViolation(BrandStudioError):
+    """A safety rule with action ``block`` matched the prompt or a caption.
+
+    Attributes:
+        rule_id: the id of the rule that matched.
+        matched: the text that matched, as written by the user.
+        verdicts: every verdict of the check (blocking and warning).
+    """
+
+    def __init__(self, message: str, *, rule_id: str, matched: str, verdicts=(), **kw) -> None:
+        super().__init__(message, **kw)
+        self.rule_id = rule_id
+        self.matched = matched
+        self.verdicts = tuple(verdicts)
+
+
+class GenerationError(BrandStudioError):
+    """The video model could not be loaded or run."""
+
+
+class LoRAError(GenerationError):
+    """A LoRA adapter does not fit the model (another base model, bad keys or shapes)."""
+
+
+class PostError(BrandStudioError):
+    """A post-stage effect failed."""
+
+
+class EncodeError(BrandStudioError):
+    """Writing the MP4 failed."""
+
+
+class MissingDependency(BrandStudioError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+def missing_extra(module: str, extra: str) -> MissingDependency:
+    """Build the error for an optional import that failed."""
+    return MissingDependency(
+        f"this feature needs the optional package `{module}`, which is not installed",
+        fix=f'pip install "brandstudio[{extra}]"',
+    )
