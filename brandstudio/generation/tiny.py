@@ -1,0 +1,291 @@
+"""The offline ``tiny`` model: Wan2.2 T2V MoE at toy size, random weights, diffusers format.
+
+It makes noise, not footage. It exists so that every line of the real generation path
+(``WanPipeline.from_pretrained``, both experts, the boundary switch, CFG, UniPC flow
+sampling, VAE decode, LoRA loading into both experts) runs on a CPU in seconds, with
+nothing downloaded.
+
+The model is built once per machine (under a file lock, in a temporary directory that is
+atomically renamed into place) at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v1``
+(``BRANDSTUDIO_HOME`` defaults to ``~/.cache/brandstudio``) and then loaded back through
+``WanPipeline.from_pretrained`` exactly like a real checkpoint. The build is deterministic:
+the weights depend only on the seed.
+
+Components (the same classes as Wan2.2-T2V-A14B):
+
+==================  ====================================================================
+tokenizer           byte-level, no merges (any Unicode: Chinese, emoji), ``</s>`` appended
+text_encoder        ``UMT5EncoderModel``: d_model 32, 2 layers, 2 heads
+vae                 ``AutoencoderKLWan``: base_dim 3, z_dim 16, 4x8x8 compression
+transformer(_2)     ``WanTransformer3DModel`` x2: patch (1,2,2), 2 layers, 2 heads x 12
+scheduler           ``UniPCMultistepScheduler``: flow prediction, flow sigmas, shift 12
+boundary_ratio      0.875
+==================  ====================================================================
+
+Example:
+    >>> from brandstudio.generation.tiny import tiny_model_dir, make_tiny_lora
+    >>> path = tiny_model_dir()                     # doctest: +SKIP
+    >>> (path / "model_index.json").exists()        # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = [
+    "TINY_BASE_MODEL",
+    "TINY_MODEL_VERSION",
+    "TINY_DIMS",
+    "brandstudio_home",
+    "build_tiny_model",
+    "tiny_model_dir",
+    "make_tiny_lora",
+    "write_demo_loras",
+]
+
+TINY_BASE_MODEL = "tiny-wan2.2"
+"""The model family of the tiny model; LoRAs made for it declare this base model."""
+
+TINY_MODEL_VERSION = 1
+"""Bump when the tiny architecture changes: a new version is built into a new directory."""
+
+TINY_DIMS: Mapping[str, int] = {"dim": 24, "ffn_dim": 32, "num_layers": 2, "text_dim": 32}
+"""Sizes of the tiny transformer experts (``dim`` = 2 heads x 12)."""
+
+MARKER_FILE = "brandstudio.json"
+"""Written into the model directory; says the model family (``{"base_model": ...}``)."""
+
+_SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
+
+
+def brandstudio_home() -> Path:
+    """The cache root: ``$BRANDSTUDIO_HOME``, else ``~/.cache/brandstudio``."""
+    home = os.environ.get("BRANDSTUDIO_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "brandstudio"
+
+
+def _build_tokenizer():
+    """A byte-level tokenizer with no merges: every UTF-8 byte is one token, so it encodes
+    any text (Chinese, emoji, ...) without an unknown token, and needs no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(_SPECIAL_TOKENS)}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(list(_SPECIAL_TOKENS))
+    eos_id = vocab["</s>"]
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
+
+
+def _build_pipeline(seed: int):
+    """Instantiate the tiny ``WanPipeline`` with weights drawn from ``torch.manual_seed(seed)``."""
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    tokenizer = _build_tokenizer()
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+        torch.manual_seed(seed)
+        text_encoder = UMT5EncoderModel(
+            UMT5Config(
+                vocab_size=len(tokenizer),
+                d_model=TINY_DIMS["text_dim"],
+                d_kv=16,
+                d_ff=64,
+                num_layers=2,
+                num_heads=2,
+                relative_attention_num_buckets=32,
+                pad_token_id=0,
+                eos_token_id=1,
+                decoder_start_token_id=0,
+            )
+        ).eval()
+        vae = AutoencoderKLWan(
+            base_dim=3,
+            z_dim=16,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            temperal_downsample=[False, True, True],
+        ).eval()
+
+        def expert():
+            return WanTransformer3DModel(
+                patch_size=(1, 2, 2),
+                num_attention_heads=2,
+                attention_head_dim=TINY_DIMS["dim"] // 2,
+                in_channels=16,
+                out_channels=16,
+                text_dim=TINY_DIMS["text_dim"],
+                freq_dim=64,
+                ffn_dim=TINY_DIMS["ffn_dim"],
+                num_layers=TINY_DIMS["num_layers"],
+                cross_attn_norm=True,
+                qk_norm="rms_norm_across_heads",
+                eps=1e-6,
+                # Must cover the patch grid (frames and sides / 16); same as the real model.
+                rope_max_seq_len=1024,
+            ).eval()
+
+        transformer, transformer_2 = expert(), expert()
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=12.0)
+    return WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=scheduler,
+        transformer=transformer,
+        transformer_2=transformer_2,
+        boundary_ratio=0.875,
+    )
+
+
+def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
+    """Build the tiny pipeline and save it in diffusers format (safetensors) into ``out_dir``.
+
+    No lock and no caching: use :func:`tiny_model_dir` for the shared copy. The weights depend
+    only on ``seed``; ``brandstudio.json`` in the directory records the model family.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = build_tiny_model(pathlib.Path(tempfile.mkdtemp()) / "tiny")   # doctest: +SKIP
+        >>> sorted(p.name for p in d.iterdir())[:3]                            # doctest: +SKIP
+        ['brandstudio.json', 'model_index.json', 'scheduler']
+    """
+    out_dir = Path(out_dir)
+    pipe = _build_pipeline(seed)
+    pipe.save_pretrained(out_dir, safe_serialization=True)
+    marker = {"base_model": TINY_BASE_MODEL, "version": TINY_MODEL_VERSION, "seed": seed}
+    (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out_dir
+
+
+def tiny_model_dir(*, seed: int = 0) -> Path:
+    """The directory of the tiny model, built on first use; safe across processes.
+
+    Returns ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v1`` (``-seed<N>`` appended for a seed other
+    than 0), ready for ``WanPipeline.from_pretrained``. The build (about a second) runs under a
+    ``filelock.FileLock`` into a temporary directory that is renamed into place, so a reader
+    never sees a half-written model.
+
+    Example:
+        >>> from diffusers import WanPipeline                        # doctest: +SKIP
+        >>> pipe = WanPipeline.from_pretrained(tiny_model_dir())     # doctest: +SKIP
+    """
+    from filelock import FileLock
+
+    models = brandstudio_home() / "models"
+    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}" + (f"-seed{seed}" if seed else "")
+    final = models / name
+    if (final / MARKER_FILE).is_file():
+        return final
+    models.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(models / f".{name}.lock")):
+        if (final / MARKER_FILE).is_file():  # another process built it while we waited
+            return final
+        if final.exists():  # a leftover without marker: not ours to trust
+            shutil.rmtree(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=models))
+        try:
+            build_tiny_model(tmp / "model", seed=seed)
+            os.replace(tmp / "model", final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _lora_module_names(num_layers: int) -> list[tuple[str, str]]:
+    """(module path, kind) for every Linear a tiny LoRA targets; kind picks the in/out dims."""
+    names = []
+    for i in range(num_layers):
+        for attn in ("attn1", "attn2"):
+            for proj in ("to_q", "to_k", "to_v", "to_out.0"):
+                names.append((f"blocks.{i}.{attn}.{proj}", "attn"))
+        names.append((f"blocks.{i}.ffn.net.0.proj", "ffn_in"))
+        names.append((f"blocks.{i}.ffn.net.2", "ffn_out"))
+    return names
+
+
+def make_tiny_lora(
+    path: Path,
+    *,
+    seed: int,
+    rank: int = 4,
+    scale: float = 0.5,
+    base_model: str = TINY_BASE_MODEL,
+    target_dims: Mapping[str, int] | None = None,
+) -> Path:
+    """Write a random LoRA for the tiny model in the diffusers/peft key format for Wan.
+
+    Keys look like ``transformer.blocks.0.attn1.to_q.lora_A.weight`` (shape ``(rank, in)``) and
+    ``...lora_B.weight`` (shape ``(out, rank)``), on attn1/attn2 q, k, v, out and both ffn
+    Linears of every block. Both factors are random (``lora_B`` is *not* zero, unlike a fresh
+    training init), so the adapter visibly changes the output; ``scale`` sets the size of the
+    update relative to the base weights (about 1 = as large as them). The weights depend only on
+    ``seed``. The safetensors metadata says ``{"brandstudio.base_model": base_model, "format": "pt"}``.
+
+    Args:
+        path: the ``.safetensors`` file to write (parents are created; written atomically).
+        seed: the seed of the weights.
+        rank: the LoRA rank.
+        scale: the strength of the update.
+        base_model: the model family to declare in the metadata.
+        target_dims: override :data:`TINY_DIMS` (``dim``, ``ffn_dim``, ``num_layers``), e.g. to
+            make a LoRA whose shapes do not fit the tiny model.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = make_tiny_lora(pathlib.Path(tempfile.mkdtemp()) / "look.safetensors", seed=1)
+        >>> p.stat().st_size < 64_000
+        True
+    """
+    import torch
+    from safetensors.torch import save
+
+    dims = {**TINY_DIMS, **(target_dims or {})}
+    dim, ffn = dims["dim"], dims["ffn_dim"]
+    in_out = {"attn": (dim, dim), "ffn_in": (dim, ffn), "ffn_out": (ffn, dim)}
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    tensors = {}
+    for module, kind in _lora_module_names(dims["num_layers"]):
+        n_in, n_out = in_out[kind]
+        a = torch.randn(rank, n_in, generator=gen) / n_in**0.5
+        b = torch.randn(n_out, rank, generator=gen) * (scale / rank**0.5)
+        tensors[f"transformer.{module}.lora_A.weight"] = a.contiguous()
+        tensors[f"transformer.{module}.lora_B.weight"] = b.contiguous()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(save(tensors, metadata={"brandstudio.base_model": base_model, "format": "pt"}))
+    os.replace(tmp, path)
+    return path
+
+
+def write_demo_loras(brand_profiles: Path) -> list[Path]:
+    """(Re)write the demo profiles' LoRA files, small and deterministic.
+
+    ``aurora-coffee/loras/aurora-film.safetensors`` (seed 101) and
+    ``qinglan-tea/loras/qinglan-ink.safetensors`` (seed 202), both for ``tiny-wan2.2``.
+
+    Example:
+        >>> write_demo_loras(pathlib.Path("brand_profiles"))      # doctest: +SKIP
+    """
+    root = Path(brand_profiles)
+    return [
+        make_tiny_lora(root / "aurora-coffee" / "loras" / "aurora-film.safetensors", seed=101),
+        make_tiny_lora(root / "qinglan-tea" / "loras" / "qinglan-ink.safetensors", seed=202),
+    ]

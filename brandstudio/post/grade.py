@@ -1,0 +1,311 @@
+"""Colour grading with a ``.cube`` LUT.
+
+Files are read with colour-science (:func:`colour.io.read_LUT`, which understands 1D and
+3D ``.cube`` tables, a 1D shaper in front of a 3D cube, and ``DOMAIN_MIN``/``DOMAIN_MAX``).
+Applying the LUT is done here, by hand, because the frames are 8-bit and there are many
+of them:
+
+* ``colour.LUT3D.apply`` works in float64 on every pixel and builds six candidate results
+  per pixel (``np.select``); on 81 frames of 1280x720 that is minutes and gigabytes.
+* :func:`_tetrahedral` below picks the one tetrahedron per pixel from the order of the
+  fractional coordinates (max / mid / min axis) and gathers just four vertices, in
+  float32, a chunk of pixels at a time, so memory stays bounded.
+* For large clips :class:`Grade` *bakes* the whole grade (LUT + strength blend) into a
+  256^3 table once (16.7 M interpolations, about as many as 18 frames of 720p) and then
+  grades every pixel with a single table lookup.
+
+Both paths agree with ``colour.LUT3D.apply(x, interpolator=table_interpolation_tetrahedral)``
+to within 1/255 on 8-bit output (``tests/post/test_grade.py`` checks it).
+
+Example:
+    >>> import numpy as np
+    >>> from brandstudio.post.grade import LUT, Grade
+    >>> lut = LUT.identity(5)
+    >>> frames = np.random.default_rng(0).integers(0, 256, (2, 4, 6, 3), dtype=np.uint8)
+    >>> bool((Grade(lut).apply(frames) == frames).all())
+    True
+    >>> warm = LUT(table=lut.table * np.float32([0.8, 1.0, 0.9]))
+    >>> Grade(warm, strength=0.5).apply(np.full((1, 1, 1, 3), 200, np.uint8))[0, 0, 0].tolist()
+    [180, 200, 190]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from brandstudio.errors import AssetError
+from brandstudio.frames import check_frames
+
+__all__ = ["LUT", "read_lut", "Grade", "INTERPOLATORS"]
+
+#: pixels per chunk of the direct kernel (bounds temporary memory to ~100 MB)
+_CHUNK = 1 << 20
+#: above this many pixels a Grade bakes a 256^3 table first (cheaper than the direct kernel)
+_BAKE_THRESHOLD = 1 << 24
+
+
+@dataclass(frozen=True, eq=False)
+class LUT:
+    """A colour lookup table in the form the kernels use.
+
+    Attributes:
+        table: float32, ``(N, 3)`` for a 1D (per-channel) LUT or ``(N, N, N, 3)`` for a 3D
+            LUT indexed ``[r, g, b]``.
+        domain: float32 ``(2, 3)``: the input values that map to the table's first and
+            last entries, per channel.
+        name: a title for messages.
+        shaper: an optional 1D LUT applied before this one (``.cube`` files may hold both).
+    """
+
+    table: np.ndarray
+    domain: np.ndarray = field(default_factory=lambda: np.array([[0, 0, 0], [1, 1, 1]], np.float32))
+    name: str = "LUT"
+    shaper: LUT | None = None
+
+    def __post_init__(self) -> None:
+        table = np.ascontiguousarray(self.table, dtype=np.float32)
+        domain = np.asarray(self.domain, dtype=np.float32).reshape(2, 3)
+        if table.ndim == 2 and table.shape[1] == 3 and table.shape[0] >= 2:
+            pass
+        elif table.ndim == 4 and table.shape[-1] == 3 and table.shape[0] == table.shape[1] == table.shape[2] >= 2:
+            pass
+        else:
+            raise ValueError(f"`table` must have shape (N, 3) or (N, N, N, 3), got {table.shape}")
+        if not np.isfinite(table).all():
+            raise ValueError("`table` holds non-finite values (NaN or inf)")
+        if not np.isfinite(domain).all() or (domain[1] <= domain[0]).any():
+            raise ValueError(f"`domain` must be finite with min < max per channel, got {domain.tolist()}")
+        object.__setattr__(self, "table", table)
+        object.__setattr__(self, "domain", domain)
+
+    @property
+    def dimensions(self) -> int:
+        """1 for a per-channel LUT, 3 for a cube."""
+        return 1 if self.table.ndim == 2 else 3
+
+    @property
+    def size(self) -> int:
+        """Entries per axis."""
+        return self.table.shape[0]
+
+    @classmethod
+    def identity(cls, size: int = 33, dimensions: int = 3) -> LUT:
+        """The LUT that changes nothing (handy in tests and as a neutral profile)."""
+        ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)
+        if dimensions == 1:
+            return cls(table=np.stack([ramp] * 3, axis=-1), name="identity")
+        r, g, b = np.meshgrid(ramp, ramp, ramp, indexing="ij")
+        return cls(table=np.stack([r, g, b], axis=-1), name="identity")
+
+    def apply_float(self, rgb: np.ndarray, method: str = "tetrahedral") -> np.ndarray:
+        """Apply to float RGB ``(..., 3)``; returns float32 of the same shape (not clipped)."""
+        rgb = np.asarray(rgb, dtype=np.float32)
+        if self.shaper is not None:
+            rgb = self.shaper.apply_float(rgb, method)
+        # domain -> [0, 1] per channel
+        lo, hi = self.domain
+        unit = (rgb - lo) / (hi - lo)
+        if self.dimensions == 1:
+            xs = np.linspace(0.0, 1.0, self.size, dtype=np.float32)
+            out = np.empty_like(unit)
+            for c in range(3):
+                out[..., c] = np.interp(unit[..., c], xs, self.table[:, c])
+            return out
+        kernel = INTERPOLATORS[_check_method(method)]
+        flat = unit.reshape(-1, 3)
+        out = np.empty_like(flat)
+        for s in range(0, flat.shape[0], _CHUNK):
+            out[s : s + _CHUNK] = kernel(flat[s : s + _CHUNK], self.table)
+        return out.reshape(rgb.shape)
+
+
+def _check_method(method: str) -> str:
+    if method not in INTERPOLATORS:
+        raise ValueError(f"unknown interpolation method {method!r}; use one of {', '.join(INTERPOLATORS)}")
+    return method
+
+
+def _tetrahedral(unit: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Tetrahedral interpolation of ``unit`` ``(n, 3)`` in [0, 1] (clipped) in a cube table.
+
+    The cell is split into six tetrahedra sharing the main diagonal; the one holding the
+    point is given by the order of its fractional coordinates. The four vertices are
+    corner 000, 000 + the largest axis, 111 - the smallest axis, and 111, with weights
+    ``1 - f_max``, ``f_max - f_mid``, ``f_mid - f_min`` and ``f_min``.
+    """
+    n = table.shape[0]
+    flat = table.reshape(-1, 3)
+    x = np.clip(unit, 0.0, 1.0) * np.float32(n - 1)
+    i0 = np.minimum(x.astype(np.int32), n - 2)
+    f = x - i0
+    strides = np.array([n * n, n, 1], dtype=np.int32)
+    base = i0 @ strides
+    amax = f.argmax(axis=1)
+    amin = f.argmin(axis=1)
+    rows = np.arange(f.shape[0])
+    fmax = f[rows, amax]
+    fmin = f[rows, amin]
+    fmid = f.sum(axis=1) - fmax - fmin
+    # all three equal -> argmax == argmin == 0; the middle weights are then 0 anyway
+    v1 = base + strides[amax]
+    v2 = base + (n * n + n + 1) - strides[amin]
+    v3 = base + (n * n + n + 1)
+    out = (1.0 - fmax)[:, None] * flat[base]
+    out += (fmax - fmid)[:, None] * flat[v1]
+    out += (fmid - fmin)[:, None] * flat[v2]
+    out += fmin[:, None] * flat[v3]
+    return out
+
+
+def _trilinear(unit: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of ``unit`` ``(n, 3)`` in [0, 1] (clipped) in a cube table."""
+    n = table.shape[0]
+    flat = table.reshape(-1, 3)
+    x = np.clip(unit, 0.0, 1.0) * np.float32(n - 1)
+    i0 = np.minimum(x.astype(np.int32), n - 2)
+    f = x - i0
+    base = i0 @ np.array([n * n, n, 1], dtype=np.int32)
+    fr, fg, fb = f[:, 0:1], f[:, 1:2], f[:, 2:3]
+    out = np.zeros_like(f)
+    for dr, wr in ((0, 1.0 - fr), (1, fr)):
+        for dg, wg in ((0, 1.0 - fg), (1, fg)):
+            w_rg = wr * wg
+            for db, wb in ((0, 1.0 - fb), (1, fb)):
+                out += (w_rg * wb) * flat[base + (dr * n * n + dg * n + db)]
+    return out
+
+
+#: interpolation methods for 3D LUTs, by name
+INTERPOLATORS = {"tetrahedral": _tetrahedral, "trilinear": _trilinear}
+
+
+def read_lut(path: str | Path) -> LUT:
+    """Read a ``.cube`` (or any format colour-science reads) into a :class:`LUT`.
+
+    Raises :class:`~brandstudio.errors.AssetError` if the file is missing, unreadable, or
+    its table holds NaN/inf.
+
+    Example:
+        >>> import tempfile, colour, os
+        >>> d = tempfile.mkdtemp()
+        >>> colour.io.write_LUT(colour.LUT3D(colour.LUT3D.linear_table(9), name="x"), os.path.join(d, "x.cube"))
+        True
+        >>> lut = read_lut(os.path.join(d, "x.cube"))
+        >>> lut.dimensions, lut.size
+        (3, 9)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AssetError(
+            f"LUT file not found: {path.name}", file=str(path), fix="check the path, relative to the profile"
+        )
+    try:
+        import warnings
+
+        import colour
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = colour.io.read_LUT(str(path))
+    except Exception as exc:  # colour raises many kinds (ValueError, IndexError, ...)
+        raise AssetError(
+            f"could not read the LUT {path.name}: {type(exc).__name__}: {exc}",
+            file=str(path),
+            fix="export the LUT again as a .cube file (LUT_3D_SIZE or LUT_1D_SIZE, then the table)",
+        ) from None
+    try:
+        return _from_colour(raw, name=path.stem)
+    except ValueError as exc:
+        raise AssetError(
+            f"the LUT {path.name} is unusable: {exc}", file=str(path), fix="export the LUT again"
+        ) from None
+
+
+def _from_colour(raw, name: str) -> LUT:
+    import colour
+
+    if isinstance(raw, colour.LUTSequence):
+        stages = [_from_colour(item, name) for item in raw]
+        if len(stages) == 1:
+            return stages[0]
+        if len(stages) == 2 and stages[0].dimensions == 1 and stages[1].shaper is None:
+            return LUT(stages[1].table, stages[1].domain, name, shaper=stages[0])
+        raise ValueError(f"a sequence of {len(stages)} LUTs is not supported (use a shaper + a cube at most)")
+    domain = np.asarray(raw.domain, dtype=np.float64)
+    if domain.shape != (2, 3) or (hasattr(raw, "is_domain_explicit") and raw.is_domain_explicit()):
+        raise ValueError("LUTs with an explicit (non-uniform) domain are not supported")
+    table = np.asarray(raw.table, dtype=np.float64)
+    if isinstance(raw, colour.LUT1D):
+        table = np.stack([table] * 3, axis=-1)
+    return LUT(table=table, domain=domain, name=name)
+
+
+@dataclass(frozen=True, eq=False)
+class Grade:
+    """Grade frames through a LUT, blended with the original by ``strength``.
+
+    ``out = (1 - strength) * in + strength * lut(in)``, rounded to 8 bits.
+
+    Args:
+        lut: from :func:`read_lut` or :class:`LUT`.
+        strength: 0 (no change) .. 1 (the full LUT).
+        method: ``"tetrahedral"`` (default, what grading tools use) or ``"trilinear"``.
+
+    Example:
+        >>> import numpy as np
+        >>> g = Grade(LUT.identity(3), strength=1.0, method="trilinear")
+        >>> g.apply(np.zeros((1, 2, 2, 3), np.uint8)).shape
+        (1, 2, 2, 3)
+    """
+
+    lut: LUT
+    strength: float = 1.0
+    method: Literal["tetrahedral", "trilinear"] = "tetrahedral"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise ValueError(f"`strength` must be between 0 and 1, got {self.strength}")
+        _check_method(self.method)
+
+    def _grade_uint8(self, pixels: np.ndarray) -> np.ndarray:
+        """``(n, 3)`` uint8 -> ``(n, 3)`` uint8, the direct kernel, a chunk at a time."""
+        s = np.float32(self.strength)
+        out = np.empty_like(pixels)
+        for start in range(0, pixels.shape[0], _CHUNK):
+            src = pixels[start : start + _CHUNK].astype(np.float32) * np.float32(1 / 255)
+            graded = self.lut.apply_float(src, self.method)
+            if s < 1:
+                graded = src + s * (graded - src)
+            out[start : start + _CHUNK] = np.clip(np.rint(graded * 255.0), 0, 255).astype(np.uint8)
+        return out
+
+    def baked(self) -> np.ndarray:
+        """The whole grade as a ``(256**3, 3)`` uint8 table indexed by ``r << 16 | g << 8 | b``."""
+        cached = self.__dict__.get("_baked")
+        if cached is None:
+            v = np.arange(256, dtype=np.uint8)
+            grid = np.stack(np.meshgrid(v, v, v, indexing="ij"), axis=-1).reshape(-1, 3)
+            cached = self._grade_uint8(grid)
+            object.__setattr__(self, "_baked", cached)
+        return cached
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Grade ``(T, H, W, 3)`` uint8 frames; returns new frames."""
+        frames = check_frames(frames)
+        if self.strength == 0:
+            return frames.copy()
+        pixels = frames.reshape(-1, 3)
+        if pixels.shape[0] < _BAKE_THRESHOLD and "_baked" not in self.__dict__:
+            return self._grade_uint8(pixels).reshape(frames.shape)
+        table = self.baked()
+        out = np.empty_like(frames)
+        flat_out = out.reshape(-1, 3)
+        for start in range(0, pixels.shape[0], 4 * _CHUNK):
+            p = pixels[start : start + 4 * _CHUNK]
+            idx = (p[:, 0].astype(np.uint32) << 16) | (p[:, 1].astype(np.uint32) << 8) | p[:, 2]
+            np.take(table, idx, axis=0, out=flat_out[start : start + 4 * _CHUNK])
+        return out

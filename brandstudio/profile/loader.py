@@ -1,0 +1,306 @@
+"""Load a brand profile: parse ``brand.toml``, validate it once, resolve, check and hash every asset.
+
+The result is a frozen :class:`BrandProfile` whose ``fingerprint`` is a SHA-256 over the
+validated settings and the hash of every asset, so a clip can be traced back to the exact
+profile that made it.
+
+Paths in ``brand.toml`` are relative to the profile directory and must stay inside it
+(``../`` and symlinks that lead out are refused). Each asset is opened the way the
+render will open it (the LUT parsed, the font and logo decoded, the music decoded, the
+LoRA header read), so a broken profile fails here, before anything is generated.
+
+Example:
+    >>> from brandstudio import load_profile
+    >>> profile = load_profile("brand_profiles/aurora-coffee")   # doctest: +SKIP
+    >>> profile.id, profile.fingerprint[:12]                     # doctest: +SKIP
+    ('aurora-coffee', '5f0c2a9d41b7')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+from pydantic import ValidationError
+
+from ..errors import AssetError, BrandStudioError, ProfileError, ProfileNotFound
+from .schema import BrandProfileSpec
+
+__all__ = ["Asset", "BrandProfile", "load_profile", "PROFILE_FILE"]
+
+PROFILE_FILE = "brand.toml"
+_PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One file named by the profile, resolved and hashed."""
+
+    field: str  # e.g. "colour.lut", "style.loras[0].file", "audio.tracks[1]"
+    rel: str  # as written in brand.toml
+    path: Path  # absolute, inside the profile
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BrandProfile:
+    """A validated brand profile: settings, resolved assets and fingerprint."""
+
+    root: Path
+    spec: BrandProfileSpec
+    assets: Mapping[str, Asset] = field(repr=False)
+    fingerprint: str
+
+    @property
+    def id(self) -> str:
+        return self.spec.brand.id
+
+    @property
+    def name(self) -> str:
+        return self.spec.brand.name
+
+    def path(self, field_name: str) -> Path:
+        """The absolute path of the asset named by ``field_name`` (e.g. ``"colour.lut"``)."""
+        return self.assets[field_name].path
+
+    def summary(self) -> dict:
+        """A JSON-ready description: settings, assets with hashes, fingerprint."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "root": str(self.root),
+            "fingerprint": self.fingerprint,
+            "settings": self.spec.model_dump(mode="json"),
+            "assets": {k: {"file": a.rel, "sha256": a.sha256, "bytes": a.size} for k, a in self.assets.items()},
+        }
+
+
+def load_profile(path: str | Path) -> BrandProfile:
+    """Load and validate the profile directory ``path`` (or its ``brand.toml``).
+
+    Raises:
+        ProfileNotFound: the directory or its brand.toml does not exist.
+        ProfileError: brand.toml is not valid TOML or does not match the schema.
+        AssetError: an asset is missing, corrupt, unsafe or outside the profile.
+    """
+    root = Path(path)
+    if root.name == PROFILE_FILE and root.is_file():
+        root = root.parent
+    label = root.name or str(root)
+    if not root.is_dir():
+        raise ProfileNotFound(
+            f"brand profile directory not found: {root}",
+            profile=label,
+            fix="pass the path of a directory that holds a brand.toml (e.g. brand_profiles/aurora-coffee)",
+        )
+    root = root.resolve()
+    toml_path = root / PROFILE_FILE
+    if not toml_path.is_file():
+        raise ProfileNotFound(
+            f"{PROFILE_FILE} not found in {root}",
+            profile=label,
+            file=PROFILE_FILE,
+            fix="create brand.toml (see `brandstudio profile schema` and the README's profile format)",
+        )
+    raw_bytes = toml_path.read_bytes()
+    try:
+        data = tomllib.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            f"brand.toml is not UTF-8 text ({exc.reason} at byte {exc.start})",
+            profile=label, file=PROFILE_FILE, fix="save brand.toml as UTF-8",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(
+            f"brand.toml is not valid TOML: {exc}",
+            profile=label, file=PROFILE_FILE,
+            fix="fix the TOML syntax at the line and column given (quote strings, close brackets)",
+        ) from None
+    try:
+        spec = BrandProfileSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc, label) from None
+    label = spec.brand.id
+    assets = _resolve_assets(root, spec, label)
+    fingerprint = _fingerprint(spec, assets)
+    return BrandProfile(root=root, spec=spec, assets=MappingProxyType(assets), fingerprint=fingerprint)
+
+
+# -- validation messages ------------------------------------------------------------------
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _validation_error(exc: ValidationError, label: str) -> ProfileError:
+    errors = exc.errors(include_url=False)
+    lines = []
+    for err in errors:
+        where = _loc(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check its spelling; see `brandstudio profile schema` for the allowed keys)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = f"{msg} (got {err.get('input')!r})"
+        lines.append(f"  - {where or '<top level>'}: {msg}")
+    first = errors[0]
+    first_loc = _loc(first["loc"])
+    if first["type"] == "extra_forbidden":
+        fix = f"remove `{first_loc}` or correct its name"
+    elif first["type"] == "missing":
+        fix = f"add `{first_loc}` to brand.toml"
+    else:
+        fix = f"correct `{first_loc}`; `brandstudio profile schema` lists every field and its type"
+    n = len(errors)
+    return ProfileError(
+        f"brand.toml is invalid ({n} problem{'s' if n > 1 else ''}):\n" + "\n".join(lines),
+        profile=label, file=PROFILE_FILE, field=first_loc, value=first.get("input"), fix=fix,
+    )
+
+
+# -- assets -----------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[str, ...]) -> Path:
+    """Resolve ``rel`` inside ``root``; refuse absolute paths, escapes and wrong file types."""
+    if Path(rel).is_absolute() or rel.startswith("~"):
+        raise AssetError(
+            f"asset path must be relative to the profile directory, got {rel!r}",
+            profile=label, file=PROFILE_FILE, field=field_name, value=rel,
+            fix=f"copy the file into {root} and name it relative to that directory",
+        )
+    path = (root / rel).resolve()
+    if not path.is_relative_to(root):
+        raise AssetError(
+            f"asset path {rel!r} leads outside the profile directory",
+            profile=label, file=rel, field=field_name, value=rel,
+            fix=f"copy the file into {root} and name it relative to that directory (no '..', no symlinks out)",
+        )
+    suffix = path.suffix.lower()
+    if suffix in _PICKLE_SUFFIXES:
+        raise AssetError(
+            f"{rel!r} is a pickle-based weight file; brandstudio loads weights from safetensors only "
+            "because pickle files can run arbitrary code",
+            profile=label, file=rel, field=field_name, value=rel,
+            fix="convert it to .safetensors (e.g. safetensors.torch.save_file on a state dict you trust)",
+        )
+    if suffixes and suffix not in suffixes:
+        raise AssetError(
+            f"{rel!r} has the wrong file type for `{field_name}`: expected {', '.join(suffixes)}",
+            profile=label, file=rel, field=field_name, value=rel,
+            fix=f"point `{field_name}` at a {'/'.join(suffixes)} file",
+        )
+    if not path.is_file():
+        raise AssetError(
+            f"asset not found: {rel!r}",
+            profile=label, file=rel, field=field_name, value=rel,
+            fix=f"add the file at {path} or correct `{field_name}` in brand.toml",
+        )
+    return path
+
+
+def _check(check: Callable[[Path], object], path: Path, rel: str, field_name: str, label: str) -> None:
+    """Open the asset the way the render will; turn any failure into an AssetError with context."""
+    try:
+        check(path)
+    except BrandStudioError as exc:
+        exc.profile = exc.profile or label
+        exc.field = exc.field or field_name
+        exc.file = rel
+        raise
+    except Exception as exc:  # a decoder's own exception type: report it, no traceback
+        raise AssetError(
+            f"{rel!r} could not be read as {field_name}: {type(exc).__name__}: {exc}",
+            profile=label, file=rel, field=field_name, value=rel,
+            fix="replace the file with a valid one (it may be truncated or of another format)",
+        ) from None
+
+
+def _check_font(path: Path) -> None:
+    from PIL import ImageFont
+
+    ImageFont.truetype(str(path), 24)
+
+
+def _check_lut(path: Path) -> None:
+    from ..post.grade import read_lut
+
+    read_lut(path)
+
+
+def _check_logo(path: Path) -> None:
+    from ..post.overlay import load_logo
+
+    load_logo(path)
+
+
+def _check_audio(path: Path) -> None:
+    from ..post.music import load_audio
+
+    load_audio(path, 16000)
+
+
+def _check_lora(path: Path) -> None:
+    from ..generation.lora import inspect_lora
+
+    inspect_lora(path)
+
+
+def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str, Asset]:
+    wanted: list[tuple[str, str, tuple[str, ...], Callable[[Path], object]]] = []
+    if spec.colour.lut:
+        wanted.append(("colour.lut", spec.colour.lut, (".cube",), _check_lut))
+    wanted.append(("captions.font", spec.captions.font, (".ttf", ".otf", ".ttc"), _check_font))
+    if spec.logo:
+        wanted.append(("logo.file", spec.logo.file, (".png", ".webp"), _check_logo))
+    if spec.audio:
+        for i, track in enumerate(spec.audio.tracks):
+            wanted.append((f"audio.tracks[{i}]", track, (".m4a", ".mp3", ".wav", ".flac", ".ogg", ".aac", ".opus"),
+                           _check_audio))
+    for i, lora in enumerate(spec.style.loras):
+        wanted.append((f"style.loras[{i}].file", lora.file, (".safetensors",), _check_lora))
+
+    # the profile's own prompt templates change renders too, so they are part of the fingerprint
+    tdir = root / "templates"
+    if tdir.is_dir():
+        for tpath in sorted(tdir.glob("*.toml")):
+            rel = f"templates/{tpath.name}"
+            wanted.append((f"templates.{tpath.stem}", rel, (".toml",), lambda p: None))
+
+    assets: dict[str, Asset] = {}
+    for field_name, rel, suffixes, check in wanted:
+        path = _resolve(root, rel, field_name, label, suffixes)
+        _check(check, path, rel, field_name, label)
+        assets[field_name] = Asset(field_name, rel, path, _sha256(path), path.stat().st_size)
+    return assets
+
+
+def _fingerprint(spec: BrandProfileSpec, assets: Mapping[str, Asset]) -> str:
+    doc = {
+        "settings": spec.model_dump(mode="json"),
+        "assets": {k: a.sha256 for k, a in sorted(assets.items())},
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

@@ -1,0 +1,35 @@
+"""Compose the final prompt: template text + LoRA trigger words + the brand's style suffix.
+
+Example:
+    >>> from brandstudio.prompts.compose import compose_prompt, compose_negative
+    >>> compose_prompt("a bag of coffee on oak", style="warm morning light", triggers=["aurora film look"])
+    'a bag of coffee on oak, aurora film look, warm morning light'
+    >>> compose_negative("people", "blurry, watermark")
+    'people, blurry, watermark'
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+__all__ = ["compose_prompt", "compose_negative"]
+
+
+def _join(parts: Iterable[str], sep: str) -> str:
+    seen: list[str] = []
+    for part in parts:
+        part = " ".join(part.split()).strip(" ,，;；")
+        if part and part not in seen:
+            seen.append(part)
+    return sep.join(seen)
+
+
+def compose_prompt(body: str, *, style: str = "", triggers: Iterable[str] = (), language: str = "en") -> str:
+    """The prompt the model sees: the scene first (it matters most), then trigger words, then style."""
+    sep = "，" if language.startswith("zh") else ", "
+    return _join([body, *triggers, style], sep)
+
+
+def compose_negative(template_negative: str, brand_negative: str) -> str:
+    """Template negatives then the brand's, de-duplicated."""
+    return _join([template_negative, brand_negative], ", ")

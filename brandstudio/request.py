@@ -1,0 +1,123 @@
+"""RenderRequest (what to render) and RenderResult (what came out). Both are frozen values.
+
+Example:
+    >>> from brandstudio import RenderRequest
+    >>> req = RenderRequest(template="product-hero", variables={"product": "Night Roast"}, aspect="9:16")
+    >>> req.with_aspect("1:1").aspect, req.aspect
+    ('1:1', '9:16')
+    >>> req.with_variables(product="Day Roast").variables["product"]
+    'Day Roast'
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .profile.schema import parse_aspect
+
+__all__ = ["RenderRequest", "RenderResult"]
+
+
+class RenderRequest(BaseModel):
+    """One clip to render.
+
+    Args:
+        template: a template name (``brandstudio templates list``).
+        variables: the template's variables.
+        aspect: ``"16:9"``, ``"9:16"``, ``"1:1"`` or ``"4:5"``; default: the profile's first.
+        seed: the generation seed; default: derived from the template and variables, so the
+            same request always gives the same clip.
+        output: where to write the MP4; default: ``<output_dir>/<profile>/<name>.mp4``.
+        duration: seconds; default: the profile's ``output.duration``.
+        resolution: the delivered shorter side in px; default: the profile's ``output.resolution``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    template: str = Field(min_length=1)
+    variables: Mapping[str, Any] = Field(default_factory=dict)
+    aspect: str | None = None
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    output: Path | None = None
+    duration: float | None = Field(None, gt=0, le=120)
+    resolution: int | None = Field(None, ge=64, le=4320)
+
+    @field_validator("aspect")
+    @classmethod
+    def _aspect(cls, v):
+        if v is not None:
+            parse_aspect(v)
+        return v
+
+    @field_validator("resolution")
+    @classmethod
+    def _even(cls, v):
+        if v is not None and v % 2:
+            raise ValueError(f"`resolution` must be even (H.264 yuv420p), got {v}")
+        return v
+
+    def with_variables(self, **values: Any) -> "RenderRequest":
+        """A copy with these variables set (others kept)."""
+        return self.model_copy(update={"variables": {**self.variables, **values}})
+
+    def with_aspect(self, aspect: str) -> "RenderRequest":
+        parse_aspect(aspect)
+        return self.model_copy(update={"aspect": aspect})
+
+    def with_seed(self, seed: int) -> "RenderRequest":
+        return self.model_copy(update={"seed": seed})
+
+    def with_output(self, output: str | Path) -> "RenderRequest":
+        return self.model_copy(update={"output": Path(output)})
+
+
+class RenderResult(BaseModel):
+    """A finished clip and everything needed to trace and reproduce it.
+
+    In Jupyter the result displays as an inline video player.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    subtitles: Path | None
+    duration: float
+    fps: int
+    width: int
+    height: int
+    aspect: str
+    template: str
+    variables: Mapping[str, Any]
+    prompt: str
+    negative_prompt: str
+    seed: int
+    model_id: str
+    profile_id: str
+    profile_fingerprint: str
+    timings: Mapping[str, float]
+    safety: tuple[Mapping[str, str], ...] = ()
+    label: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, ensure_ascii=False)
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self.path.read_bytes()).decode("ascii")
+        cap = html.escape(f"{self.profile_id} · {self.template} · {self.aspect} · seed {self.seed} · "
+                          f"{self.duration:.2f}s @ {self.fps} fps · {self.width}×{self.height}")
+        max_w = 360 if self.height > self.width else 640
+        return (f'<figure style="margin:0"><video controls loop style="max-width:{max_w}px" '
+                f'src="data:video/mp4;base64,{data}"></video><figcaption>{cap}</figcaption></figure>')
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.width}x{self.height}, {self.duration:.2f}s @ {self.fps} fps, seed {self.seed})"

@@ -1,0 +1,323 @@
+"""BrandStudio: brief in, finished on-brand clip out. This module states the stage order once.
+
+::
+
+    RenderRequest ─► prompt ─► safety ─► generation ─► post ─► music ─► encode ─► RenderResult
+
+Each step hands a plain value to the next; no stage reaches back into an earlier one.
+
+Example:
+    >>> from brandstudio import BrandStudio
+    >>> studio = BrandStudio("brand_profiles/aurora-coffee")                   # doctest: +SKIP
+    >>> clip = studio.render("product-hero", product="Night Roast", aspect="9:16")  # doctest: +SKIP
+    >>> clip.path                                                                # doctest: +SKIP
+    PosixPath('renders/aurora-coffee/product-hero-9x16-s1234-0a1b2c3d.mp4')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from pydantic import ValidationError
+
+from .errors import BrandStudioError, PostError, RequestError
+from .profile.loader import BrandProfile, load_profile
+from .profile.schema import parse_aspect
+from .prompts.compose import compose_negative, compose_prompt
+from .prompts.templates import TemplateLibrary, shared_templates_dir
+from .request import RenderRequest, RenderResult
+from .safety import TextRules, check_texts
+
+__all__ = ["BrandStudio"]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - t0, 4)
+
+
+class BrandStudio:
+    """Renders clips for one brand profile.
+
+    Args:
+        profile: a profile directory (or an already loaded :class:`BrandProfile`).
+        output_dir: where clips go when a request names no output path.
+        generator: a :class:`~brandstudio.generation.base.Generator`; default: a
+            ``WanGenerator`` for the profile's ``[model]``, created on the first render and
+            kept loaded for the next ones.
+        device: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
+    """
+
+    def __init__(self, profile: str | Path | BrandProfile, *, output_dir: str | Path = "renders",
+                 generator=None, device: str = "auto") -> None:
+        self.profile = profile if isinstance(profile, BrandProfile) else load_profile(profile)
+        self.output_dir = Path(output_dir)
+        self.device = device
+        self._generator = generator
+        self.templates = TemplateLibrary([self.profile.root / "templates", shared_templates_dir()])
+        s = self.profile.spec.safety
+        self.rules = TextRules(blocked_terms=s.blocked_terms, competitors=s.competitors,
+                               competitor_action=s.competitor_action, rules=s.rules)
+
+    def __repr__(self) -> str:
+        return f"BrandStudio({self.profile.id!r}, fingerprint={self.profile.fingerprint[:12]})"
+
+    @property
+    def generator(self):
+        """The loaded video generator (created on first use)."""
+        if self._generator is None:
+            from .generation.base import LoraAdapter
+            from .generation.wan import WanGenerator
+
+            m = self.profile.spec.model
+            loras = [
+                LoraAdapter(name=lo.name, path=self.profile.path(f"style.loras[{i}].file"),
+                            weight_high=lo.weight_high, weight_low=lo.weight_low, base_model=lo.base_model)
+                for i, lo in enumerate(self.profile.spec.style.loras)
+            ]
+            self._generator = WanGenerator(m.id, loras=loras, revision=m.revision, device=self.device,
+                                           dtype=m.dtype, boundary_ratio=m.boundary_ratio)
+        return self._generator
+
+    # -- public API -------------------------------------------------------------------------
+
+    def render(self, request: str | RenderRequest, /, *, aspect: str | None = None, seed: int | None = None,
+               output: str | Path | None = None, duration: float | None = None,
+               resolution: int | None = None, **variables: Any) -> RenderResult:
+        """Render one clip.
+
+        ``request`` is a template name (then the keyword arguments fill the request) or a
+        :class:`RenderRequest`. Returns a :class:`RenderResult`; the MP4 and its ``.srt``
+        appear at their paths only when complete.
+        """
+        if isinstance(request, RenderRequest):
+            req = request
+        else:
+            try:
+                req = RenderRequest(template=request, variables=variables, aspect=aspect, seed=seed,
+                                    output=Path(output) if output else None, duration=duration,
+                                    resolution=resolution)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                name = ".".join(str(p) for p in err["loc"])
+                if name.startswith("variables."):
+                    raise RequestError(f"invalid template variable `{name}`: {err['msg']}", profile=self.profile.id,
+                                       field=name, value=err.get("input"), fix="pass plain str/int/float/bool values") from None
+                raise RequestError(f"invalid `{name}`: {err['msg'].removeprefix('Value error, ')}",
+                                   profile=self.profile.id, field=name, value=err.get("input"),
+                                   fix="see help(BrandStudio.render) for the accepted values") from None
+        try:
+            return self._render(req)
+        except BrandStudioError as exc:
+            exc.profile = exc.profile or self.profile.id
+            raise
+
+    def render_many(self, requests: Iterable[RenderRequest | dict]) -> list[RenderResult]:
+        """Render several clips with one loaded model, in order."""
+        out = []
+        for r in requests:
+            out.append(self._render(r if isinstance(r, RenderRequest) else RenderRequest(**r)))
+        return out
+
+    # -- the stage order --------------------------------------------------------------------
+
+    def _render(self, req: RenderRequest) -> RenderResult:
+        spec = self.profile.spec
+        pid = self.profile.id
+        timer = _Timer()
+
+        # 1. request: fill defaults from the profile
+        aspect = req.aspect or spec.output.aspects[0]
+        if aspect not in spec.output.aspects:
+            raise RequestError(f"aspect ratio {aspect!r} is not enabled for this profile", profile=pid,
+                               file="brand.toml", field="output.aspects", value=aspect,
+                               fix=f"use one of {list(spec.output.aspects)} or add it to output.aspects")
+        duration = req.duration or spec.output.duration
+        short_side = req.resolution or spec.output.resolution
+        fps = spec.output.fps
+
+        # 2. prompt: template + brand style
+        with timer.stage("prompt"):
+            rendered = self.templates.get(req.template).render(req.variables)
+            triggers = [w for lo in spec.style.loras for w in lo.trigger_words]
+            prompt = compose_prompt(rendered.prompt, style=spec.prompt.style, triggers=triggers,
+                                    language=spec.brand.language)
+            negative = compose_negative(rendered.negative, spec.prompt.negative)
+            cues = rendered.scaled_cues(duration)
+            seed = req.seed if req.seed is not None else _derived_seed(req.template, rendered.variables)
+            label = self._label_text()
+
+        # 3. safety: rules on the final prompt and every caption; glyph coverage of the font
+        with timer.stage("safety"):
+            verdicts = check_texts(self.rules, [("prompt", prompt)]
+                                   + [(f"caption[{i}]", c[2]) for i, c in enumerate(cues)], profile=pid)
+            self._check_glyphs([c[2] for c in cues] + ([label] if label else []))
+
+        # 4. generation
+        gen_spec = self._generation_spec(prompt, negative, seed, aspect, duration)
+        with timer.stage("generation"):
+            frames = self.generator.generate(gen_spec)
+
+        # 5. post: grade, reframe, upscale, retime, captions, logo, label
+        from .post.reframe import delivery_size
+
+        width, height = delivery_size(aspect, short_side)
+        with timer.stage("post"):
+            frames = self._post(frames, aspect, width, height, duration, spec.model.fps, fps, cues, label)
+
+        # 6. music bed fitted to the clip
+        audio = None
+        if spec.audio:
+            with timer.stage("music"):
+                audio = self._music(len(frames) / fps, seed)
+
+        # 7. encode: MP4 and sidecars, atomically
+        out = req.output or self._default_output(req, aspect, seed, duration, short_side)
+        with timer.stage("encode"):
+            self._encode(out, frames, fps, audio, cues, prompt, seed, label)
+
+        result = RenderResult(
+            path=out, subtitles=out.with_suffix(".srt") if cues else None, duration=round(len(frames) / fps, 4),
+            fps=fps, width=width, height=height, aspect=aspect, template=req.template,
+            variables=dict(rendered.variables), prompt=prompt, negative_prompt=negative, seed=seed,
+            model_id=self.generator.model_id, profile_id=pid, profile_fingerprint=self.profile.fingerprint,
+            timings=timer.timings, safety=tuple(v.as_dict() for v in verdicts), label=label,
+        )
+        from .encode import write_text_atomic
+
+        write_text_atomic(out.with_suffix(".json"), result.to_json())
+        return result
+
+    # -- stage helpers ----------------------------------------------------------------------
+
+    def _label_text(self) -> str | None:
+        from .post.overlay import label_text
+
+        spec = self.profile.spec
+        default = label_text(spec.brand.region, spec.brand.language)
+        if default is None:
+            return None
+        return spec.label.text or default
+
+    def _check_glyphs(self, texts: list[str]) -> None:
+        from .post.captions import missing_glyphs
+
+        font = self.profile.path("captions.font")
+        missing = sorted(set(missing_glyphs(font, "".join(texts))))
+        if missing:
+            raise PostError(
+                f"the caption font has no glyph for {''.join(missing)!r} (it would render as boxes)",
+                profile=self.profile.id, file=self.profile.assets["captions.font"].rel, field="captions.font",
+                value="".join(missing), fix="use a font that covers these characters, or change the caption text",
+            )
+
+    def _generation_spec(self, prompt: str, negative: str, seed: int, aspect: str, duration: float):
+        from .generation.base import GenerationSpec
+
+        m = self.profile.spec.model
+        w, h = parse_aspect(aspect)
+        width, height = (m.width, m.height) if w >= h else (m.height, m.width)
+        needed = max(1, math.ceil(duration * m.fps - 1e-9))
+        num_frames = 4 * math.ceil((needed - 1) / 4) + 1
+        if num_frames > m.max_frames:
+            raise RequestError(
+                f"a {duration:g} s clip needs {num_frames} frames at {m.fps} fps, more than the "
+                f"{m.max_frames} the model makes in one shot", profile=self.profile.id, file="brand.toml",
+                field="output.duration", value=duration,
+                fix=f"ask for at most {(m.max_frames - 1) / m.fps:g} s, or raise model.max_frames",
+            )
+        return GenerationSpec(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height,
+                              num_frames=num_frames, steps=m.steps, guidance_high=m.guidance_high,
+                              guidance_low=m.guidance_low, flow_shift=m.flow_shift)
+
+    def _post(self, frames, aspect, width, height, duration, fps_in, fps_out, cues, label):
+        import numpy as np
+
+        from .post.captions import Captions, CaptionStyle, Cue
+        from .post.grade import Grade, read_lut
+        from .post.overlay import Label, Logo, load_logo
+        from .post.reframe import Reframe
+        from .post.upscale import Upscale
+
+        spec = self.profile.spec
+        safe = spec.captions.safe_area[aspect]
+        if spec.colour.lut:
+            lut = read_lut(self.profile.path("colour.lut"))
+            frames = Grade(lut, strength=spec.colour.strength, method=spec.colour.interpolation).apply(frames)
+        frames = Reframe(aspect).apply(frames)
+        frames = Upscale(width, height, method="lanczos").apply(frames)
+        # retime from the model's frame rate to the delivery rate, trimmed to the duration
+        n_out = max(1, round(duration * fps_out))
+        idx = np.minimum((np.arange(n_out) * fps_in) // fps_out, len(frames) - 1)
+        frames = np.ascontiguousarray(frames[idx])
+        c = spec.captions
+        font = self.profile.path("captions.font")
+        if cues:
+            style = CaptionStyle(font=font, size=c.size, colour=c.colour, stroke_colour=c.stroke_colour,
+                                 stroke_width=c.stroke_width, position=c.position, max_lines=c.max_lines,
+                                 safe_area=safe)
+            frames = Captions(tuple(Cue(*cue) for cue in cues), style, fps_out).apply(frames)
+        if spec.logo:
+            lg = spec.logo
+            frames = Logo(load_logo(self.profile.path("logo.file")), position=lg.position, scale=lg.scale,
+                          opacity=lg.opacity, margins=safe).apply(frames)
+        if label:
+            frames = Label(label, font, position=spec.label.position, size=spec.label.size,
+                           margins=safe).apply(frames)
+        return frames
+
+    def _music(self, duration: float, seed: int):
+        from .post.music import fit_music, load_audio
+
+        a = self.profile.spec.audio
+        i = seed % len(a.tracks)
+        track = load_audio(self.profile.path(f"audio.tracks[{i}]"), a.sample_rate)
+        return fit_music(track, a.sample_rate, duration, loudness=a.loudness, true_peak=a.true_peak,
+                         fade_in=a.fade_in, fade_out=a.fade_out)
+
+    def _default_output(self, req: RenderRequest, aspect: str, seed: int, duration: float, short: int) -> Path:
+        key = json.dumps([self.profile.fingerprint, req.template, dict(req.variables), aspect, seed, duration, short],
+                         sort_keys=True, default=str, ensure_ascii=False)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        return self.output_dir / self.profile.id / f"{req.template}-{aspect.replace(':', 'x')}-s{seed}-{digest}.mp4"
+
+    def _encode(self, out: Path, frames, fps, audio, cues, prompt, seed, label) -> None:
+        from .encode import write_mp4
+        from .post.captions import Cue, write_srt
+
+        spec = self.profile.spec
+        meta = {
+            "title": f"{spec.brand.name}",
+            "comment": json.dumps({"ai_generated": True, "label": label, "model": self.generator.model_id,
+                                   "seed": seed, "profile": self.profile.id,
+                                   "profile_fingerprint": self.profile.fingerprint}, ensure_ascii=False),
+            "description": prompt,
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_mp4(frames, fps, out, audio=audio, sample_rate=spec.audio.sample_rate if spec.audio else 48000,
+                  crf=spec.output.crf, audio_bitrate=spec.output.audio_bitrate, metadata=meta)
+        if cues:
+            try:
+                write_srt([Cue(*c) for c in cues], out.with_suffix(".srt"))
+            except BaseException:
+                out.unlink(missing_ok=True)
+                raise
+
+
+def _derived_seed(template: str, variables: dict) -> int:
+    key = json.dumps([template, variables], sort_keys=True, default=str, ensure_ascii=False)
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % (2**31)
