@@ -100,7 +100,8 @@ class RenderResult(BaseModel):
     model_id: str
     profile_id: str
     profile_fingerprint: str
-    timings: Mapping[str, float]
+    generation: Mapping[str, Any] = Field(default_factory=dict)
+    timings: Mapping[str, float] = Field(default_factory=dict)
     safety: tuple[Mapping[str, str], ...] = ()
     label: str | None = None
 

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -130,7 +131,7 @@ class BrandStudio:
         """Render several clips with one loaded model, in order."""
         out = []
         for r in requests:
-            out.append(self._render(r if isinstance(r, RenderRequest) else RenderRequest(**r)))
+            out.append(self.render(r if isinstance(r, RenderRequest) else RenderRequest(**r)))
         return out
 
     # -- the stage order --------------------------------------------------------------------
@@ -195,6 +196,7 @@ class BrandStudio:
             fps=fps, width=width, height=height, aspect=aspect, template=req.template,
             variables=dict(rendered.variables), prompt=prompt, negative_prompt=negative, seed=seed,
             model_id=self.generator.model_id, profile_id=pid, profile_fingerprint=self.profile.fingerprint,
+            generation=dataclasses.asdict(gen_spec),
             timings=timer.timings, safety=tuple(v.as_dict() for v in verdicts), label=label,
         )
         from .encode import write_text_atomic

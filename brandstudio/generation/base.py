@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["GenerationSpec", "LoraAdapter", "Generator"]
+__all__ = ["GenerationSpec", "Generator", "LoraAdapter"]
 
 
 @dataclass(frozen=True)

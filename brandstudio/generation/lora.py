@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from brandstudio.generation.base import LoraAdapter
 
-__all__ = ["LoraInfo", "inspect_lora", "check_lora_fits", "PICKLE_SUFFIXES", "BASE_MODEL_METADATA_KEY"]
+__all__ = ["BASE_MODEL_METADATA_KEY", "PICKLE_SUFFIXES", "LoraInfo", "check_lora_fits", "inspect_lora"]
 
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
 """File suffixes of pickle-based checkpoints, which are never loaded."""
@@ -143,7 +143,8 @@ def inspect_lora(path: Path, *, profile: str | None = None) -> LoraInfo:
     try:
         with safe_open(str(path), framework="numpy") as f:
             metadata = dict(f.metadata() or {})
-            shapes = {k: tuple(int(d) for d in f.get_slice(k).get_shape()) for k in f.keys()}
+            names = f.keys()
+            shapes = {k: tuple(int(d) for d in f.get_slice(k).get_shape()) for k in names}
     except Exception as e:  # SafetensorError, or an OSError reading it
         if _looks_like_pickle(path):
             what = "is a pickle (PyTorch) checkpoint renamed to .safetensors"

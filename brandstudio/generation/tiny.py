@@ -40,12 +40,12 @@ from pathlib import Path
 
 __all__ = [
     "TINY_BASE_MODEL",
-    "TINY_MODEL_VERSION",
     "TINY_DIMS",
+    "TINY_MODEL_VERSION",
     "brandstudio_home",
     "build_tiny_model",
-    "tiny_model_dir",
     "make_tiny_lora",
+    "tiny_model_dir",
     "write_demo_loras",
 ]
 

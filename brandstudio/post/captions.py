@@ -43,6 +43,7 @@ import numpy as np
 
 from brandstudio.errors import AssetError, PostError
 from brandstudio.frames import check_frames
+from brandstudio.post.overlay import composite
 
 if TYPE_CHECKING:  # pragma: no cover
     from brandstudio.profile.schema import CaptionsSection
@@ -54,7 +55,6 @@ __all__ = [
     "missing_glyphs",
     "wrap_text",
     "render_cue",
-    "composite",
     "srt_text",
     "vtt_text",
     "write_srt",
@@ -407,26 +407,6 @@ def render_cue(text: str, style: CaptionStyle, width: int, height: int) -> tuple
     else:
         y = top + (box_h - rgba.shape[0]) // 2
     return rgba, x, y
-
-
-def composite(frames: np.ndarray, rgba: np.ndarray, x: int, y: int, opacity: float = 1.0) -> np.ndarray:
-    """Alpha-composite a straight-alpha RGBA image onto every frame of ``frames`` in place.
-
-    Parts of the image outside the frame are clipped. Returns ``frames``.
-    """
-    _, H, W, _ = frames.shape
-    h, w = rgba.shape[:2]
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
-    if x0 >= x1 or y0 >= y1:
-        return frames
-    part = rgba[y0 - y : y1 - y, x0 - x : x1 - x].astype(np.float32)
-    alpha = part[..., 3:4] * np.float32(opacity / 255.0)
-    premult = part[..., :3] * alpha
-    inv = 1.0 - alpha
-    for i in range(frames.shape[0]):
-        region = frames[i, y0:y1, x0:x1]
-        region[...] = np.clip(premult + region * inv + 0.5, 0, 255).astype(np.uint8)
-    return frames
 
 
 @dataclass(frozen=True, eq=False)
