@@ -92,22 +92,24 @@ def _s_curve(x: np.ndarray, amount: float, pivot: float = 0.45) -> np.ndarray:
 
 
 def grade_aurora(rgb: np.ndarray) -> np.ndarray:
-    x = _lgg(rgb, lift=(0.035, 0.02, 0.0), gamma=(1.06, 1.0, 0.95), gain=(1.03, 0.99, 0.90))
-    x = _s_curve(x, 0.35, pivot=0.42)
+    x = _lgg(rgb, lift=(0.03, 0.018, 0.004), gamma=(1.05, 1.0, 0.96), gain=(1.0, 0.975, 0.92))
+    x = _s_curve(x, 0.32, pivot=0.42)
     luma = (x @ REC709_Y)[..., None]
-    hi = _smoothstep(0.45, 1.0, luma)           # amber highlights
+    hi = _smoothstep(0.4, 1.15, luma)           # amber highlights
     sh = 1.0 - _smoothstep(0.0, 0.45, luma)     # warm brown shadows
-    x = x + hi * np.array([0.055, 0.02, -0.05]) + sh * np.array([0.02, 0.004, -0.02])
-    x = _saturation(np.clip(x, 0, 1), 1.12)
-    # filmic shoulder: roll off the last stop so highlights never clip hard
-    x = np.where(x > 0.85, 0.85 + 0.15 * np.tanh((x - 0.85) / 0.15 * 1.1) / np.tanh(1.1), x)
+    x = x + hi * np.array([0.03, 0.01, -0.035]) + sh * np.array([0.015, 0.004, -0.012])
+    x = _saturation(x, 1.12)
+    # filmic shoulder from 0.8 up: highlights roll off smoothly towards 1 and never clip flat
+    s = 0.8
+    x = 1.06 * x
+    x = np.where(x > s, s + (1 - s) * np.tanh((x - s) / (1 - s)), x)
     return np.clip(x, 0.0, 1.0)
 
 
 def grade_qinglan(rgb: np.ndarray) -> np.ndarray:
     x = _saturation(rgb, 0.80)                                      # ink-wash: quieter colour
     x = np.clip(x, 0, 1)
-    x = _lgg(x, lift=(0.045, 0.075, 0.07), gamma=(0.97, 1.04, 1.03), gain=(0.95, 0.99, 0.98))
+    x = _lgg(x, lift=(0.04, 0.065, 0.06), gamma=(0.97, 1.04, 1.03), gain=(0.95, 0.99, 0.98))
     x = _s_curve(x, -0.18, pivot=0.5)                               # lower contrast, soft
     luma = (x @ REC709_Y)[..., None]
     sh = 1.0 - _smoothstep(0.0, 0.55, luma)                          # cool jade shadows
@@ -417,7 +419,7 @@ def _ofl_text(copyright_file: Path, font, extra_copyright: list[str]) -> str:
         joined = " ".join(s.strip() for s in p if s.strip())
         if not joined:
             continue
-        if set(joined) <= set("- ") or joined.isupper() or joined.startswith("SIL OPEN FONT LICENSE"):
+        if len([s for s in p if s.strip()]) == 1 or set(joined) <= set("- ") or joined.startswith("-----"):
             out_paras.append("\n".join(s.strip() for s in p if s.strip()))
         else:
             out_paras.append(textwrap.fill(joined, 72))
@@ -508,7 +510,8 @@ def make_fonts(src: Path) -> dict:
     chars |= {ord(c) for c in _cjk_chars_from_profile(QINGLAN)}
     chars |= {ord(c) for c in "青岚茶 Qinglan Tea" + sample}
     out = QINGLAN / QINGLAN_FONT
-    feats = ["ccmp", "locl", "kern", "palt", "halt", "vert", "vrt2", "vkrn", "vpal", "fwid", "hwid", "pwid",
+    # no 'locl': this is the SC face already, and locl would pull in the JP/KR/TC glyph variants
+    feats = ["ccmp", "kern", "palt", "halt", "vert", "vrt2", "vkrn", "vpal", "fwid", "hwid", "pwid",
              "liga", "calt", "mark", "mkmk"]
     _subset(font, chars, out, feats, hinting=True)
     g, c, miss = _check_cmap(out, sample)
@@ -751,7 +754,7 @@ def karplus_strong(f: float, dur: float, vel: float, rng, bright: float = 0.6, d
     c0, c1, c2 = 0.5 * (1 - frac), 0.5 * (1 - frac) + 0.5 * frac, 0.5 * frac
     g = decay ** (440.0 / f)           # similar decay time across pitches
     excite = rng.uniform(-1, 1, D + 2)
-    excite = sosfilt(butter(1, min(0.45 * SR, 2000 + bright * 9000), fs=SR, output="sos"), excite)
+    excite = sosfilt(butter(2, min(0.45 * SR, 1800 + bright * 5000), fs=SR, output="sos"), excite)
     # pluck position comb: a guzheng is plucked near the bridge -> bright but not harsh
     pos = max(1, int(D * 0.18))
     excite[pos:] -= 0.6 * excite[:-pos]
@@ -766,7 +769,7 @@ def karplus_strong(f: float, dur: float, vel: float, rng, bright: float = 0.6, d
     y = y[D + 2 :][:n]
     t = np.arange(n) / SR
     fade = 0.5 + 0.5 * np.cos(np.pi * np.clip((t - (dur - 0.15)) / 0.15, 0, 1))
-    att = 0.5 - 0.5 * np.cos(np.pi * np.clip(t / 0.0015, 0, 1))
+    att = 0.5 - 0.5 * np.cos(np.pi * np.clip(t / 0.003, 0, 1))
     return y * fade * att * vel
 
 
@@ -850,6 +853,7 @@ def synth_qinglan_breeze() -> np.ndarray:
     mix = 0.62 * pluck + 0.55 * pad
     mix += 0.28 * convolve_stereo(0.6 * pluck + 0.3 * pad, reverb_ir(3.5, 0.75, seed=11, damp_hz=6000))
     mix = sosfilt(butter(2, 40, btype="highpass", fs=SR, output="sos"), mix, axis=0)
+    mix = sosfilt(butter(4, 14000, fs=SR, output="sos"), mix, axis=0)   # headroom for the AAC encoder
     return wrap_loop(mix, loop_n)
 
 
@@ -892,12 +896,12 @@ def master(x: np.ndarray, target_lufs: float, loud: bool) -> np.ndarray:
         return y
     # loud: gentle saturation + limiter, gain searched to hit the target after limiting
     x = x * 10 ** ((-18 - _loudness(x)) / 20)
-    ceiling = -1.5   # AAC adds ~1-1.5 dB of inter-sample overshoot on a dense limited mix
+    ceiling = -1.0   # leaves room for the AAC encoder's overshoot; decoded peaks land just under 0 dBFS
 
     def chain(gain_db: float) -> np.ndarray:
         y = x * 10 ** (gain_db / 20)
-        y = np.tanh(y * 1.2) / 1.2                  # soft-knee saturation glues the plucks
-        return limiter(y, ceiling)
+        y = np.tanh(y * 0.6) / 0.6                  # gentle saturation glues the plucks (limiter sets the ceiling)
+        return limiter(y, ceiling, look_ms=6.0, release_ms=200.0)
 
     lo, hi = 0.0, 24.0
     for _ in range(18):
