@@ -43,7 +43,7 @@ import numpy as np
 from brandstudio.errors import EncodeError
 from brandstudio.frames import check_frames
 
-__all__ = ["write_mp4", "write_text_atomic", "probe", "ffmpeg_exe"]
+__all__ = ["ffmpeg_exe", "probe", "write_mp4", "write_text_atomic"]
 
 
 def ffmpeg_exe() -> str:
@@ -134,7 +134,9 @@ def write_mp4(
     if not fps > 0:
         raise EncodeError(f"`fps` must be positive, got {fps}", file=str(path), value=fps)
     if not re.fullmatch(r"\d+k", audio_bitrate):
-        raise EncodeError(f"`audio_bitrate` must look like '192k', got {audio_bitrate!r}", value=audio_bitrate)
+        raise EncodeError(
+            f"`audio_bitrate` must look like '192k', got {audio_bitrate!r}", value=audio_bitrate
+        )
     if not 0 <= int(crf) <= 51:
         raise EncodeError(f"`crf` must be in 0..51, got {crf}", value=crf)
 
@@ -148,7 +150,7 @@ def write_mp4(
             audio = np.repeat(audio, 2, axis=1)
         if not np.isfinite(audio).all():
             raise EncodeError("`audio` holds NaN or inf samples", file=str(path))
-        n = int(round(T / fps * sample_rate))
+        n = round(T / fps * sample_rate)
         if audio.shape[0] < n:
             audio = np.concatenate([audio, np.zeros((n - audio.shape[0], 2), np.float32)])
         audio = np.ascontiguousarray(np.clip(audio[:n], -1.0, 1.0))
@@ -202,7 +204,9 @@ def write_mp4(
     except BaseException as exc:
         tmp_video.unlink(missing_ok=True)
         if isinstance(exc, Exception):
-            raise EncodeError(f"could not write {path.name}: {type(exc).__name__}: {exc}", file=str(path)) from exc
+            raise EncodeError(
+                f"could not write {path.name}: {type(exc).__name__}: {exc}", file=str(path)
+            ) from exc
         raise
     finally:
         if tmp_audio is not None:
@@ -242,13 +246,18 @@ def probe(path: str | Path) -> dict:
                 "sample_rate": a.codec_context.sample_rate if a else None,
                 "metadata": dict(container.metadata),
             }
-    except Exception as exc:
-        raise EncodeError(f"could not read {path.name}: {type(exc).__name__}: {exc}", file=str(path)) from None
+    except Exception as exc:  # noqa: BLE001 - PyAV/ffmpeg errors of any kind mean unreadable
+        raise EncodeError(
+            f"could not read {path.name}: {type(exc).__name__}: {exc}", file=str(path)
+        ) from None
 
 
 def _probe_ffmpeg(path: Path) -> dict:
     out = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stderr
     info: dict = {
         "video_codec": None, "pix_fmt": None, "width": None, "height": None, "fps": None, "frames": None,
@@ -267,7 +276,7 @@ def _probe_ffmpeg(path: Path) -> dict:
     if m:
         info.update(has_audio=True, audio_codec=m[1], sample_rate=int(m[2]))
     head = out.split("Duration:")[0]
-    for key, value in re.findall(r"^\s{4}(\w+)\s*: (.*)$", head, flags=re.M):
+    for key, value in re.findall(r"^\s{4}(\w+)\s*: (.*)$", head, flags=re.MULTILINE):
         info["metadata"][key] = value
     if info["video_codec"] is None and not info["has_audio"]:
         raise EncodeError(f"could not read {path.name}: not a media file", file=str(path))

@@ -269,9 +269,7 @@ class BrandStudio:
         c = spec.captions
         font = self.profile.path("captions.font")
         if cues:
-            style = CaptionStyle(font=font, size=c.size, colour=c.colour, stroke_colour=c.stroke_colour,
-                                 stroke_width=c.stroke_width, position=c.position, max_lines=c.max_lines,
-                                 safe_area=safe)
+            style = CaptionStyle.from_section(c, font, aspect)
             frames = Captions(tuple(Cue(*cue) for cue in cues), style, fps_out).apply(frames)
         if spec.logo:
             lg = spec.logo

@@ -46,7 +46,7 @@ BASE_MODEL_METADATA_KEY = "brandstudio.base_model"
 """The safetensors metadata key in which a LoRA declares the model family it was trained for."""
 
 _CONVERT_FIX = (
-    "convert it to safetensors once, in a trusted environment: python -c \"import torch; "
+    'convert it to safetensors once, in a trusted environment: python -c "import torch; '
     "from safetensors.torch import save_file; "
     "save_file(torch.load('IN', weights_only=True), 'OUT.safetensors')\""
 )
@@ -157,11 +157,7 @@ def inspect_lora(path: Path, *, profile: str | None = None) -> LoraInfo:
             fix=_CONVERT_FIX.replace("IN", path.name).replace("OUT", path.stem + "-converted"),
         ) from e
     keys = tuple(sorted(shapes))
-    ranks = [
-        shapes[k][0]
-        for k in keys
-        if (".lora_A." in k or ".lora_down." in k) and len(shapes[k]) == 2
-    ]
+    ranks = [shapes[k][0] for k in keys if (".lora_A." in k or ".lora_down." in k) and len(shapes[k]) == 2]
     return LoraInfo(
         path=path,
         keys=keys,
@@ -238,7 +234,16 @@ def check_lora_fits(
             )
 
     # 2. keys for the transformer at all
-    shapes = _diffusers_shapes(info)
+    try:
+        shapes = _diffusers_shapes(info)
+    except Exception as e:  # diffusers' key converters fail with raw KeyError/ValueError
+        raise LoRAError(
+            f"{name} is in the {info.key_format} key format but could not be converted for "
+            f"`{model_family}`: {type(e).__name__}: {e}",
+            fix="use a Wan LoRA in the diffusers, original-Wan (diffusion_model.*) or musubi/kohya "
+            "(lora_unet_*) key format",
+            **where,
+        ) from e
     prefix = "transformer."
     lora_keys = {k: s for k, s in shapes.items() if k.startswith(prefix) and _LORA_SUFFIX.search(k)}
     if not lora_keys:
@@ -255,7 +260,7 @@ def check_lora_fits(
     problems: list[str] = []
     pairs: dict[str, dict[str, tuple[int, ...]]] = {}
     for key, shape in lora_keys.items():
-        module_name = _LORA_SUFFIX.sub("", key[len(prefix):])
+        module_name = _LORA_SUFFIX.sub("", key[len(prefix) :])
         pairs.setdefault(module_name, {})[_LORA_SUFFIX.search(key).group(1)] = shape
     for module_name, factors in sorted(pairs.items()):
         module = modules.get(module_name)

@@ -142,7 +142,9 @@ def _build_pipeline(seed: int):
             ).eval()
 
         transformer, transformer_2 = expert(), expert()
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=12.0)
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=12.0
+    )
     return WanPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
@@ -220,6 +222,21 @@ def _lora_module_names(num_layers: int) -> list[tuple[str, str]]:
     return names
 
 
+def _canonical_header(data: bytes) -> bytes:
+    """Sort the JSON header of serialized safetensors, so equal tensors give equal bytes.
+
+    safetensors writes ``__metadata__`` from a hash map, whose key order varies between runs.
+    The header is rewritten in sorted order and padded with spaces to its original length
+    (which the format allows), so the tensor data and its offsets are untouched.
+    """
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    if len(canonical) > n:  # cannot happen: same content, no extra whitespace
+        return data
+    return data[:8] + canonical.ljust(n, b" ") + data[8 + n :]
+
+
 def make_tiny_lora(
     path: Path,
     *,
@@ -270,7 +287,8 @@ def make_tiny_lora(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(save(tensors, metadata={"brandstudio.base_model": base_model, "format": "pt"}))
+    data = save(tensors, metadata={"brandstudio.base_model": base_model, "format": "pt"})
+    tmp.write_bytes(_canonical_header(data))
     os.replace(tmp, path)
     return path
 

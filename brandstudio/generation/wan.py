@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -116,6 +117,13 @@ def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
             fix="use dtype='auto' (bfloat16 on CUDA, float32 on CPU)",
         )
     return getattr(torch, _DTYPES[dtype])
+
+
+def _dtype_kwargs(dtype) -> dict:
+    """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns); older ones need it."""
+    from diffusers.utils import deprecation_utils
+
+    return {"dtype": dtype} if hasattr(deprecation_utils, "_resolve_dtype") else {"torch_dtype": dtype}
 
 
 def _adapter_key(name: str) -> str:
@@ -224,9 +232,11 @@ class WanGenerator:
             extra = {}
             if self.dtype != torch.float32:
                 extra["vae"] = AutoencoderKLWan.from_pretrained(
-                    source, subfolder="vae", revision=self.revision, torch_dtype=torch.float32
+                    source, subfolder="vae", revision=self.revision, **_dtype_kwargs(torch.float32)
                 )
-            pipe = WanPipeline.from_pretrained(source, revision=self.revision, torch_dtype=self.dtype, **extra)
+            pipe = WanPipeline.from_pretrained(
+                source, revision=self.revision, **_dtype_kwargs(self.dtype), **extra
+            )
             return pipe.to(self.device)
         except torch.OutOfMemoryError as e:
             raise GenerationError(
@@ -305,12 +315,15 @@ class WanGenerator:
             # 3. load it
             for label, _module, into_2, weight in experts:
                 try:
-                    self.pipeline.load_lora_weights(
-                        str(adapter.path),
-                        adapter_name=key,
-                        use_safetensors=True,  # never fall back to unpickling
-                        load_into_transformer_2=into_2,
-                    )
+                    with warnings.catch_warnings():
+                        # peft warns on every adapter after the first; several adapters are intended
+                        warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                        self.pipeline.load_lora_weights(
+                            str(adapter.path),
+                            adapter_name=key,
+                            use_safetensors=True,  # never fall back to unpickling
+                            load_into_transformer_2=into_2,
+                        )
                 except Exception as e:
                     raise LoRAError(
                         f"LoRA `{adapter.name}` ({adapter.path.name}) could not be loaded into `{label}` "
@@ -337,7 +350,11 @@ class WanGenerator:
             return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
         def is_num(v) -> bool:
-            return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) and math.isfinite(v)
+            return (
+                isinstance(v, (int, float, np.floating, np.integer))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+            )
 
         if not isinstance(spec, GenerationSpec):
             raise RequestError(f"`spec` must be a GenerationSpec, got {type(spec).__name__}")
@@ -350,7 +367,9 @@ class WanGenerator:
                 'use "" for no negative prompt',
             )
         if not is_int(spec.seed) or not 0 <= spec.seed <= _MAX_SEED:
-            raise bad("seed", f"`seed` must be an integer in [0, 2**63 - 1], got {spec.seed!r}", "use e.g. seed=0")
+            raise bad(
+                "seed", f"`seed` must be an integer in [0, 2**63 - 1], got {spec.seed!r}", "use e.g. seed=0"
+            )
         pipe = self.pipeline
         main = pipe.transformer if pipe.transformer is not None else pipe.transformer_2
         multiple = pipe.vae_scale_factor_spatial * main.config.patch_size[1]
@@ -385,7 +404,9 @@ class WanGenerator:
                 "flow_shift", f"`flow_shift` must be a number > 0, got {spec.flow_shift!r}", "use e.g. 12.0"
             )
         rope = main.config.rope_max_seq_len
-        grid = max(spec.height // multiple, spec.width // multiple, (n - 1) // pipe.vae_scale_factor_temporal + 1)
+        grid = max(
+            spec.height // multiple, spec.width // multiple, (n - 1) // pipe.vae_scale_factor_temporal + 1
+        )
         if grid > rope:
             raise RequestError(
                 f"{spec.width}x{spec.height}x{n} frames is too large for `{self.model_id}`: its patch grid "
@@ -396,7 +417,9 @@ class WanGenerator:
     def _set_flow_shift(self, flow_shift: float) -> None:
         scheduler = self.pipeline.scheduler
         if scheduler.config.get("flow_shift") != flow_shift:
-            self.pipeline.scheduler = type(scheduler).from_config(scheduler.config, flow_shift=float(flow_shift))
+            self.pipeline.scheduler = type(scheduler).from_config(
+                scheduler.config, flow_shift=float(flow_shift)
+            )
 
     def generate(self, spec: GenerationSpec) -> np.ndarray:
         """Render ``spec`` into frames: ``uint8`` ``(num_frames, height, width, 3)``.
@@ -461,5 +484,7 @@ class WanGenerator:
         frames = from_unit_float(output.frames)
         expected = (spec.num_frames, spec.height, spec.width, 3)
         if frames.shape != expected:
-            raise GenerationError(f"the pipeline returned frames of shape {frames.shape}, expected {expected}")
+            raise GenerationError(
+                f"the pipeline returned frames of shape {frames.shape}, expected {expected}"
+            )
         return frames

@@ -35,9 +35,10 @@ Example:
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -49,14 +50,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from brandstudio.profile.schema import CaptionsSection
 
 __all__ = [
-    "Cue",
     "CaptionStyle",
     "Captions",
+    "Cue",
     "missing_glyphs",
-    "wrap_text",
     "render_cue",
     "srt_text",
     "vtt_text",
+    "wrap_text",
     "write_srt",
     "write_vtt",
 ]
@@ -106,7 +107,7 @@ class Cue:
 
 
 def _timestamp(seconds: float, sep: str) -> str:
-    ms = int(round(seconds * 1000))
+    ms = round(seconds * 1000)
     h, ms = divmod(ms, 3_600_000)
     m, ms = divmod(ms, 60_000)
     s, ms = divmod(ms, 1000)
@@ -152,7 +153,7 @@ def _cmap(font_path: str, mtime: float) -> frozenset[int]:
     try:
         with TTFont(font_path, fontNumber=0, lazy=True) as font:
             cmap = font.getBestCmap()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - fontTools raises many kinds on a corrupt file
         raise AssetError(
             f"could not read the font {Path(font_path).name}: {type(exc).__name__}: {exc}",
             file=font_path,
@@ -171,7 +172,9 @@ def _font_file(font_path: str | Path) -> str:
     path = Path(font_path)
     if not path.is_file():
         raise AssetError(
-            f"font file not found: {path.name}", file=str(path), fix="check the captions font path in brand.toml"
+            f"font file not found: {path.name}",
+            file=str(path),
+            fix="check the captions font path in brand.toml",
         )
     return str(path)
 
@@ -341,10 +344,10 @@ class CaptionStyle:
     def safe_box(self, width: int, height: int) -> tuple[int, int, int, int]:
         """``(left, top, right, bottom)`` pixel bounds of the safe area in a ``width`` x ``height`` frame."""
         return (
-            int(round(self.margin_left * width)),
-            int(round(self.margin_top * height)),
-            width - int(round(self.margin_right * width)),
-            height - int(round(self.margin_bottom * height)),
+            round(self.margin_left * width),
+            round(self.margin_top * height),
+            width - round(self.margin_right * width),
+            height - round(self.margin_bottom * height),
         )
 
 
@@ -359,12 +362,12 @@ def render_cue(text: str, style: CaptionStyle, width: int, height: int) -> tuple
     font_file = _font_file(style.font)
     left, top, right, bottom = style.safe_box(width, height)
     box_w, box_h = right - left, bottom - top
-    base_px = max(6, int(round(style.size * min(width, height))))
+    base_px = max(6, round(style.size * min(width, height)))
     scratch = ImageDraw.Draw(Image.new("L", (1, 1)))
     px = base_px
     while True:
         font = ImageFont.truetype(font_file, px, index=0)
-        stroke = int(round(style.stroke_width * px))
+        stroke = round(style.stroke_width * px)
 
         def measure(line: str, font=font, stroke=stroke) -> float:
             x0, _, x1, _ = scratch.textbbox((0, 0), line, font=font, stroke_width=stroke)
@@ -372,7 +375,7 @@ def render_cue(text: str, style: CaptionStyle, width: int, height: int) -> tuple
 
         lines = wrap_text(text, box_w, measure)
         ascent, descent = font.getmetrics()
-        pitch = int(round((ascent + descent) * style.line_spacing))
+        pitch = round((ascent + descent) * style.line_spacing)
         block_h = pitch * (len(lines) - 1) + ascent + descent + 2 * stroke
         if len(lines) <= style.max_lines and block_h <= box_h:
             break

@@ -31,6 +31,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,7 +42,7 @@ import numpy as np
 from brandstudio.errors import AssetError
 from brandstudio.frames import check_frames
 
-__all__ = ["LUT", "read_lut", "Grade", "INTERPOLATORS"]
+__all__ = ["INTERPOLATORS", "LUT", "Grade", "read_lut"]
 
 #: pixels per chunk of the direct kernel (bounds temporary memory to ~100 MB)
 _CHUNK = 1 << 20
@@ -69,9 +71,14 @@ class LUT:
     def __post_init__(self) -> None:
         table = np.ascontiguousarray(self.table, dtype=np.float32)
         domain = np.asarray(self.domain, dtype=np.float32).reshape(2, 3)
-        if table.ndim == 2 and table.shape[1] == 3 and table.shape[0] >= 2:
-            pass
-        elif table.ndim == 4 and table.shape[-1] == 3 and table.shape[0] == table.shape[1] == table.shape[2] >= 2:
+        if (
+            table.ndim == 2
+            and table.shape[1] == 3
+            and table.shape[0] >= 2
+            or table.ndim == 4
+            and table.shape[-1] == 3
+            and table.shape[0] == table.shape[1] == table.shape[2] >= 2
+        ):
             pass
         else:
             raise ValueError(f"`table` must have shape (N, 3) or (N, N, N, 3), got {table.shape}")
@@ -206,12 +213,12 @@ def read_lut(path: str | Path) -> LUT:
     try:
         import warnings
 
-        import colour
-
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # colour warns at import about optional matplotlib
+            import colour
+
             raw = colour.io.read_LUT(str(path))
-    except Exception as exc:  # colour raises many kinds (ValueError, IndexError, ...)
+    except Exception as exc:  # noqa: BLE001 - colour raises many kinds (ValueError, IndexError, ...)
         raise AssetError(
             f"could not read the LUT {path.name}: {type(exc).__name__}: {exc}",
             file=str(path),
@@ -272,15 +279,18 @@ class Grade:
         _check_method(self.method)
 
     def _grade_uint8(self, pixels: np.ndarray) -> np.ndarray:
-        """``(n, 3)`` uint8 -> ``(n, 3)`` uint8, the direct kernel, a chunk at a time."""
+        """``(n, 3)`` uint8 -> ``(n, 3)`` uint8, the direct kernel, chunks spread over CPU threads."""
         s = np.float32(self.strength)
         out = np.empty_like(pixels)
-        for start in range(0, pixels.shape[0], _CHUNK):
+
+        def run(start: int) -> None:
             src = pixels[start : start + _CHUNK].astype(np.float32) * np.float32(1 / 255)
             graded = self.lut.apply_float(src, self.method)
             if s < 1:
                 graded = src + s * (graded - src)
             out[start : start + _CHUNK] = np.clip(np.rint(graded * 255.0), 0, 255).astype(np.uint8)
+
+        _parallel(run, range(0, pixels.shape[0], _CHUNK))
         return out
 
     def baked(self) -> np.ndarray:
@@ -304,8 +314,24 @@ class Grade:
         table = self.baked()
         out = np.empty_like(frames)
         flat_out = out.reshape(-1, 3)
-        for start in range(0, pixels.shape[0], 4 * _CHUNK):
-            p = pixels[start : start + 4 * _CHUNK]
+        step = 4 * _CHUNK
+
+        def run(start: int) -> None:
+            p = pixels[start : start + step]
             idx = (p[:, 0].astype(np.uint32) << 16) | (p[:, 1].astype(np.uint32) << 8) | p[:, 2]
-            np.take(table, idx, axis=0, out=flat_out[start : start + 4 * _CHUNK])
+            np.take(table, idx, axis=0, out=flat_out[start : start + step])
+
+        _parallel(run, range(0, pixels.shape[0], step))
         return out
+
+
+def _parallel(fn, starts) -> None:
+    """Run ``fn(start)`` for each chunk on a few threads (numpy releases the GIL in the heavy parts)."""
+    starts = list(starts)
+    workers = min(len(starts), os.cpu_count() or 1, 8)
+    if workers <= 1:
+        for start in starts:
+            fn(start)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fn, starts))

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
 from brandstudio.errors import AssetError, PostError
 from brandstudio.frames import check_frames
 
-__all__ = ["composite", "load_logo", "Logo", "label_text", "Label", "LABEL_TEXTS", "CORNERS"]
+__all__ = ["CORNERS", "LABEL_TEXTS", "Label", "Logo", "composite", "label_text", "load_logo"]
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
@@ -63,7 +63,9 @@ def _margins(margins) -> Margins:
         margins = (margins.top, margins.bottom, margins.left, margins.right)
     m = tuple(float(v) for v in margins)
     if len(m) != 4 or any(not 0 <= v < 0.5 for v in m):
-        raise ValueError(f"`margins` must be 4 fractions (top, bottom, left, right) in [0, 0.5), got {margins}")
+        raise ValueError(
+            f"`margins` must be 4 fractions (top, bottom, left, right) in [0, 0.5), got {margins}"
+        )
     return m  # type: ignore[return-value]
 
 
@@ -72,8 +74,8 @@ def _corner_xy(position: str, w: int, h: int, W: int, H: int, margins: Margins) 
         raise ValueError(f"`position` must be one of {', '.join(CORNERS)}, got {position!r}")
     top, bottom, left, right = margins
     vert, horiz = position.split("-")
-    x = int(round(left * W)) if horiz == "left" else W - int(round(right * W)) - w
-    y = int(round(top * H)) if vert == "top" else H - int(round(bottom * H)) - h
+    x = round(left * W) if horiz == "left" else W - round(right * W) - w
+    y = round(top * H) if vert == "top" else H - round(bottom * H) - h
     return x, y
 
 
@@ -89,7 +91,9 @@ def load_logo(path: str | Path) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise AssetError(f"logo file not found: {path.name}", file=str(path), fix="check the logo path in brand.toml")
+        raise AssetError(
+            f"logo file not found: {path.name}", file=str(path), fix="check the logo path in brand.toml"
+        )
     try:
         with Image.open(path) as img:
             img.load()
@@ -101,7 +105,9 @@ def load_logo(path: str | Path) -> np.ndarray:
             fix="export the logo again as a PNG with an alpha channel",
         ) from None
     if rgba.shape[0] < 2 or rgba.shape[1] < 2:
-        raise AssetError(f"the logo {path.name} is too small ({rgba.shape[1]}x{rgba.shape[0]})", file=str(path))
+        raise AssetError(
+            f"the logo {path.name} is too small ({rgba.shape[1]}x{rgba.shape[0]})", file=str(path)
+        )
     return np.ascontiguousarray(rgba)
 
 
@@ -151,8 +157,8 @@ class Logo:
 
     def render(self, width: int, height: int) -> tuple[np.ndarray, int, int]:
         """The resized logo and its top-left corner in a ``width`` x ``height`` frame."""
-        w = max(2, int(round(self.scale * min(width, height))))
-        h = max(2, int(round(w * self.rgba.shape[0] / self.rgba.shape[1])))
+        w = max(2, round(self.scale * min(width, height)))
+        h = max(2, round(w * self.rgba.shape[0] / self.rgba.shape[1]))
         img = _resize_rgba(self.rgba, w, h)
         x, y = _corner_xy(self.position, w, h, width, height, self.margins)
         return img, x, y
@@ -242,16 +248,16 @@ class Label:
         """The label image (RGBA) and its top-left corner in a ``width`` x ``height`` frame."""
         from PIL import Image, ImageDraw, ImageFont
 
-        px = max(10, int(round(self.size * min(width, height))))
+        px = max(10, round(self.size * min(width, height)))
         font = ImageFont.truetype(str(self.font_path), px, index=0)
         probe = ImageDraw.Draw(Image.new("L", (1, 1)))
         x0, y0, x1, y1 = probe.textbbox((0, 0), self.text, font=font)
-        pad = max(3, int(round(px * 0.4)))
+        pad = max(3, round(px * 0.4))
         w, h = (x1 - x0) + 2 * pad, (y1 - y0) + 2 * pad
         img = Image.new("RGBA", (w, h), (0, 0, 0, 0))
         draw = ImageDraw.Draw(img)
         draw.rounded_rectangle(
-            (0, 0, w - 1, h - 1), radius=max(2, pad * 0.8), fill=(0, 0, 0, int(round(255 * self.box_opacity)))
+            (0, 0, w - 1, h - 1), radius=max(2, pad * 0.8), fill=(0, 0, 0, round(255 * self.box_opacity))
         )
         draw.text((pad - x0, pad - y0), self.text, font=font, fill=(255, 255, 255, 255))
         x, y = _corner_xy(self.position, w, h, width, height, self.margins)

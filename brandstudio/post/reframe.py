@@ -19,7 +19,7 @@ import numpy as np
 from brandstudio.frames import check_frames
 from brandstudio.profile.schema import parse_aspect
 
-__all__ = ["Reframe", "delivery_size", "crop_box", "ANCHORS"]
+__all__ = ["ANCHORS", "Reframe", "crop_box", "delivery_size"]
 
 #: where the crop window sits when the frame is wider/taller than the aspect
 ANCHORS = ("center", "left", "right", "top", "bottom")
@@ -39,9 +39,9 @@ def delivery_size(aspect: str, short_side: int) -> tuple[int, int]:
         raise ValueError(f"`short_side` must be a positive even number, got {short_side}")
     aw, ah = parse_aspect(aspect)
     if aw >= ah:
-        long_side = int(round(short_side * aw / ah / 2)) * 2
+        long_side = round(short_side * aw / ah / 2) * 2
         return long_side, short_side
-    long_side = int(round(short_side * ah / aw / 2)) * 2
+    long_side = round(short_side * ah / aw / 2) * 2
     return short_side, long_side
 
 

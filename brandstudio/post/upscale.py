@@ -14,15 +14,15 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from brandstudio.frames import check_frames
 
-__all__ = ["Upscale", "UPSCALERS"]
+__all__ = ["UPSCALERS", "Upscale"]
 
 
 def _pil(resample: int) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray]:
@@ -52,7 +52,9 @@ class Upscale:
 
     def __post_init__(self) -> None:
         if self.method not in UPSCALERS:
-            raise ValueError(f"unknown upscale method {self.method!r}; use one of {', '.join(sorted(UPSCALERS))}")
+            raise ValueError(
+                f"unknown upscale method {self.method!r}; use one of {', '.join(sorted(UPSCALERS))}"
+            )
         for name in ("width", "height"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value <= 0:

@@ -31,5 +31,6 @@ def compose_prompt(body: str, *, style: str = "", triggers: Iterable[str] = (), 
 
 
 def compose_negative(template_negative: str, brand_negative: str) -> str:
-    """Template negatives then the brand's, de-duplicated."""
-    return _join([template_negative, brand_negative], ", ")
+    """Template negatives then the brand's, each term once."""
+    terms = [t for part in (template_negative, brand_negative) for t in part.replace("，", ",").split(",")]
+    return _join(terms, ", ")

@@ -1,0 +1,77 @@
+"""Benchmark: the README demo render, stage by stage, on this machine.
+
+Runs `BrandStudio(profile).render("product-hero", ...)` at the profile's full delivery settings
+(5 s, 720p short side) for each demo profile, a cold run (model load included) and a warm
+run (model loaded), and prints a Markdown table to paste into bench/RESULTS.md.
+
+    python bench/demo_render.py [--repeat 2] [--aspect 9:16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--aspect", default="9:16")
+    args = ap.parse_args()
+
+    from brandstudio import BrandStudio
+    from brandstudio.generation.tiny import tiny_model_dir
+
+    t0 = time.perf_counter()
+    tiny_model_dir()
+    build = time.perf_counter() - t0
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, product in (("aurora-coffee", "Night Roast"), ("qinglan-tea", "明前龙井")):
+            t0 = time.perf_counter()
+            studio = BrandStudio(REPO / "brand_profiles" / name, output_dir=tmp)
+            load = time.perf_counter() - t0
+            for i in range(args.repeat):
+                t0 = time.perf_counter()
+                r = studio.render("product-hero", product=product, aspect=args.aspect, seed=42 + i)
+                total = time.perf_counter() - t0
+                rows.append((name, "cold" if i == 0 else "warm", load if i == 0 else 0.0, r, total))
+
+    stages = ["prompt", "safety", "generation", "post", "music", "encode"]
+    print(f"\n### Demo render, stage by stage ({date.today()}, {machine()})\n")
+    print(f"tiny model build/check: {build:.2f} s (first run on a machine builds it once)\n")
+    print("| profile | run | profile load | " + " | ".join(stages) + " | total | clip |")
+    print("|---|---|---|" + "---|" * len(stages) + "---|---|")
+    for name, run, load, r, total in rows:
+        cells = " | ".join(f"{r.timings.get(s, 0.0):.2f}" for s in stages)
+        print(f"| {name} | {run} | {load:.2f} | {cells} | {total:.2f} | {r.width}×{r.height}, "
+              f"{r.duration:.2f} s, {r.generation['num_frames']} generated frames {r.generation['width']}×"
+              f"{r.generation['height']}, {r.generation['steps']} steps |")
+    print("\n(seconds; 'cold' includes loading the pipeline and LoRAs inside `generation`)")
+
+
+if __name__ == "__main__":
+    main()
