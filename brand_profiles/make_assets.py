@@ -36,7 +36,6 @@ The output is deterministic: fixed random seeds, no timestamps in the fonts, bit
 from __future__ import annotations
 
 import argparse
-import io
 import re
 import subprocess
 import sys

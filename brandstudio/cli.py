@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -57,12 +56,12 @@ def render(
     profile: Path = typer.Argument(..., help="brand profile directory"),
     template: str = typer.Argument(..., help="template name (see `brandstudio templates list`)"),
     var: list[str] = typer.Option([], "--var", "-v", help="template variable NAME=VALUE (repeatable)"),
-    aspect: Optional[str] = typer.Option(None, "--aspect", "-a", help="16:9, 9:16, 1:1 or 4:5"),
-    seed: Optional[int] = typer.Option(None, help="generation seed (default: derived from the brief)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="MP4 path"),
+    aspect: str | None = typer.Option(None, "--aspect", "-a", help="16:9, 9:16, 1:1 or 4:5"),
+    seed: int | None = typer.Option(None, help="generation seed (default: derived from the brief)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="MP4 path"),
     output_dir: Path = typer.Option(Path("renders"), help="where clips go when --output is not given"),
-    duration: Optional[float] = typer.Option(None, help="seconds (default: the profile's)"),
-    resolution: Optional[int] = typer.Option(None, help="delivered shorter side in px (default: the profile's)"),
+    duration: float | None = typer.Option(None, help="seconds (default: the profile's)"),
+    resolution: int | None = typer.Option(None, help="delivered shorter side in px (default: the profile's)"),
     device: str = typer.Option("auto", help="auto, cuda or cpu"),
     as_json: bool = typer.Option(False, "--json", help="print the RenderResult as JSON"),
 ) -> None:
@@ -141,7 +140,7 @@ def profile_schema() -> None:
 
 
 @templates_app.command("list")
-def templates_list(profile: Optional[Path] = typer.Option(None, help="include this profile's own templates")) -> None:
+def templates_list(profile: Path | None = typer.Option(None, help="include this profile's own templates")) -> None:
     """List templates with their variables."""
     from .prompts.templates import TemplateLibrary, shared_templates_dir
 

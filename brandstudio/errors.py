@@ -37,18 +37,18 @@ Example:
 from __future__ import annotations
 
 __all__ = [
-    "BrandStudioError",
-    "ProfileError",
-    "ProfileNotFound",
     "AssetError",
-    "TemplateError",
-    "RequestError",
-    "SafetyViolation",
+    "BrandStudioError",
+    "EncodeError",
     "GenerationError",
     "LoRAError",
-    "PostError",
-    "EncodeError",
     "MissingDependency",
+    "PostError",
+    "ProfileError",
+    "ProfileNotFound",
+    "RequestError",
+    "SafetyViolation",
+    "TemplateError",
 ]
 
 

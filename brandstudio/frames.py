@@ -20,7 +20,7 @@ import numpy as np
 
 Frames = np.ndarray  # uint8, (T, H, W, 3)
 
-__all__ = ["Frames", "check_frames", "to_float", "to_uint8", "from_unit_float"]
+__all__ = ["Frames", "check_frames", "from_unit_float", "to_float", "to_uint8"]
 
 
 def check_frames(frames: np.ndarray, *, name: str = "frames") -> np.ndarray:

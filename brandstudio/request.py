@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -62,18 +63,18 @@ class RenderRequest(BaseModel):
             raise ValueError(f"`resolution` must be even (H.264 yuv420p), got {v}")
         return v
 
-    def with_variables(self, **values: Any) -> "RenderRequest":
+    def with_variables(self, **values: Any) -> RenderRequest:
         """A copy with these variables set (others kept)."""
         return self.model_copy(update={"variables": {**self.variables, **values}})
 
-    def with_aspect(self, aspect: str) -> "RenderRequest":
+    def with_aspect(self, aspect: str) -> RenderRequest:
         parse_aspect(aspect)
         return self.model_copy(update={"aspect": aspect})
 
-    def with_seed(self, seed: int) -> "RenderRequest":
+    def with_seed(self, seed: int) -> RenderRequest:
         return self.model_copy(update={"seed": seed})
 
-    def with_output(self, output: str | Path) -> "RenderRequest":
+    def with_output(self, output: str | Path) -> RenderRequest:
         return self.model_copy(update={"output": Path(output)})
 
 

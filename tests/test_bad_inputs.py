@@ -48,7 +48,7 @@ CASES = [
     ("bad-hex", dict(edit=sub('"#3B2A20"', '"brown"')), {}, ProfileError, "colour.palette", "brand.toml"),
     ("missing-section", dict(edit=lambda t: t.split("[captions]")[0] + "[logo]" + t.split("[logo]")[1]), {},
      ProfileError, "captions", "brand.toml"),
-    ("bad-regex", dict(edit=sub('pattern = "\\\\b(best', 'pattern = "(best')), {}, ProfileError,
+    ("bad-regex", dict(edit=sub('pattern = "\\\\b(best', 'pattern = "\\\\b((best')), {}, ProfileError,
      "safety.rules[1].pattern", "brand.toml"),
     ("width-not-16", dict(edit=sub("width = 256", "width = 250")), {}, ProfileError, "model", "brand.toml"),
     ("missing-lut", dict(edit=sub("luts/aurora-warm.cube", "luts/nope.cube")), {}, AssetError, "colour.lut",

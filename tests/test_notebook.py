@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+from helpers import REPO, probe
 from nbclient import NotebookClient
-
-from conftest import REPO, probe
 
 
 def test_quickstart_notebook_executes(tmp_path, monkeypatch):

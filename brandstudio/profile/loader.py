@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Mapping
 
+import tomllib
 from pydantic import ValidationError
 
 from ..errors import AssetError, BrandStudioError, ProfileError, ProfileNotFound
 from .schema import BrandProfileSpec
 
-__all__ = ["Asset", "BrandProfile", "load_profile", "PROFILE_FILE"]
+__all__ = ["PROFILE_FILE", "Asset", "BrandProfile", "load_profile"]
 
 PROFILE_FILE = "brand.toml"
 _PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"}

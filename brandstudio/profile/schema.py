@@ -21,24 +21,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "ASPECT_RATIOS",
+    "AudioSection",
+    "BrandProfileSpec",
     "BrandSection",
-    "ModelSection",
-    "LoraSpec",
-    "StyleSection",
+    "CaptionsSection",
     "ColourSection",
+    "LabelSection",
+    "LogoSection",
+    "LoraSpec",
+    "ModelSection",
+    "OutputSection",
     "PromptSection",
+    "SafeArea",
     "SafetyRule",
     "SafetySection",
-    "SafeArea",
-    "CaptionsSection",
-    "LogoSection",
-    "AudioSection",
-    "LabelSection",
-    "OutputSection",
     "SceneSpec",
-    "BrandProfileSpec",
-    "profile_json_schema",
+    "StyleSection",
     "parse_aspect",
+    "profile_json_schema",
 ]
 
 #: aspect ratios a clip can be delivered in, as "W:H".
@@ -94,7 +94,7 @@ class ModelSection(_Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     @model_validator(mode="after")
-    def _shapes(self) -> "ModelSection":
+    def _shapes(self) -> ModelSection:
         for name in ("width", "height"):
             if getattr(self, name) % 16:
                 raise ValueError(f"`{name}` must be divisible by 16, got {getattr(self, name)}")

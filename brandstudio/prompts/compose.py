@@ -10,9 +10,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
-__all__ = ["compose_prompt", "compose_negative"]
+__all__ = ["compose_negative", "compose_prompt"]
 
 
 def _join(parts: Iterable[str], sep: str) -> str:

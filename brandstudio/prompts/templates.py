@@ -41,11 +41,12 @@ Example:
 
 from __future__ import annotations
 
-import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Literal
 
+import tomllib
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -53,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..errors import TemplateError
 
-__all__ = ["VariableSpec", "CueSpec", "TemplateSpec", "PromptTemplate", "RenderedTemplate", "TemplateLibrary"]
+__all__ = ["CueSpec", "PromptTemplate", "RenderedTemplate", "TemplateLibrary", "TemplateSpec", "VariableSpec"]
 
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 MAX_VALUE_LENGTH = 300
@@ -80,7 +81,7 @@ class CueSpec(_Model):
     text: str = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _order(self) -> "CueSpec":
+    def _order(self) -> CueSpec:
         if self.end <= self.start:
             raise ValueError(f"cue `end` ({self.end}) must be after `start` ({self.start})")
         return self
@@ -125,7 +126,7 @@ class PromptTemplate:
     spec: TemplateSpec
 
     @classmethod
-    def load(cls, path: Path) -> "PromptTemplate":
+    def load(cls, path: Path) -> PromptTemplate:
         name = path.stem
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -245,3 +245,14 @@ def test_lora_for_tiny_made_on_the_fly(tiny_gen, spec, tmp_path):
     path = make_tiny_lora(tmp_path / "fresh.safetensors", seed=55)
     gen = WanGenerator("tiny", device="cpu", loras=[_lora(path, name="fresh")])
     assert _diff(tiny_gen.generate(spec), gen.generate(spec)) > 1.0
+
+
+def test_bfloat16_keeps_the_vae_in_float32(spec):
+    """The CUDA default path (bf16 experts, fp32 VAE), exercised on the CPU."""
+    gen = WanGenerator("tiny", device="cpu", dtype="bf16", loras=[_lora(high=1.0, low=0.5)])
+    assert gen.pipeline.transformer.dtype == torch.bfloat16
+    assert gen.pipeline.transformer_2.dtype == torch.bfloat16
+    assert gen.pipeline.vae.dtype == torch.float32
+    frames = gen.generate(spec)
+    assert frames.shape == (5, 48, 64, 3) and frames.dtype == np.uint8
+    assert np.array_equal(frames, gen.generate(spec))
