@@ -67,9 +67,11 @@ def main() -> None:
     print("|---|---|---|" + "---|" * len(stages) + "---|---|")
     for name, run, load, r, total in rows:
         cells = " | ".join(f"{r.timings.get(s, 0.0):.2f}" for s in stages)
-        print(f"| {name} | {run} | {load:.2f} | {cells} | {total:.2f} | {r.width}×{r.height}, "
-              f"{r.duration:.2f} s, {r.generation['num_frames']} generated frames {r.generation['width']}×"
-              f"{r.generation['height']}, {r.generation['steps']} steps |")
+        print(
+            f"| {name} | {run} | {load:.2f} | {cells} | {total:.2f} | {r.width}×{r.height}, "
+            f"{r.duration:.2f} s, {r.generation['num_frames']} generated frames {r.generation['width']}×"
+            f"{r.generation['height']}, {r.generation['steps']} steps |"
+        )
     print("\n(seconds; 'cold' includes loading the pipeline and LoRAs inside `generation`)")
 
 

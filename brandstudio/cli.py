@@ -23,8 +23,12 @@ from rich.table import Table
 
 from .errors import BrandStudioError
 
-app = typer.Typer(help="Brand-consistent marketing video.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Brand-consistent marketing video.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 profile_app = typer.Typer(help="Validate, inspect and document brand profiles.", no_args_is_help=True)
 templates_app = typer.Typer(help="Prompt templates.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
@@ -71,16 +75,26 @@ def render(
     try:
         studio = BrandStudio(profile, output_dir=output_dir, device=device)
         with err.status(f"rendering {template} for {studio.profile.name}…"):
-            result = studio.render(template, aspect=aspect, seed=seed, output=output, duration=duration,
-                                   resolution=resolution, **_parse_vars(var))
+            result = studio.render(
+                template,
+                aspect=aspect,
+                seed=seed,
+                output=output,
+                duration=duration,
+                resolution=resolution,
+                **_parse_vars(var),
+            )
     except BrandStudioError as exc:
         _fail(exc)
     if as_json:
         print(result.to_json())
         return
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
-    err.print(f"[green]rendered[/] {result.width}×{result.height} {result.duration:.2f}s @ {result.fps} fps, "
-              f"seed {result.seed} ({timings})", highlight=False)
+    err.print(
+        f"[green]rendered[/] {result.width}×{result.height} {result.duration:.2f}s @ {result.fps} fps, "
+        f"seed {result.seed} ({timings})",
+        highlight=False,
+    )
     print(result.path)
 
 
@@ -98,8 +112,11 @@ def profile_validate(paths: list[Path] = typer.Argument(..., help="one or more p
             err.print(f"[bold red]invalid[/] {p}", highlight=False)
             err.print(str(exc), markup=False, highlight=False)
             continue
-        out.print(f"[green]valid[/] {p}  {prof.id}  fingerprint {prof.fingerprint[:16]}  "
-                  f"({len(prof.assets)} assets)", highlight=False)
+        out.print(
+            f"[green]valid[/] {p}  {prof.id}  fingerprint {prof.fingerprint[:16]}  "
+            f"({len(prof.assets)} assets)",
+            highlight=False,
+        )
     if failed:
         raise typer.Exit(2)
 
@@ -118,13 +135,22 @@ def profile_show(path: Path, as_json: bool = typer.Option(False, "--json", help=
         print(json.dumps(summary, indent=2, ensure_ascii=False))
         return
     s = prof.spec
-    out.print(f"[bold]{s.brand.name}[/] ({s.brand.id}) v{s.brand.version}  language {s.brand.language}  "
-              f"region {s.brand.region}", highlight=False)
+    out.print(
+        f"[bold]{s.brand.name}[/] ({s.brand.id}) v{s.brand.version}  language {s.brand.language}  "
+        f"region {s.brand.region}",
+        highlight=False,
+    )
     out.print(f"fingerprint {prof.fingerprint}", highlight=False)
-    out.print(f"model {s.model.id}  preset {s.model.preset}  steps {s.model.steps}  "
-              f"guidance {s.model.guidance_high}/{s.model.guidance_low}  shift {s.model.flow_shift}", highlight=False)
-    out.print(f"output {', '.join(s.output.aspects)}  {s.output.resolution}p  {s.output.fps} fps  "
-              f"{s.output.duration}s", highlight=False)
+    out.print(
+        f"model {s.model.id}  preset {s.model.preset}  steps {s.model.steps}  "
+        f"guidance {s.model.guidance_high}/{s.model.guidance_low}  shift {s.model.flow_shift}",
+        highlight=False,
+    )
+    out.print(
+        f"output {', '.join(s.output.aspects)}  {s.output.resolution}p  {s.output.fps} fps  "
+        f"{s.output.duration}s",
+        highlight=False,
+    )
     table = Table("field", "file", "sha256", "bytes")
     for k, a in summary["assets"].items():
         table.add_row(k, a["file"], a["sha256"][:16], str(a["bytes"]))
@@ -140,7 +166,9 @@ def profile_schema() -> None:
 
 
 @templates_app.command("list")
-def templates_list(profile: Path | None = typer.Option(None, help="include this profile's own templates")) -> None:
+def templates_list(
+    profile: Path | None = typer.Option(None, help="include this profile's own templates"),
+) -> None:
     """List templates with their variables."""
     from .prompts.templates import TemplateLibrary, shared_templates_dir
 
@@ -153,8 +181,10 @@ def templates_list(profile: Path | None = typer.Option(None, help="include this 
         _fail(exc)
     table = Table("template", "description", "variables", "cues", "source")
     for t in templates:
-        vars_ = ", ".join(f"{k}: {v.type}" + ("" if v.required else f" = {v.default!r}")
-                          for k, v in t.spec.variables.items())
+        vars_ = ", ".join(
+            f"{k}: {v.type}" + ("" if v.required else f" = {v.default!r}")
+            for k, v in t.spec.variables.items()
+        )
         table.add_row(t.name, t.spec.description, vars_, str(len(t.spec.captions)), str(t.path.parent))
     out.print(table)
 

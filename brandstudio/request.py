@@ -115,11 +115,15 @@ class RenderResult(BaseModel):
 
     def _repr_html_(self) -> str:
         data = base64.b64encode(self.path.read_bytes()).decode("ascii")
-        cap = html.escape(f"{self.profile_id} · {self.template} · {self.aspect} · seed {self.seed} · "
-                          f"{self.duration:.2f}s @ {self.fps} fps · {self.width}×{self.height}")
+        cap = html.escape(
+            f"{self.profile_id} · {self.template} · {self.aspect} · seed {self.seed} · "
+            f"{self.duration:.2f}s @ {self.fps} fps · {self.width}×{self.height}"
+        )
         max_w = 360 if self.height > self.width else 640
-        return (f'<figure style="margin:0"><video controls loop style="max-width:{max_w}px" '
-                f'src="data:video/mp4;base64,{data}"></video><figcaption>{cap}</figcaption></figure>')
+        return (
+            f'<figure style="margin:0"><video controls loop style="max-width:{max_w}px" '
+            f'src="data:video/mp4;base64,{data}"></video><figcaption>{cap}</figcaption></figure>'
+        )
 
     def __str__(self) -> str:
         return f"{self.path} ({self.width}x{self.height}, {self.duration:.2f}s @ {self.fps} fps, seed {self.seed})"

@@ -64,16 +64,26 @@ class BrandStudio:
         device: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
     """
 
-    def __init__(self, profile: str | Path | BrandProfile, *, output_dir: str | Path = "renders",
-                 generator=None, device: str = "auto") -> None:
+    def __init__(
+        self,
+        profile: str | Path | BrandProfile,
+        *,
+        output_dir: str | Path = "renders",
+        generator=None,
+        device: str = "auto",
+    ) -> None:
         self.profile = profile if isinstance(profile, BrandProfile) else load_profile(profile)
         self.output_dir = Path(output_dir)
         self.device = device
         self._generator = generator
         self.templates = TemplateLibrary([self.profile.root / "templates", shared_templates_dir()])
         s = self.profile.spec.safety
-        self.rules = TextRules(blocked_terms=s.blocked_terms, competitors=s.competitors,
-                               competitor_action=s.competitor_action, rules=s.rules)
+        self.rules = TextRules(
+            blocked_terms=s.blocked_terms,
+            competitors=s.competitors,
+            competitor_action=s.competitor_action,
+            rules=s.rules,
+        )
 
     def __repr__(self) -> str:
         return f"BrandStudio({self.profile.id!r}, fingerprint={self.profile.fingerprint[:12]})"
@@ -87,19 +97,39 @@ class BrandStudio:
 
             m = self.profile.spec.model
             loras = [
-                LoraAdapter(name=lo.name, path=self.profile.path(f"style.loras[{i}].file"),
-                            weight_high=lo.weight_high, weight_low=lo.weight_low, base_model=lo.base_model)
+                LoraAdapter(
+                    name=lo.name,
+                    path=self.profile.path(f"style.loras[{i}].file"),
+                    weight_high=lo.weight_high,
+                    weight_low=lo.weight_low,
+                    base_model=lo.base_model,
+                )
                 for i, lo in enumerate(self.profile.spec.style.loras)
             ]
-            self._generator = WanGenerator(m.id, loras=loras, revision=m.revision, device=self.device,
-                                           dtype=m.dtype, boundary_ratio=m.boundary_ratio)
+            self._generator = WanGenerator(
+                m.id,
+                loras=loras,
+                revision=m.revision,
+                device=self.device,
+                dtype=m.dtype,
+                boundary_ratio=m.boundary_ratio,
+            )
         return self._generator
 
     # -- public API -------------------------------------------------------------------------
 
-    def render(self, request: str | RenderRequest, /, *, aspect: str | None = None, seed: int | None = None,
-               output: str | Path | None = None, duration: float | None = None,
-               resolution: int | None = None, **variables: Any) -> RenderResult:
+    def render(
+        self,
+        request: str | RenderRequest,
+        /,
+        *,
+        aspect: str | None = None,
+        seed: int | None = None,
+        output: str | Path | None = None,
+        duration: float | None = None,
+        resolution: int | None = None,
+        **variables: Any,
+    ) -> RenderResult:
         """Render one clip.
 
         ``request`` is a template name (then the keyword arguments fill the request) or a
@@ -110,18 +140,33 @@ class BrandStudio:
             req = request
         else:
             try:
-                req = RenderRequest(template=request, variables=variables, aspect=aspect, seed=seed,
-                                    output=Path(output) if output else None, duration=duration,
-                                    resolution=resolution)
+                req = RenderRequest(
+                    template=request,
+                    variables=variables,
+                    aspect=aspect,
+                    seed=seed,
+                    output=Path(output) if output else None,
+                    duration=duration,
+                    resolution=resolution,
+                )
             except ValidationError as exc:
                 err = exc.errors(include_url=False)[0]
                 name = ".".join(str(p) for p in err["loc"])
                 if name.startswith("variables."):
-                    raise RequestError(f"invalid template variable `{name}`: {err['msg']}", profile=self.profile.id,
-                                       field=name, value=err.get("input"), fix="pass plain str/int/float/bool values") from None
-                raise RequestError(f"invalid `{name}`: {err['msg'].removeprefix('Value error, ')}",
-                                   profile=self.profile.id, field=name, value=err.get("input"),
-                                   fix="see help(BrandStudio.render) for the accepted values") from None
+                    raise RequestError(
+                        f"invalid template variable `{name}`: {err['msg']}",
+                        profile=self.profile.id,
+                        field=name,
+                        value=err.get("input"),
+                        fix="pass plain str/int/float/bool values",
+                    ) from None
+                raise RequestError(
+                    f"invalid `{name}`: {err['msg'].removeprefix('Value error, ')}",
+                    profile=self.profile.id,
+                    field=name,
+                    value=err.get("input"),
+                    fix="see help(BrandStudio.render) for the accepted values",
+                ) from None
         try:
             return self._render(req)
         except BrandStudioError as exc:
@@ -145,9 +190,14 @@ class BrandStudio:
         # 1. request: fill defaults from the profile
         aspect = req.aspect or spec.output.aspects[0]
         if aspect not in spec.output.aspects:
-            raise RequestError(f"aspect ratio {aspect!r} is not enabled for this profile", profile=pid,
-                               file="brand.toml", field="output.aspects", value=aspect,
-                               fix=f"use one of {list(spec.output.aspects)} or add it to output.aspects")
+            raise RequestError(
+                f"aspect ratio {aspect!r} is not enabled for this profile",
+                profile=pid,
+                file="brand.toml",
+                field="output.aspects",
+                value=aspect,
+                fix=f"use one of {list(spec.output.aspects)} or add it to output.aspects",
+            )
         duration = req.duration or spec.output.duration
         short_side = req.resolution or spec.output.resolution
         fps = spec.output.fps
@@ -156,8 +206,9 @@ class BrandStudio:
         with timer.stage("prompt"):
             rendered = self.templates.get(req.template).render(req.variables)
             triggers = [w for lo in spec.style.loras for w in lo.trigger_words]
-            prompt = compose_prompt(rendered.prompt, style=spec.prompt.style, triggers=triggers,
-                                    language=spec.brand.language)
+            prompt = compose_prompt(
+                rendered.prompt, style=spec.prompt.style, triggers=triggers, language=spec.brand.language
+            )
             negative = compose_negative(rendered.negative, spec.prompt.negative)
             cues = rendered.scaled_cues(duration)
             seed = req.seed if req.seed is not None else _derived_seed(req.template, rendered.variables)
@@ -165,8 +216,11 @@ class BrandStudio:
 
         # 3. safety: rules on the final prompt and every caption; glyph coverage of the font
         with timer.stage("safety"):
-            verdicts = check_texts(self.rules, [("prompt", prompt)]
-                                   + [(f"caption[{i}]", c[2]) for i, c in enumerate(cues)], profile=pid)
+            verdicts = check_texts(
+                self.rules,
+                [("prompt", prompt)] + [(f"caption[{i}]", c[2]) for i, c in enumerate(cues)],
+                profile=pid,
+            )
             self._check_glyphs([c[2] for c in cues] + ([label] if label else []))
 
         # 4. generation
@@ -193,12 +247,25 @@ class BrandStudio:
             self._encode(out, frames, fps, audio, cues, prompt, seed, label)
 
         result = RenderResult(
-            path=out, subtitles=out.with_suffix(".srt") if cues else None, duration=round(len(frames) / fps, 4),
-            fps=fps, width=width, height=height, aspect=aspect, template=req.template,
-            variables=dict(rendered.variables), prompt=prompt, negative_prompt=negative, seed=seed,
-            model_id=self.generator.model_id, profile_id=pid, profile_fingerprint=self.profile.fingerprint,
+            path=out,
+            subtitles=out.with_suffix(".srt") if cues else None,
+            duration=round(len(frames) / fps, 4),
+            fps=fps,
+            width=width,
+            height=height,
+            aspect=aspect,
+            template=req.template,
+            variables=dict(rendered.variables),
+            prompt=prompt,
+            negative_prompt=negative,
+            seed=seed,
+            model_id=self.generator.model_id,
+            profile_id=pid,
+            profile_fingerprint=self.profile.fingerprint,
             generation=dataclasses.asdict(gen_spec),
-            timings=timer.timings, safety=tuple(v.as_dict() for v in verdicts), label=label,
+            timings=timer.timings,
+            safety=tuple(v.as_dict() for v in verdicts),
+            label=label,
         )
         from .encode import write_text_atomic
 
@@ -224,8 +291,11 @@ class BrandStudio:
         if missing:
             raise PostError(
                 f"the caption font has no glyph for {''.join(missing)!r} (it would render as boxes)",
-                profile=self.profile.id, file=self.profile.assets["captions.font"].rel, field="captions.font",
-                value="".join(missing), fix="use a font that covers these characters, or change the caption text",
+                profile=self.profile.id,
+                file=self.profile.assets["captions.font"].rel,
+                field="captions.font",
+                value="".join(missing),
+                fix="use a font that covers these characters, or change the caption text",
             )
 
     def _generation_spec(self, prompt: str, negative: str, seed: int, aspect: str, duration: float):
@@ -239,13 +309,25 @@ class BrandStudio:
         if num_frames > m.max_frames:
             raise RequestError(
                 f"a {duration:g} s clip needs {num_frames} frames at {m.fps} fps, more than the "
-                f"{m.max_frames} the model makes in one shot", profile=self.profile.id, file="brand.toml",
-                field="output.duration", value=duration,
+                f"{m.max_frames} the model makes in one shot",
+                profile=self.profile.id,
+                file="brand.toml",
+                field="output.duration",
+                value=duration,
                 fix=f"ask for at most {(m.max_frames - 1) / m.fps:g} s, or raise model.max_frames",
             )
-        return GenerationSpec(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height,
-                              num_frames=num_frames, steps=m.steps, guidance_high=m.guidance_high,
-                              guidance_low=m.guidance_low, flow_shift=m.flow_shift)
+        return GenerationSpec(
+            prompt=prompt,
+            negative_prompt=negative,
+            seed=seed,
+            width=width,
+            height=height,
+            num_frames=num_frames,
+            steps=m.steps,
+            guidance_high=m.guidance_high,
+            guidance_low=m.guidance_low,
+            flow_shift=m.flow_shift,
+        )
 
     def _post(self, frames, aspect, width, height, duration, fps_in, fps_out, cues, label):
         import numpy as np
@@ -274,11 +356,17 @@ class BrandStudio:
             frames = Captions(tuple(Cue(*cue) for cue in cues), style, fps_out).apply(frames)
         if spec.logo:
             lg = spec.logo
-            frames = Logo(load_logo(self.profile.path("logo.file")), position=lg.position, scale=lg.scale,
-                          opacity=lg.opacity, margins=safe).apply(frames)
+            frames = Logo(
+                load_logo(self.profile.path("logo.file")),
+                position=lg.position,
+                scale=lg.scale,
+                opacity=lg.opacity,
+                margins=safe,
+            ).apply(frames)
         if label:
-            frames = Label(label, font, position=spec.label.position, size=spec.label.size,
-                           margins=safe).apply(frames)
+            frames = Label(
+                label, font, position=spec.label.position, size=spec.label.size, margins=safe
+            ).apply(frames)
         return frames
 
     def _music(self, duration: float, seed: int):
@@ -287,14 +375,31 @@ class BrandStudio:
         a = self.profile.spec.audio
         i = seed % len(a.tracks)
         track = load_audio(self.profile.path(f"audio.tracks[{i}]"), a.sample_rate)
-        return fit_music(track, a.sample_rate, duration, loudness=a.loudness, true_peak=a.true_peak,
-                         fade_in=a.fade_in, fade_out=a.fade_out)
+        return fit_music(
+            track,
+            a.sample_rate,
+            duration,
+            loudness=a.loudness,
+            true_peak=a.true_peak,
+            fade_in=a.fade_in,
+            fade_out=a.fade_out,
+        )
 
-    def _default_output(self, req: RenderRequest, aspect: str, seed: int, duration: float, short: int) -> Path:
-        key = json.dumps([self.profile.fingerprint, req.template, dict(req.variables), aspect, seed, duration, short],
-                         sort_keys=True, default=str, ensure_ascii=False)
+    def _default_output(
+        self, req: RenderRequest, aspect: str, seed: int, duration: float, short: int
+    ) -> Path:
+        key = json.dumps(
+            [self.profile.fingerprint, req.template, dict(req.variables), aspect, seed, duration, short],
+            sort_keys=True,
+            default=str,
+            ensure_ascii=False,
+        )
         digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-        return self.output_dir / self.profile.id / f"{req.template}-{aspect.replace(':', 'x')}-s{seed}-{digest}.mp4"
+        return (
+            self.output_dir
+            / self.profile.id
+            / f"{req.template}-{aspect.replace(':', 'x')}-s{seed}-{digest}.mp4"
+        )
 
     def _encode(self, out: Path, frames, fps, audio, cues, prompt, seed, label) -> None:
         from .encode import write_mp4
@@ -303,14 +408,30 @@ class BrandStudio:
         spec = self.profile.spec
         meta = {
             "title": f"{spec.brand.name}",
-            "comment": json.dumps({"ai_generated": True, "label": label, "model": self.generator.model_id,
-                                   "seed": seed, "profile": self.profile.id,
-                                   "profile_fingerprint": self.profile.fingerprint}, ensure_ascii=False),
+            "comment": json.dumps(
+                {
+                    "ai_generated": True,
+                    "label": label,
+                    "model": self.generator.model_id,
+                    "seed": seed,
+                    "profile": self.profile.id,
+                    "profile_fingerprint": self.profile.fingerprint,
+                },
+                ensure_ascii=False,
+            ),
             "description": prompt,
         }
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_mp4(frames, fps, out, audio=audio, sample_rate=spec.audio.sample_rate if spec.audio else 48000,
-                  crf=spec.output.crf, audio_bitrate=spec.output.audio_bitrate, metadata=meta)
+        write_mp4(
+            frames,
+            fps,
+            out,
+            audio=audio,
+            sample_rate=spec.audio.sample_rate if spec.audio else 48000,
+            crf=spec.output.crf,
+            audio_bitrate=spec.output.audio_bitrate,
+            metadata=meta,
+        )
         if cues:
             try:
                 write_srt([Cue(*c) for c in cues], out.with_suffix(".srt"))

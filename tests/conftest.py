@@ -30,5 +30,3 @@ def make_profile(tmp_path):
         return dest
 
     return _make
-
-

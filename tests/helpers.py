@@ -22,10 +22,23 @@ def ffmpeg_exe() -> str:
 def ebur128(path: Path) -> dict:
     """Integrated loudness (LUFS) and true peak (dBTP) measured by ffmpeg's ebur128 filter."""
     proc = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostats", "-i", str(path), "-filter_complex", "ebur128=peak=true",
-         "-f", "null", "-"], capture_output=True, check=True)
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(path),
+            "-filter_complex",
+            "ebur128=peak=true",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    )
     log = proc.stderr.decode("utf-8", errors="replace")
-    summary = log[log.rfind("Summary:"):]
+    summary = log[log.rfind("Summary:") :]
     integrated = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))
     peak = float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))
     return {"integrated": integrated, "true_peak": peak}

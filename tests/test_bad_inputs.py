@@ -38,72 +38,235 @@ VALID = dict(template="product-hero", product="Night Roast", aspect="9:16", dura
 
 # id, profile edits, extra files, render kwargs, expected error, expected field (or None), expected file (or None)
 CASES = [
-    ("broken-toml", dict(edit=sub('[colour]', '[colour')), {}, ProfileError, None, "brand.toml"),
-    ("unknown-key", dict(edit=sub("strength = 0.85", "strenght = 0.85")), {}, ProfileError, "colour.strenght",
-     "brand.toml"),
-    ("wrong-type", dict(edit=sub("fps = 16\nduration", 'fps = "fast"\nduration')), {}, ProfileError, "output.fps",
-     "brand.toml"),
-    ("out-of-range", dict(edit=sub("strength = 0.85", "strength = 1.5")), {}, ProfileError, "colour.strength",
-     "brand.toml"),
+    ("broken-toml", dict(edit=sub("[colour]", "[colour")), {}, ProfileError, None, "brand.toml"),
+    (
+        "unknown-key",
+        dict(edit=sub("strength = 0.85", "strenght = 0.85")),
+        {},
+        ProfileError,
+        "colour.strenght",
+        "brand.toml",
+    ),
+    (
+        "wrong-type",
+        dict(edit=sub("fps = 16\nduration", 'fps = "fast"\nduration')),
+        {},
+        ProfileError,
+        "output.fps",
+        "brand.toml",
+    ),
+    (
+        "out-of-range",
+        dict(edit=sub("strength = 0.85", "strength = 1.5")),
+        {},
+        ProfileError,
+        "colour.strength",
+        "brand.toml",
+    ),
     ("bad-hex", dict(edit=sub('"#3B2A20"', '"brown"')), {}, ProfileError, "colour.palette", "brand.toml"),
-    ("missing-section", dict(edit=lambda t: t.split("[captions]")[0] + "[logo]" + t.split("[logo]")[1]), {},
-     ProfileError, "captions", "brand.toml"),
-    ("bad-regex", dict(edit=sub('pattern = "\\\\b(best', 'pattern = "\\\\b((best')), {}, ProfileError,
-     "safety.rules[1].pattern", "brand.toml"),
+    (
+        "missing-section",
+        dict(edit=lambda t: t.split("[captions]")[0] + "[logo]" + t.split("[logo]")[1]),
+        {},
+        ProfileError,
+        "captions",
+        "brand.toml",
+    ),
+    (
+        "bad-regex",
+        dict(edit=sub('pattern = "\\\\b(best', 'pattern = "\\\\b((best')),
+        {},
+        ProfileError,
+        "safety.rules[1].pattern",
+        "brand.toml",
+    ),
     ("width-not-16", dict(edit=sub("width = 256", "width = 250")), {}, ProfileError, "model", "brand.toml"),
-    ("missing-lut", dict(edit=sub("luts/aurora-warm.cube", "luts/nope.cube")), {}, AssetError, "colour.lut",
-     "luts/nope.cube"),
-    ("corrupt-lut", dict(files={"luts/aurora-warm.cube": "LUT_3D_SIZE 33\n0.1 0.2\nnot numbers\n"}), {}, AssetError,
-     "colour.lut", "luts/aurora-warm.cube"),
-    ("missing-font", dict(edit=sub("fonts/NotoSerif-Bold.ttf", "fonts/Nope.ttf")), {}, AssetError, "captions.font",
-     "fonts/Nope.ttf"),
-    ("corrupt-font", dict(files={"fonts/NotoSerif-Bold.ttf": os.urandom(2048)}), {}, AssetError, "captions.font",
-     "fonts/NotoSerif-Bold.ttf"),
-    ("missing-logo", dict(edit=sub('file = "logo.png"', 'file = "brand/logo.png"')), {}, AssetError, "logo.file",
-     "brand/logo.png"),
-    ("corrupt-logo", dict(files={"logo.png": b"\x89PNG\r\n\x1a\n" + os.urandom(300)}), {}, AssetError, "logo.file",
-     "logo.png"),
-    ("missing-music", dict(edit=sub("music/morning-roast.m4a", "music/gone.m4a")), {}, AssetError,
-     "audio.tracks[0]", "music/gone.m4a"),
-    ("corrupt-music", dict(files={"music/morning-roast.m4a": os.urandom(4096)}), {}, AssetError, "audio.tracks[0]",
-     "music/morning-roast.m4a"),
-    ("missing-lora", dict(edit=sub("loras/aurora-film.safetensors", "loras/other.safetensors")), {}, AssetError,
-     "style.loras[0].file", "loras/other.safetensors"),
-    ("corrupt-lora", dict(files={"loras/aurora-film.safetensors": os.urandom(512)}), {}, AssetError,
-     "style.loras[0].file", "loras/aurora-film.safetensors"),
-    ("pickle-weights", dict(edit=sub("loras/aurora-film.safetensors", "loras/aurora-film.pt"),
-                            files={"loras/aurora-film.pt": pickle.dumps({"w": [1, 2, 3]})}), {}, AssetError,
-     "style.loras[0].file", "loras/aurora-film.pt"),
-    ("pickle-renamed", dict(files={"loras/aurora-film.safetensors": pickle.dumps({"w": [1, 2, 3]})}), {},
-     AssetError, "style.loras[0].file", "loras/aurora-film.safetensors"),
-    ("path-escape", dict(edit=sub("luts/aurora-warm.cube", "../../../etc/passwd.cube")), {}, AssetError,
-     "colour.lut", "../../../etc/passwd.cube"),
-    ("absolute-path", dict(edit=sub("luts/aurora-warm.cube", "/etc/ssl/x.cube")), {}, AssetError, "colour.lut",
-     "brand.toml"),
-    ("undefined-template-var", dict(files={"templates/product-hero.toml":
-                                           'prompt = "{{ product }} with {{ secret_sauce }}"\n'
-                                           '[variables.product]\ntype = "str"\n'}), {}, TemplateError, "prompt",
-     None),
-    ("sandbox-escape", dict(files={"templates/product-hero.toml":
-                                   'prompt = "{{ product.__class__.__mro__[1].__subclasses__() }}"\n'
-                                   '[variables.product]\ntype = "str"\n'}), {}, TemplateError, "prompt", None),
-    ("sandbox-escape-format", dict(files={"templates/product-hero.toml":
-                                          'prompt = "{{ \'{0.__globals__}\'.format(cycler.__init__) }}"\n'
-                                          '[variables.product]\ntype = "str"\n'}), {}, TemplateError, "prompt",
-     None),
+    (
+        "missing-lut",
+        dict(edit=sub("luts/aurora-warm.cube", "luts/nope.cube")),
+        {},
+        AssetError,
+        "colour.lut",
+        "luts/nope.cube",
+    ),
+    (
+        "corrupt-lut",
+        dict(files={"luts/aurora-warm.cube": "LUT_3D_SIZE 33\n0.1 0.2\nnot numbers\n"}),
+        {},
+        AssetError,
+        "colour.lut",
+        "luts/aurora-warm.cube",
+    ),
+    (
+        "missing-font",
+        dict(edit=sub("fonts/NotoSerif-Bold.ttf", "fonts/Nope.ttf")),
+        {},
+        AssetError,
+        "captions.font",
+        "fonts/Nope.ttf",
+    ),
+    (
+        "corrupt-font",
+        dict(files={"fonts/NotoSerif-Bold.ttf": os.urandom(2048)}),
+        {},
+        AssetError,
+        "captions.font",
+        "fonts/NotoSerif-Bold.ttf",
+    ),
+    (
+        "missing-logo",
+        dict(edit=sub('file = "logo.png"', 'file = "brand/logo.png"')),
+        {},
+        AssetError,
+        "logo.file",
+        "brand/logo.png",
+    ),
+    (
+        "corrupt-logo",
+        dict(files={"logo.png": b"\x89PNG\r\n\x1a\n" + os.urandom(300)}),
+        {},
+        AssetError,
+        "logo.file",
+        "logo.png",
+    ),
+    (
+        "missing-music",
+        dict(edit=sub("music/morning-roast.m4a", "music/gone.m4a")),
+        {},
+        AssetError,
+        "audio.tracks[0]",
+        "music/gone.m4a",
+    ),
+    (
+        "corrupt-music",
+        dict(files={"music/morning-roast.m4a": os.urandom(4096)}),
+        {},
+        AssetError,
+        "audio.tracks[0]",
+        "music/morning-roast.m4a",
+    ),
+    (
+        "missing-lora",
+        dict(edit=sub("loras/aurora-film.safetensors", "loras/other.safetensors")),
+        {},
+        AssetError,
+        "style.loras[0].file",
+        "loras/other.safetensors",
+    ),
+    (
+        "corrupt-lora",
+        dict(files={"loras/aurora-film.safetensors": os.urandom(512)}),
+        {},
+        AssetError,
+        "style.loras[0].file",
+        "loras/aurora-film.safetensors",
+    ),
+    (
+        "pickle-weights",
+        dict(
+            edit=sub("loras/aurora-film.safetensors", "loras/aurora-film.pt"),
+            files={"loras/aurora-film.pt": pickle.dumps({"w": [1, 2, 3]})},
+        ),
+        {},
+        AssetError,
+        "style.loras[0].file",
+        "loras/aurora-film.pt",
+    ),
+    (
+        "pickle-renamed",
+        dict(files={"loras/aurora-film.safetensors": pickle.dumps({"w": [1, 2, 3]})}),
+        {},
+        AssetError,
+        "style.loras[0].file",
+        "loras/aurora-film.safetensors",
+    ),
+    (
+        "path-escape",
+        dict(edit=sub("luts/aurora-warm.cube", "../../../etc/passwd.cube")),
+        {},
+        AssetError,
+        "colour.lut",
+        "../../../etc/passwd.cube",
+    ),
+    (
+        "absolute-path",
+        dict(edit=sub("luts/aurora-warm.cube", "/etc/ssl/x.cube")),
+        {},
+        AssetError,
+        "colour.lut",
+        "brand.toml",
+    ),
+    (
+        "undefined-template-var",
+        dict(
+            files={
+                "templates/product-hero.toml": 'prompt = "{{ product }} with {{ secret_sauce }}"\n'
+                '[variables.product]\ntype = "str"\n'
+            }
+        ),
+        {},
+        TemplateError,
+        "prompt",
+        None,
+    ),
+    (
+        "sandbox-escape",
+        dict(
+            files={
+                "templates/product-hero.toml": 'prompt = "{{ product.__class__.__mro__[1].__subclasses__() }}"\n'
+                '[variables.product]\ntype = "str"\n'
+            }
+        ),
+        {},
+        TemplateError,
+        "prompt",
+        None,
+    ),
+    (
+        "sandbox-escape-format",
+        dict(
+            files={
+                "templates/product-hero.toml": "prompt = \"{{ '{0.__globals__}'.format(cycler.__init__) }}\"\n"
+                '[variables.product]\ntype = "str"\n'
+            }
+        ),
+        {},
+        TemplateError,
+        "prompt",
+        None,
+    ),
     ("unknown-template", {}, dict(template="no-such-template"), TemplateError, None, None),
     ("missing-variable", {}, dict(product=None), TemplateError, "variables.product", None),
     ("unknown-variable", {}, dict(flavour="mocha"), TemplateError, "variables.flavour", None),
     ("unsupported-aspect", {}, dict(aspect="21:9"), RequestError, "aspect", None),
-    ("aspect-not-enabled", dict(edit=sub('aspects = ["9:16", "16:9", "1:1", "4:5"]', 'aspects = ["16:9"]')), {},
-     RequestError, "output.aspects", "brand.toml"),
+    (
+        "aspect-not-enabled",
+        dict(edit=sub('aspects = ["9:16", "16:9", "1:1", "4:5"]', 'aspects = ["16:9"]')),
+        {},
+        RequestError,
+        "output.aspects",
+        "brand.toml",
+    ),
     ("too-long", {}, dict(duration=30.0), RequestError, "output.duration", "brand.toml"),
     ("odd-resolution", {}, dict(resolution=129), RequestError, "resolution", None),
     ("blocked-competitor", {}, dict(product="S t a r b u c k s blend"), SafetyViolation, "prompt", None),
     ("blocked-caption", {}, dict(tagline="Cures diabetes!"), SafetyViolation, "caption[1]", None),
-    ("missing-glyph", {}, dict(tagline="Rated ★★★★★"), PostError, "captions.font", "fonts/NotoSerif-Bold.ttf"),
-    ("lora-other-base", dict(edit=sub('base_model = "tiny-wan2.2"', 'base_model = "wan2.2-t2v-a14b"')), {},
-     LoRAError, None, None),
+    (
+        "missing-glyph",
+        {},
+        dict(tagline="Rated ★★★★★"),
+        PostError,
+        "captions.font",
+        "fonts/NotoSerif-Bold.ttf",
+    ),
+    (
+        "lora-other-base",
+        dict(edit=sub('base_model = "tiny-wan2.2"', 'base_model = "wan2.2-t2v-a14b"')),
+        {},
+        LoRAError,
+        None,
+        None,
+    ),
 ]
 
 
@@ -123,7 +286,9 @@ def test_bad_input(make_profile, tmp_path, case_id, profile_kw, render_kw, error
     assert "fix:" in text
     assert exc.profile == "aurora-coffee", text
     if field is not None:
-        assert exc.field is not None and exc.field.startswith(field), f"{case_id}: field {exc.field!r}\n{text}"
+        assert exc.field is not None and exc.field.startswith(field), (
+            f"{case_id}: field {exc.field!r}\n{text}"
+        )
     if file is not None:
         assert exc.file == file, f"{case_id}: file {exc.file!r}\n{text}"
     assert "Traceback" not in text
@@ -142,8 +307,9 @@ def test_profile_not_found(tmp_path):
 
 def test_symlink_out_of_profile_is_refused(make_profile, tmp_path):
     outside = tmp_path / "outside.cube"
-    outside.write_text((Path(__file__).parent.parent / "brand_profiles/aurora-coffee/luts/aurora-warm.cube")
-                       .read_text())
+    outside.write_text(
+        (Path(__file__).parent.parent / "brand_profiles/aurora-coffee/luts/aurora-warm.cube").read_text()
+    )
     prof = make_profile("aurora-coffee")
     lut = prof / "luts" / "aurora-warm.cube"
     lut.unlink()

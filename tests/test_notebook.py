@@ -12,8 +12,9 @@ from nbclient import NotebookClient
 def test_quickstart_notebook_executes(tmp_path, monkeypatch):
     monkeypatch.setenv("BRANDSTUDIO_NOTEBOOK_OUT", str(tmp_path))
     nb = nbformat.read(REPO / "notebooks" / "quickstart.ipynb", as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(REPO / "notebooks")}}
-                   ).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(REPO / "notebooks")}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     videos = [o for o in outputs if "text/html" in o.get("data", {}) and "<video" in o["data"]["text/html"]]

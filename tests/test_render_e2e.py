@@ -24,16 +24,18 @@ DURATION = 1.5
 @pytest.fixture(scope="module")
 def aurora(tmp_path_factory):
     studio = BrandStudio(PROFILES / "aurora-coffee", output_dir=tmp_path_factory.mktemp("renders"))
-    result = studio.render("product-hero", product="Night Roast", aspect="9:16", duration=DURATION,
-                           resolution=RES, seed=7)
+    result = studio.render(
+        "product-hero", product="Night Roast", aspect="9:16", duration=DURATION, resolution=RES, seed=7
+    )
     return studio, result
 
 
 @pytest.fixture(scope="module")
 def qinglan(tmp_path_factory):
     studio = BrandStudio(PROFILES / "qinglan-tea", output_dir=tmp_path_factory.mktemp("renders"))
-    result = studio.render("product-hero", product="明前龙井", aspect="1:1", duration=DURATION, resolution=RES,
-                           seed=3)
+    result = studio.render(
+        "product-hero", product="明前龙井", aspect="1:1", duration=DURATION, resolution=RES, seed=3
+    )
     return studio, result
 
 
@@ -74,8 +76,9 @@ def test_frames_show_grade_logo_label_and_captions(aurora):
     raw = studio.generator.generate(GenerationSpec(**r.generation))
     lut = read_lut(studio.profile.path("colour.lut"))
     plain = Upscale(r.width, r.height).apply(Reframe(r.aspect).apply(raw))
-    graded = Upscale(r.width, r.height).apply(Reframe(r.aspect).apply(
-        Grade(lut, strength=studio.profile.spec.colour.strength).apply(raw)))
+    graded = Upscale(r.width, r.height).apply(
+        Reframe(r.aspect).apply(Grade(lut, strength=studio.profile.spec.colour.strength).apply(raw))
+    )
     n = min(len(decoded), len(graded))
     idx = (np.arange(n) * 16) // r.fps
     d, g, p = block_means(decoded[:n]), block_means(graded[idx]), block_means(plain[idx])
@@ -118,8 +121,17 @@ def test_sidecars_and_result_record(aurora):
 
 def test_same_request_same_clip(aurora, tmp_path):
     studio, r = aurora
-    again = studio.render(RenderRequest(template="product-hero", variables={"product": "Night Roast"}, aspect="9:16",
-                                        duration=DURATION, resolution=RES, seed=7, output=tmp_path / "again.mp4"))
+    again = studio.render(
+        RenderRequest(
+            template="product-hero",
+            variables={"product": "Night Roast"},
+            aspect="9:16",
+            duration=DURATION,
+            resolution=RES,
+            seed=7,
+            output=tmp_path / "again.mp4",
+        )
+    )
     a, b = decode_frames(r.path), decode_frames(again.path)
     assert a.shape == b.shape and np.array_equal(a, b)
 

@@ -77,7 +77,9 @@ class BrandProfile:
             "root": str(self.root),
             "fingerprint": self.fingerprint,
             "settings": self.spec.model_dump(mode="json"),
-            "assets": {k: {"file": a.rel, "sha256": a.sha256, "bytes": a.size} for k, a in self.assets.items()},
+            "assets": {
+                k: {"file": a.rel, "sha256": a.sha256, "bytes": a.size} for k, a in self.assets.items()
+            },
         }
 
 
@@ -114,12 +116,15 @@ def load_profile(path: str | Path) -> BrandProfile:
     except UnicodeDecodeError as exc:
         raise ProfileError(
             f"brand.toml is not UTF-8 text ({exc.reason} at byte {exc.start})",
-            profile=label, file=PROFILE_FILE, fix="save brand.toml as UTF-8",
+            profile=label,
+            file=PROFILE_FILE,
+            fix="save brand.toml as UTF-8",
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(
             f"brand.toml is not valid TOML: {exc}",
-            profile=label, file=PROFILE_FILE,
+            profile=label,
+            file=PROFILE_FILE,
             fix="fix the TOML syntax at the line and column given (quote strings, close brackets)",
         ) from None
     try:
@@ -169,7 +174,11 @@ def _validation_error(exc: ValidationError, label: str) -> ProfileError:
     n = len(errors)
     return ProfileError(
         f"brand.toml is invalid ({n} problem{'s' if n > 1 else ''}):\n" + "\n".join(lines),
-        profile=label, file=PROFILE_FILE, field=first_loc, value=first.get("input"), fix=fix,
+        profile=label,
+        file=PROFILE_FILE,
+        field=first_loc,
+        value=first.get("input"),
+        fix=fix,
     )
 
 
@@ -189,14 +198,20 @@ def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[
     if Path(rel).is_absolute() or rel.startswith("~"):
         raise AssetError(
             f"asset path must be relative to the profile directory, got {rel!r}",
-            profile=label, file=PROFILE_FILE, field=field_name, value=rel,
+            profile=label,
+            file=PROFILE_FILE,
+            field=field_name,
+            value=rel,
             fix=f"copy the file into {root} and name it relative to that directory",
         )
     path = (root / rel).resolve()
     if not path.is_relative_to(root):
         raise AssetError(
             f"asset path {rel!r} leads outside the profile directory",
-            profile=label, file=rel, field=field_name, value=rel,
+            profile=label,
+            file=rel,
+            field=field_name,
+            value=rel,
             fix=f"copy the file into {root} and name it relative to that directory (no '..', no symlinks out)",
         )
     suffix = path.suffix.lower()
@@ -204,19 +219,28 @@ def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[
         raise AssetError(
             f"{rel!r} is a pickle-based weight file; brandstudio loads weights from safetensors only "
             "because pickle files can run arbitrary code",
-            profile=label, file=rel, field=field_name, value=rel,
+            profile=label,
+            file=rel,
+            field=field_name,
+            value=rel,
             fix="convert it to .safetensors (e.g. safetensors.torch.save_file on a state dict you trust)",
         )
     if suffixes and suffix not in suffixes:
         raise AssetError(
             f"{rel!r} has the wrong file type for `{field_name}`: expected {', '.join(suffixes)}",
-            profile=label, file=rel, field=field_name, value=rel,
+            profile=label,
+            file=rel,
+            field=field_name,
+            value=rel,
             fix=f"point `{field_name}` at a {'/'.join(suffixes)} file",
         )
     if not path.is_file():
         raise AssetError(
             f"asset not found: {rel!r}",
-            profile=label, file=rel, field=field_name, value=rel,
+            profile=label,
+            file=rel,
+            field=field_name,
+            value=rel,
             fix=f"add the file at {path} or correct `{field_name}` in brand.toml",
         )
     return path
@@ -234,7 +258,10 @@ def _check(check: Callable[[Path], object], path: Path, rel: str, field_name: st
     except Exception as exc:  # a decoder's own exception type: report it, no traceback
         raise AssetError(
             f"{rel!r} could not be read as {field_name}: {type(exc).__name__}: {exc}",
-            profile=label, file=rel, field=field_name, value=rel,
+            profile=label,
+            file=rel,
+            field=field_name,
+            value=rel,
             fix="replace the file with a valid one (it may be truncated or of another format)",
         ) from None
 
@@ -278,8 +305,14 @@ def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str,
         wanted.append(("logo.file", spec.logo.file, (".png", ".webp"), _check_logo))
     if spec.audio:
         for i, track in enumerate(spec.audio.tracks):
-            wanted.append((f"audio.tracks[{i}]", track, (".m4a", ".mp3", ".wav", ".flac", ".ogg", ".aac", ".opus"),
-                           _check_audio))
+            wanted.append(
+                (
+                    f"audio.tracks[{i}]",
+                    track,
+                    (".m4a", ".mp3", ".wav", ".flac", ".ogg", ".aac", ".opus"),
+                    _check_audio,
+                )
+            )
     for i, lora in enumerate(spec.style.loras):
         wanted.append((f"style.loras[{i}].file", lora.file, (".safetensors",), _check_lora))
 

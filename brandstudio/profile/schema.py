@@ -72,7 +72,9 @@ class BrandSection(_Section):
     name: str = Field(min_length=1)
     client: str = ""
     version: str = "1.0.0"
-    language: str = Field("en", pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$", description="BCP-47 language, e.g. 'en', 'zh'")
+    language: str = Field(
+        "en", pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$", description="BCP-47 language, e.g. 'en', 'zh'"
+    )
     region: Literal["eu", "cn", "us", "none"] = Field("none", description="labelling rules to apply")
 
 
@@ -86,7 +88,9 @@ class ModelSection(_Section):
     guidance_high: float = Field(4.0, ge=0, le=30, description="CFG scale of the high-noise expert")
     guidance_low: float = Field(3.0, ge=0, le=30, description="CFG scale of the low-noise expert")
     flow_shift: float = Field(12.0, gt=0, le=100)
-    boundary_ratio: float | None = Field(None, gt=0, lt=1, description="expert switch point; default: the checkpoint's")
+    boundary_ratio: float | None = Field(
+        None, gt=0, lt=1, description="expert switch point; default: the checkpoint's"
+    )
     width: int = Field(832, ge=16, le=4096, description="landscape generation width (portrait swaps it)")
     height: int = Field(480, ge=16, le=4096, description="landscape generation height (portrait swaps it)")
     fps: int = Field(16, ge=1, le=60, description="frame rate the model generates at")
@@ -111,7 +115,9 @@ class LoraSpec(_Section):
     weight_high: float = Field(1.0, ge=-4, le=4, description="scale in the high-noise expert (transformer)")
     weight_low: float = Field(1.0, ge=-4, le=4, description="scale in the low-noise expert (transformer_2)")
     trigger_words: tuple[str, ...] = ()
-    base_model: str = Field(description="the model family it was trained for, e.g. 'wan2.2-t2v-a14b' or 'tiny-wan2.2'")
+    base_model: str = Field(
+        description="the model family it was trained for, e.g. 'wan2.2-t2v-a14b' or 'tiny-wan2.2'"
+    )
 
 
 class StyleSection(_Section):
@@ -200,7 +206,9 @@ class CaptionsSection(_Section):
     """``[captions]``: burned-in captions in the brand font."""
 
     font: str = Field(description="a .ttf/.otf font inside the profile")
-    size: float = Field(0.055, gt=0, le=0.3, description="font size as a fraction of the frame's shorter side")
+    size: float = Field(
+        0.055, gt=0, le=0.3, description="font size as a fraction of the frame's shorter side"
+    )
     colour: str = "#FFFFFF"
     stroke_colour: str = "#000000"
     stroke_width: float = Field(0.08, ge=0, le=0.5, description="stroke as a fraction of the font size")

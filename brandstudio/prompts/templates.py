@@ -132,7 +132,8 @@ class PromptTemplate:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise TemplateError(
-                f"template {name!r} is not valid TOML: {exc}", file=str(path),
+                f"template {name!r} is not valid TOML: {exc}",
+                file=str(path),
                 fix="fix the TOML syntax at the line and column given",
             ) from None
         try:
@@ -141,7 +142,9 @@ class PromptTemplate:
             err = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"])
             raise TemplateError(
-                f"template {name!r} is invalid: {where}: {err['msg']}", file=str(path), field=where,
+                f"template {name!r} is invalid: {where}: {err['msg']}",
+                file=str(path),
+                field=where,
                 fix="see the template format in brandstudio/prompts/templates.py or `brandstudio templates list`",
             ) from None
         tpl = cls(name=name, path=path, spec=spec)
@@ -151,7 +154,9 @@ class PromptTemplate:
             except TemplateSyntaxError as exc:
                 raise TemplateError(
                     f"template {name!r} has a Jinja2 syntax error in {where} (line {exc.lineno}): {exc.message}",
-                    file=str(path), field=where, fix="fix the {{ }} / {% %} syntax",
+                    file=str(path),
+                    field=where,
+                    fix="fix the {{ }} / {% %} syntax",
                 ) from None
         return tpl
 
@@ -168,8 +173,10 @@ class PromptTemplate:
         unknown = sorted(set(values) - set(declared))
         if unknown:
             raise TemplateError(
-                f"template {self.name!r} has no variable {unknown[0]!r}", file=str(self.path),
-                field=f"variables.{unknown[0]}", value=values[unknown[0]],
+                f"template {self.name!r} has no variable {unknown[0]!r}",
+                file=str(self.path),
+                field=f"variables.{unknown[0]}",
+                value=values[unknown[0]],
                 fix=f"use one of its declared variables: {', '.join(sorted(declared)) or '(none)'}",
             )
         out: dict[str, Any] = {}
@@ -178,7 +185,8 @@ class PromptTemplate:
                 if var.required:
                     raise TemplateError(
                         f"template {self.name!r} needs the variable {key!r} ({var.description or var.type})",
-                        file=str(self.path), field=f"variables.{key}",
+                        file=str(self.path),
+                        field=f"variables.{key}",
                         fix=f"pass {key}=... to render() or --var {key}=... on the command line",
                     )
                 out[key] = var.default
@@ -191,9 +199,11 @@ class PromptTemplate:
 
         def bad(why: str) -> TemplateError:
             return TemplateError(
-                f"variable {key!r} of template {self.name!r} {why}", file=str(self.path),
-                field=f"variables.{key}", value=value, fix=f"pass a {var.type}"
-                + (f" among {list(var.choices)}" if var.choices else ""),
+                f"variable {key!r} of template {self.name!r} {why}",
+                file=str(self.path),
+                field=f"variables.{key}",
+                value=value,
+                fix=f"pass a {var.type}" + (f" among {list(var.choices)}" if var.choices else ""),
             )
 
         if isinstance(value, str) and want is not str:
@@ -224,19 +234,23 @@ class PromptTemplate:
             except SecurityError as exc:
                 raise TemplateError(
                     f"template {self.name!r} tried an operation the sandbox forbids in {where}: {exc}",
-                    file=str(self.path), field=where,
+                    file=str(self.path),
+                    field=where,
                     fix="templates may only use their declared variables and simple filters",
                 ) from None
             except UndefinedError as exc:
                 raise TemplateError(
                     f"template {self.name!r} uses an undefined value in {where}: {exc.message}",
-                    file=str(self.path), field=where,
+                    file=str(self.path),
+                    field=where,
                     fix="declare the variable under [variables.NAME] or remove it from the template",
                 ) from None
             except Exception as exc:  # e.g. a filter applied to the wrong type
                 raise TemplateError(
                     f"template {self.name!r} failed to render {where}: {type(exc).__name__}: {exc}",
-                    file=str(self.path), field=where, fix="check the expressions in the template",
+                    file=str(self.path),
+                    field=where,
+                    fix="check the expressions in the template",
                 ) from None
 
         prompt = run("prompt", self.spec.prompt)
@@ -244,7 +258,9 @@ class PromptTemplate:
         cues = tuple(
             (c.start, c.end, run(f"captions[{i}].text", c.text)) for i, c in enumerate(self.spec.captions)
         )
-        return RenderedTemplate(self.name, prompt, negative, tuple(c for c in cues if c[2]), self.spec.duration, full)
+        return RenderedTemplate(
+            self.name, prompt, negative, tuple(c for c in cues if c[2]), self.spec.duration, full
+        )
 
 
 class TemplateLibrary:
@@ -258,13 +274,16 @@ class TemplateLibrary:
 
     def get(self, name: str) -> PromptTemplate:
         if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise TemplateError(f"invalid template name {name!r}", fix="use a name from `brandstudio templates list`")
+            raise TemplateError(
+                f"invalid template name {name!r}", fix="use a name from `brandstudio templates list`"
+            )
         for d in self.dirs:
             path = d / f"{name}.toml"
             if path.is_file():
                 return PromptTemplate.load(path)
         raise TemplateError(
-            f"unknown template {name!r}", value=name,
+            f"unknown template {name!r}",
+            value=name,
             fix=f"use one of: {', '.join(self.names()) or '(no templates found)'}",
         )
 

@@ -10,7 +10,9 @@ from .rules import SafetyVerdict, TextRules
 __all__ = ["SafetyVerdict", "TextRules", "check_texts"]
 
 
-def check_texts(rules: TextRules, texts: Iterable[tuple[str, str]], *, profile: str | None = None) -> list[SafetyVerdict]:
+def check_texts(
+    rules: TextRules, texts: Iterable[tuple[str, str]], *, profile: str | None = None
+) -> list[SafetyVerdict]:
     """Check ``(where, text)`` pairs; raise :class:`SafetyViolation` on the first blocking verdict.
 
     Returns every verdict (warnings included) when nothing blocks.
@@ -22,8 +24,12 @@ def check_texts(rules: TextRules, texts: Iterable[tuple[str, str]], *, profile: 
         if v.action == "block":
             raise SafetyViolation(
                 f"safety rule {v.rule_id!r} blocked the render: {v.where} contains {v.matched!r} ({v.message})",
-                rule_id=v.rule_id, matched=v.matched, verdicts=verdicts, profile=profile,
-                field=v.where, value=v.matched,
+                rule_id=v.rule_id,
+                matched=v.matched,
+                verdicts=verdicts,
+                profile=profile,
+                field=v.where,
+                value=v.matched,
                 fix="change the template variables or the brief so the text no longer matches; "
                 "nothing was generated",
             )

@@ -32,7 +32,16 @@ __all__ = ["SafetyVerdict", "TextRules", "normalise"]
 
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u180e"}
 _LOOKALIKE = {
-    "a": "a4@", "b": "b8", "e": "e3€", "g": "g9", "i": "i1!|", "l": "l1|", "o": "o0", "s": "s5$", "t": "t7+", "z": "z2",
+    "a": "a4@",
+    "b": "b8",
+    "e": "e3€",
+    "g": "g9",
+    "i": "i1!|",
+    "l": "l1|",
+    "o": "o0",
+    "s": "s5$",
+    "t": "t7+",
+    "z": "z2",
 }
 _SEP = r"[\W_]*"
 
@@ -73,8 +82,13 @@ class SafetyVerdict:
     message: str = ""
 
     def as_dict(self) -> dict:
-        return {"rule": self.rule_id, "action": self.action, "matched": self.matched, "where": self.where,
-                "message": self.message}
+        return {
+            "rule": self.rule_id,
+            "action": self.action,
+            "matched": self.matched,
+            "where": self.where,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -113,14 +127,32 @@ class TextRules:
     ) -> None:
         compiled: list[_Rule] = []
         for term in blocked_terms:
-            compiled.append(_Rule(f"blocked-term:{normalise(term)[0]}", "block", _term_regex(term),
-                                  f"the brand never uses {term!r}"))
+            compiled.append(
+                _Rule(
+                    f"blocked-term:{normalise(term)[0]}",
+                    "block",
+                    _term_regex(term),
+                    f"the brand never uses {term!r}",
+                )
+            )
         for name in competitors:
-            compiled.append(_Rule(f"competitor:{normalise(name)[0]}", competitor_action, _term_regex(name),
-                                  f"competitor {name!r} must not appear"))
+            compiled.append(
+                _Rule(
+                    f"competitor:{normalise(name)[0]}",
+                    competitor_action,
+                    _term_regex(name),
+                    f"competitor {name!r} must not appear",
+                )
+            )
         for rule in rules:
-            compiled.append(_Rule(rule.id, rule.action, re.compile(rule.pattern, re.IGNORECASE),
-                                  rule.message or f"rule {rule.id}"))
+            compiled.append(
+                _Rule(
+                    rule.id,
+                    rule.action,
+                    re.compile(rule.pattern, re.IGNORECASE),
+                    rule.message or f"rule {rule.id}",
+                )
+            )
         self._rules = tuple(compiled)
 
     def __len__(self) -> int:

@@ -1,13 +1,12 @@
 import warnings
 
+import colour
 import numpy as np
 import pytest
+from colour.algebra import table_interpolation_tetrahedral, table_interpolation_trilinear
 
 from brandstudio.errors import AssetError
 from brandstudio.post.grade import LUT, Grade, read_lut
-
-colour = pytest.importorskip("colour")
-from colour.algebra import table_interpolation_tetrahedral, table_interpolation_trilinear
 
 PROFILES = __import__("pathlib").Path(__file__).resolve().parents[2] / "brand_profiles"
 

@@ -67,7 +67,10 @@ def test_trim_is_exact():
 
 def test_fades_are_present():
     out = fit_music(loud_track(), SR, 4.0, fade_in=0.5, fade_out=1.0)
-    rms = lambda a: float(np.sqrt(np.mean(a**2)))
+
+    def rms(a):
+        return float(np.sqrt(np.mean(a**2)))
+
     middle = rms(out[2 * SR : int(2.5 * SR)])
     assert rms(out[: int(0.05 * SR)]) < 0.05 * middle  # starts from silence
     assert rms(out[-int(0.05 * SR) :]) < 0.05 * middle  # ends in silence

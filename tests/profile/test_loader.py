@@ -36,7 +36,9 @@ def test_demo_profiles_differ():
 def test_fingerprint_changes_with_a_setting_and_with_asset_bytes(make_profile):
     base = load_profile(make_profile("aurora-coffee", name="p0")).fingerprint
     assert load_profile(make_profile("aurora-coffee", name="p1")).fingerprint == base  # location-independent
-    edited = make_profile("aurora-coffee", name="p2", edit=lambda t: t.replace("strength = 0.85", "strength = 0.8"))
+    edited = make_profile(
+        "aurora-coffee", name="p2", edit=lambda t: t.replace("strength = 0.85", "strength = 0.8")
+    )
     assert load_profile(edited).fingerprint != base
     touched = make_profile("aurora-coffee", name="p3")
     lut = touched / "luts/aurora-warm.cube"
@@ -46,7 +48,9 @@ def test_fingerprint_changes_with_a_setting_and_with_asset_bytes(make_profile):
 
 def test_profile_is_frozen():
     prof = load_profile(REPO / "brand_profiles/aurora-coffee")
-    with pytest.raises(Exception):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
         prof.spec.colour.strength = 0.1  # type: ignore[misc]
 
 

@@ -49,13 +49,16 @@ def test_brand_templates_override_shared_ones():
     assert "announcement" in lib.names()  # shared ones stay available
 
 
-@pytest.mark.parametrize("source", [
-    "{{ product.__class__.__mro__ }}",
-    "{{ product.__class__.__base__.__subclasses__() }}",
-    "{{ self.__init__.__globals__ }}",
-    "{{ lipsum.__globals__['os'] }}",
-    "{% set x = [] %}{{ x.append(1) }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ product.__class__.__mro__ }}",
+        "{{ product.__class__.__base__.__subclasses__() }}",
+        "{{ self.__init__.__globals__ }}",
+        "{{ lipsum.__globals__['os'] }}",
+        "{% set x = [] %}{{ x.append(1) }}",
+    ],
+)
 def test_sandbox_blocks_python_internals(tmp_path, source):
     p = tmp_path / "evil.toml"
     p.write_text(f'prompt = """{source}"""\n[variables.product]\ntype = "str"\n', encoding="utf-8")
@@ -78,6 +81,9 @@ def test_values_are_data_not_code(tmp_path):
 
 
 def test_compose_puts_scene_first_then_triggers_then_style():
-    assert compose_prompt("a cup", style="warm light", triggers=["aurora look"]) == "a cup, aurora look, warm light"
+    assert (
+        compose_prompt("a cup", style="warm light", triggers=["aurora look"])
+        == "a cup, aurora look, warm light"
+    )
     assert compose_prompt("一杯茶", style="清新", triggers=[], language="zh") == "一杯茶，清新"
     assert compose_negative("blurry", "blurry, text") == "blurry, text"
