@@ -1,0 +1,75 @@
+"""The command line: render prints the clip's path; profile/templates commands; errors exit 2 cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from brandstudio.cli import app
+from helpers import PROFILES, probe
+
+runner = CliRunner()
+
+
+def test_render_prints_the_clip_path(tmp_path):
+    res = runner.invoke(app, ["render", str(PROFILES / "qinglan-tea"), "lifestyle", "--var", "product=碧螺春",
+                              "--aspect", "16:9", "--duration", "1", "--resolution", "128", "--seed", "5",
+                              "--output-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    path = res.stdout.strip().splitlines()[-1]
+    assert path.endswith(".mp4")
+    info = probe(__import__("pathlib").Path(path))
+    assert (info["width"], info["height"]) == (228, 128) and info["audio_codec"] == "aac"
+
+
+def test_render_json(tmp_path):
+    out = tmp_path / "clip.mp4"
+    res = runner.invoke(app, ["render", str(PROFILES / "aurora-coffee"), "announcement", "-v", "product=Winter Blend",
+                              "-v", "date=From 1 December", "-a", "1:1", "--duration", "1", "--resolution", "96",
+                              "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["path"] == str(out) and out.is_file() and data["aspect"] == "1:1"
+    assert data["variables"]["date"] == "From 1 December"
+
+
+def test_errors_exit_2_without_traceback(tmp_path):
+    res = runner.invoke(app, ["render", str(PROFILES / "aurora-coffee"), "product-hero", "-v", "product=Costa Coffee",
+                              "--duration", "1", "--resolution", "96", "--output-dir", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "SafetyViolation" in res.output and "competitor:costa coffee" in res.output
+    assert "Traceback" not in res.output
+    assert list(tmp_path.iterdir()) == []
+    res = runner.invoke(app, ["render", str(PROFILES / "aurora-coffee"), "product-hero", "-v", "productname"])
+    assert res.exit_code == 2 and "NAME=VALUE" in res.output
+
+
+def test_profile_validate_show_schema(make_profile):
+    res = runner.invoke(app, ["profile", "validate", str(PROFILES / "aurora-coffee"), str(PROFILES / "qinglan-tea")])
+    assert res.exit_code == 0 and res.output.count("valid") == 2
+    bad = make_profile("aurora-coffee", edit=lambda t: t.replace("fps = 16\nduration", "fps = 0\nduration"))
+    res = runner.invoke(app, ["profile", "validate", str(bad)])
+    assert res.exit_code == 2 and "output.fps" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["profile", "show", str(PROFILES / "qinglan-tea"), "--json"])
+    assert res.exit_code == 0
+    shown = json.loads(res.stdout)
+    assert shown["id"] == "qinglan-tea" and "captions.font" in shown["assets"]
+    res = runner.invoke(app, ["profile", "show", str(PROFILES / "aurora-coffee")])
+    assert res.exit_code == 0 and "Aurora Coffee" in res.output
+    res = runner.invoke(app, ["profile", "schema"])
+    assert res.exit_code == 0 and "BrandSection" in json.loads(res.stdout)["$defs"]
+
+
+def test_templates_list():
+    res = runner.invoke(app, ["templates", "list", "--profile", str(PROFILES / "qinglan-tea")])
+    assert res.exit_code == 0
+    for name in ("product-hero", "lifestyle", "testimonial", "announcement"):
+        assert name in res.output
+
+
+def test_console_script_is_installed():
+    res = subprocess.run([sys.executable, "-m", "brandstudio.cli", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "render" in res.stdout
