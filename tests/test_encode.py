@@ -1,11 +1,9 @@
 """write_mp4 / write_text_atomic / probe, checked by decoding what was written."""
 
-import re
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ebur128
 
 from brandstudio.encode import probe, write_mp4, write_text_atomic
 from brandstudio.errors import EncodeError
@@ -14,38 +12,6 @@ from brandstudio.post.music import fit_music
 av = pytest.importorskip("av")
 SR = 48000
 COLOURS = [(200, 40, 40), (40, 200, 60), (30, 60, 220)]
-
-
-def _ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _ebur128(path: Path) -> tuple[float, float]:
-    """(integrated LUFS, true peak dBTP) from ffmpeg's ebur128 summary."""
-    err = subprocess.run(
-        [
-            _ffmpeg(),
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            str(path),
-            "-filter_complex",
-            "ebur128=peak=true",
-            "-f",
-            "null",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    summary = err[err.rfind("Summary:") :]
-    return (
-        float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary)[1]),
-        float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary)[1]),
-    )
 
 
 def _bars(t=24, h=64, w=96) -> np.ndarray:
@@ -109,7 +75,8 @@ def test_loudness_of_the_encoded_file(tmp_path):
     fps, t = 8, 48  # 6 s: enough gating blocks for a stable measurement
     bed = fit_music(_music(2.0), SR, t / fps, loudness=-14.0, true_peak=-1.0, fade_in=0.3, fade_out=0.5)
     out = write_mp4(_bars(t, 32, 48), fps, tmp_path / "loud.mp4", audio=bed)
-    integrated, peak = _ebur128(out)
+    m = ebur128(out)
+    integrated, peak = m["integrated"], m["true_peak"]
     assert abs(integrated + 14.0) <= 1.0
     assert peak <= -0.5  # ceiling -1 dBTP, AAC overshoot allowed a little
 
