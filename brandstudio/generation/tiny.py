@@ -36,6 +36,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = [
@@ -170,7 +171,8 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
     """
     out_dir = Path(out_dir)
     pipe = _build_pipeline(seed)
-    pipe.save_pretrained(out_dir, safe_serialization=True)
+    with quiet_progress():
+        pipe.save_pretrained(out_dir, safe_serialization=True)
     marker = {"base_model": TINY_BASE_MODEL, "version": TINY_MODEL_VERSION, "seed": seed}
     (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out_dir
@@ -307,3 +309,24 @@ def write_demo_loras(brand_profiles: Path) -> list[Path]:
         make_tiny_lora(root / "aurora-coffee" / "loras" / "aurora-film.safetensors", seed=101),
         make_tiny_lora(root / "qinglan-tea" / "loras" / "qinglan-ink.safetensors", seed=202),
     ]
+
+
+@contextmanager
+def quiet_progress(quiet: bool = True):
+    """Hide diffusers'/transformers' progress bars (local loads and saves; downloads keep theirs)."""
+    if not quiet:
+        yield
+        return
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    was_d, was_t = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_d:
+            dlog.enable_progress_bar()
+        if was_t:
+            tlog.enable_progress_bar()

@@ -28,7 +28,6 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -235,7 +234,9 @@ class WanGenerator:
                 extra["vae"] = AutoencoderKLWan.from_pretrained(
                     source, subfolder="vae", revision=self.revision, **_dtype_kwargs(torch.float32)
                 )
-            with _quiet_loading(Path(source).is_dir()):
+            from brandstudio.generation.tiny import quiet_progress
+
+            with quiet_progress(Path(source).is_dir()):
                 pipe = WanPipeline.from_pretrained(
                     source, revision=self.revision, **_dtype_kwargs(self.dtype), **extra
                 )
@@ -490,24 +491,3 @@ class WanGenerator:
                 f"the pipeline returned frames of shape {frames.shape}, expected {expected}"
             )
         return frames
-
-
-@contextmanager
-def _quiet_loading(quiet: bool):
-    """Hide diffusers'/transformers' progress bars while loading a local directory (downloads keep theirs)."""
-    if not quiet:
-        yield
-        return
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-
-    was_d, was_t = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_d:
-            dlog.enable_progress_bar()
-        if was_t:
-            tlog.enable_progress_bar()
