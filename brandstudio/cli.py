@@ -7,6 +7,11 @@
     brandstudio profile show brand_profiles/qinglan-tea
     brandstudio profile schema > brand.schema.json
     brandstudio templates list --profile brand_profiles/aurora-coffee
+    brandstudio qc clip.mp4 --profile brand_profiles/aurora-coffee [--json] [--html report.html]
+    brandstudio campaign plan notebooks/campaigns/spring.toml
+    brandstudio campaign run notebooks/campaigns/spring.toml [--quiet]
+    brandstudio cache prewarm brand_profiles/aurora-coffee
+    brandstudio cache ls | stats | prune --max-size 2GB   [--cache DIR-or-URL]
 
 Errors print as one clear message (what, where, fix) with exit status 2, never a traceback.
 """
@@ -33,6 +38,10 @@ profile_app = typer.Typer(help="Validate, inspect and document brand profiles.",
 templates_app = typer.Typer(help="Prompt templates.", no_args_is_help=True)
 app.add_typer(profile_app, name="profile")
 app.add_typer(templates_app, name="templates")
+campaign_app = typer.Typer(help="Campaigns: many clips from one brief file, resumable.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+cache_app = typer.Typer(help="The scene cache: generated footage, reused across renders.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 
 out = Console()
 err = Console(stderr=True)
@@ -96,6 +105,45 @@ def render(
         highlight=False,
     )
     print(result.path)
+
+
+@app.command("qc")
+def qc(
+    clip: Path = typer.Argument(..., help="video file to check (made by brandstudio or not)"),
+    profile: Path = typer.Option(..., "--profile", "-p", help="brand profile directory to check against"),
+    as_json: bool = typer.Option(False, "--json", help="print the QC report as JSON"),
+    html_out: Path | None = typer.Option(None, "--html", help="also write the HTML report here"),
+) -> None:
+    """Check a clip against a brand profile: palette ΔE, flicker, loudness. Exit 1 if it fails."""
+    from .encode import write_text_atomic
+    from .profile.loader import load_profile
+    from .qc import qc_file
+
+    try:
+        prof = load_profile(profile)
+        with err.status(f"checking {clip.name} against {prof.name}…"):
+            report = qc_file(clip, prof)
+        if html_out is not None:
+            write_text_atomic(html_out, report.to_html())
+    except BrandStudioError as exc:
+        _fail(exc)
+    if as_json:
+        print(report.to_json())
+    else:
+        colours = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+        table = Table("status", "check", "value", "warn / fail at", "why", title=f"QC {clip.name}")
+        for c in report.checks:
+            value = "-" if c.value is None else f"{c.value:g} {c.unit}".strip()
+            limits = "-" if c.warn is None and c.fail is None else f"{c.warn:g} / {c.fail:g}"
+            table.add_row(f"[{colours[c.status]}]{c.status}[/]", c.name, value, limits, c.explanation)
+        out.print(table)
+        out.print(
+            f"[{colours[report.status]}]{report.status.upper()}[/] score {report.score} "
+            f"(profile {report.profile_id}, fingerprint {report.profile_fingerprint[:16]})",
+            highlight=False,
+        )
+    if report.status == "fail":
+        raise typer.Exit(1)
 
 
 @profile_app.command("validate")
@@ -187,6 +235,193 @@ def templates_list(
         )
         table.add_row(t.name, t.spec.description, vars_, str(len(t.spec.captions)), str(t.path.parent))
     out.print(table)
+
+
+_CACHE_HELP = "scene cache directory or fsspec URL (default: $BRANDSTUDIO_SCENE_CACHE or ~/.cache/brandstudio/scenes)"
+
+
+def _open_cache(location: str | None):
+    from .errors import RequestError
+    from .generation.cache import SceneCache
+
+    try:
+        return SceneCache(location)
+    except (ValueError, ImportError, OSError) as exc:
+        _fail(
+            RequestError(
+                f"cannot open the scene cache {location!r}: {type(exc).__name__}: {exc}",
+                field="--cache",
+                value=location,
+                fix="give a local directory, or an fsspec URL whose filesystem package is installed (s3fs, gcsfs)",
+            )
+        )
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _when(t: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+@cache_app.command("prewarm")
+def cache_prewarm(
+    profile: Path = typer.Argument(..., help="brand profile directory"),
+    aspect: str | None = typer.Option(None, "--aspect", "-a", help="render every scene at this aspect ratio"),
+    duration: float | None = typer.Option(None, help="seconds (default: the profile's)"),
+    cache: str | None = typer.Option(None, "--cache", help=_CACHE_HELP),
+    device: str = typer.Option("auto", help="auto, cuda or cpu"),
+) -> None:
+    """Generate the profile's [[scenes]] into the scene cache (no post stage, no clip)."""
+    from .studio import BrandStudio
+
+    store = _open_cache(cache)
+    try:
+        studio = BrandStudio(profile, device=device, cache=store)
+        if not studio.profile.spec.scenes:
+            err.print(f"{studio.profile.id} has no [[scenes]]: nothing to prewarm", highlight=False)
+            return
+        with err.status(f"prewarming {len(studio.profile.spec.scenes)} scenes of {studio.profile.name}…"):
+            report = studio.prewarm(aspect=aspect, duration=duration)
+    except BrandStudioError as exc:
+        _fail(exc)
+    for r in report:
+        out.print(f"{r['cache']:<4}  {r['scene']}  {r['seconds']:.2f}s  {r['key'][:16]}", highlight=False)
+
+
+@cache_app.command("ls")
+def cache_ls(
+    cache: str | None = typer.Option(None, "--cache", help=_CACHE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """List cached scenes, most recently used first."""
+    entries = _open_cache(cache).ls()
+    if as_json:
+        rows = [
+            {"key": e.key, "bytes": e.bytes, "created": e.created, "last_used": e.last_used,
+             "shape": list(e.shape), "prompt": e.prompt}
+            for e in entries
+        ]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table()
+    for name, width in (("key", 12), ("size", 8), ("frames", 9), ("last used", 16)):
+        table.add_column(name, no_wrap=True, min_width=width)
+    table.add_column("prompt", no_wrap=True, overflow="ellipsis", min_width=12)
+    for e in entries:
+        prompt = e.prompt if len(e.prompt) <= 48 else e.prompt[:47] + "…"
+        table.add_row(e.key[:12], _human(e.bytes), "{}×{}×{}".format(*e.shape[:3]), _when(e.last_used), prompt)
+    out.print(table)
+
+
+@cache_app.command("stats")
+def cache_stats(
+    cache: str | None = typer.Option(None, "--cache", help=_CACHE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Entries, bytes, hits, misses and corrupt entries dropped."""
+    stats = _open_cache(cache).stats()
+    if as_json:
+        print(json.dumps(stats, indent=2))
+        return
+    total = stats["hits"] + stats["misses"]
+    rate = f" ({stats['hits'] / total:.0%} hit rate)" if total else ""
+    out.print(
+        f"{stats['location']}\n{stats['entries']} scenes, {_human(stats['bytes'])}; "
+        f"{stats['hits']} hits, {stats['misses']} misses{rate}, {stats['corrupt']} corrupt dropped",
+        highlight=False,
+    )
+
+
+@cache_app.command("prune")
+def cache_prune(
+    max_size: str = typer.Option(..., "--max-size", help="keep at most this much, e.g. 500MB or 2GB"),
+    cache: str | None = typer.Option(None, "--cache", help=_CACHE_HELP),
+) -> None:
+    """Evict least-recently-used scenes until the cache fits in --max-size."""
+    from .errors import RequestError
+    from .generation.cache import parse_size
+
+    try:
+        limit = parse_size(max_size)
+    except ValueError as exc:
+        _fail(RequestError(str(exc), field="--max-size", value=max_size, fix="use e.g. --max-size 2GB"))
+    store = _open_cache(cache)
+    evicted = store.prune(limit)
+    freed = sum(e.bytes for e in evicted)
+    left = store.stats()
+    out.print(
+        f"evicted {len(evicted)} scenes ({_human(freed)}); {left['entries']} left, {_human(left['bytes'])}",
+        highlight=False,
+    )
+
+
+@campaign_app.command("plan")
+def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)")) -> None:
+    """Show every job of a campaign and whether it is done, pending or failed."""
+    from rich.markup import escape
+
+    from .campaign import load_campaign, plan
+
+    try:
+        campaign = load_campaign(file)
+        plans = plan(campaign)
+    except BrandStudioError as exc:
+        _fail(exc)
+    table = Table("job", "variables", "aspect", "status", "output", title=f"campaign {campaign.name}")
+    colours = {"done": "green", "pending": "yellow", "failed": "red", "interrupted": "magenta"}
+    for p in plans:
+        j = p.job
+        status = f"[{colours[p.status]}]{p.status}[/]"
+        if p.status == "failed" and p.record:
+            status += f" ({p.record.get('error', {}).get('type', 'error')})"
+        variables = ", ".join(f"{k}={v}" for k, v in j.variables.items())
+        table.add_row(j.id, escape(variables), escape(j.aspect or "(profile)"), status, escape(j.output.name))
+    out.print(table)
+    counts = {s: sum(p.status == s for p in plans) for s in ("done", "pending", "interrupted", "failed")}
+    out.print(
+        f"{len(plans)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n),
+        highlight=False,
+    )
+    out.print(f"output folder: {campaign.output_dir}", highlight=False, markup=False)
+    for w in campaign.warnings:
+        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+@campaign_app.command("run")
+def campaign_run(
+    file: Path = typer.Argument(..., help="campaign file (TOML)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="one plain line per job (CI logs), no progress bar"),
+    retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="render failed jobs again"),
+    device: str = typer.Option("auto", help="auto, cuda or cpu"),
+) -> None:
+    """Render a campaign; resumes where a killed run stopped. Exit 0: all done, 3: some failed."""
+    from .campaign import load_campaign, run
+
+    try:
+        campaign = load_campaign(file)
+        summary = run(campaign, quiet=quiet, retry_failed=retry_failed, device=device)
+    except BrandStudioError as exc:
+        _fail(exc)
+    print(
+        f"campaign {summary.name}: {summary.done}/{summary.total} done "
+        f"({len(summary.rendered)} rendered now, {len(summary.skipped)} already done), "
+        f"{len(summary.failed)} failed in {summary.seconds:.1f}s"
+    )
+    print(f"manifest: {summary.manifest}")
+    if summary.failed:
+        err.print(f"[bold red]{len(summary.failed)} failed:[/]", highlight=False)
+        for f in summary.failed:
+            err.print(f"{f.job.id} {f.job.source}: {f.error_type}", markup=False, highlight=False)
+            err.print("  " + f.message.replace("\n", "\n  "), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(summary.exit_code)
 
 
 def main() -> None:  # pragma: no cover - entry point

@@ -51,15 +51,22 @@ def ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
     except ImportError:  # pragma: no cover - a core dependency
-        from brandstudio.errors import missing_extra
+        from brandstudio.errors import MissingDependency
 
-        raise missing_extra("imageio-ffmpeg", "video") from None
+        raise MissingDependency(
+            "encoding needs the package `imageio-ffmpeg` (it ships the ffmpeg binary), which is not installed",
+            fix="pip install imageio-ffmpeg (a core dependency: reinstalling brandstudio brings it back)",
+        ) from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def _temp_path(path: Path, suffix: str) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
     os.close(fd)
+    # mkstemp makes 0600; a delivered file gets the usual permissions (0666 less the umask)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 

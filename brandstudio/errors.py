@@ -19,6 +19,8 @@ without a traceback and exits with status 2.
     │   └── LoRAError           an adapter does not fit the model it is loaded into
     ├── PostError               a post-stage effect failed (grade, captions, music, ...)
     ├── EncodeError             ffmpeg could not write the MP4
+    ├── CampaignError           a campaign file, its CSV or its run is wrong
+    ├── QCError                 a clip could not be read or measured for the QC report
     └── MissingDependency       an optional extra is not installed
 
 Example:
@@ -39,6 +41,7 @@ from __future__ import annotations
 __all__ = [
     "AssetError",
     "BrandStudioError",
+    "CampaignError",
     "EncodeError",
     "GenerationError",
     "LoRAError",
@@ -46,6 +49,7 @@ __all__ = [
     "PostError",
     "ProfileError",
     "ProfileNotFound",
+    "QCError",
     "RequestError",
     "SafetyViolation",
     "TemplateError",
@@ -136,6 +140,14 @@ class PostError(BrandStudioError):
 
 class EncodeError(BrandStudioError):
     """Writing the MP4 failed."""
+
+
+class QCError(BrandStudioError):
+    """A clip could not be read or measured for the QC report (missing, not a video, empty)."""
+
+
+class CampaignError(BrandStudioError):
+    """A campaign file (or its CSV) is invalid, or the campaign cannot run (locked, backend)."""
 
 
 class MissingDependency(BrandStudioError):

@@ -105,6 +105,10 @@ class RenderResult(BaseModel):
     timings: Mapping[str, float] = Field(default_factory=dict)
     safety: tuple[Mapping[str, str], ...] = ()
     label: str | None = None
+    cache: str = "off"  # the scene cache: "hit", "miss" (generated and stored) or "off"
+    cache_key: str | None = None  # the scene's key in the cache (None when off)
+    qc: Mapping[str, Any] | None = None  # QC status, score and per-check status/value (brandstudio.qc)
+    qc_report: Path | None = None  # the HTML QC report beside the clip (.qc.json holds the data)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 ::
 
-    RenderRequest ─► prompt ─► safety ─► generation ─► post ─► music ─► encode ─► RenderResult
+    RenderRequest ─► prompt ─► safety ─► generation ─► post ─► music ─► encode ─► QC ─► RenderResult
 
 Each step hands a plain value to the next; no stage reaches back into an earlier one.
 
@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,11 +40,14 @@ __all__ = ["BrandStudio"]
 
 
 class _Timer:
-    def __init__(self) -> None:
+    def __init__(self, on_stage: Callable[[str], None] | None = None) -> None:
         self.timings: dict[str, float] = {}
+        self.on_stage = on_stage
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        if self.on_stage is not None:
+            self.on_stage(name)
         t0 = time.perf_counter()
         try:
             yield
@@ -62,6 +65,9 @@ class BrandStudio:
             ``WanGenerator`` for the profile's ``[model]``, created on the first render and
             kept loaded for the next ones.
         device: ``"auto"`` (CUDA when available), ``"cuda"`` or ``"cpu"``.
+        cache: the scene cache for generated footage: ``None`` for the default location
+            (``$BRANDSTUDIO_SCENE_CACHE`` or ``~/.cache/brandstudio/scenes``), a directory or
+            fsspec URL, a :class:`~brandstudio.generation.cache.SceneCache`, or ``False`` for none.
     """
 
     def __init__(
@@ -71,11 +77,18 @@ class BrandStudio:
         output_dir: str | Path = "renders",
         generator=None,
         device: str = "auto",
+        cache=None,
     ) -> None:
         self.profile = profile if isinstance(profile, BrandProfile) else load_profile(profile)
         self.output_dir = Path(output_dir)
         self.device = device
         self._generator = generator
+        from .generation.cache import SceneCache
+
+        if cache is False or isinstance(cache, SceneCache):
+            self.cache = cache or None
+        else:
+            self.cache = SceneCache(None if cache is True else cache)
         self.templates = TemplateLibrary([self.profile.root / "templates", shared_templates_dir()])
         s = self.profile.spec.safety
         self.rules = TextRules(
@@ -128,13 +141,15 @@ class BrandStudio:
         output: str | Path | None = None,
         duration: float | None = None,
         resolution: int | None = None,
+        on_stage: Callable[[str], None] | None = None,
         **variables: Any,
     ) -> RenderResult:
         """Render one clip.
 
         ``request`` is a template name (then the keyword arguments fill the request) or a
         :class:`RenderRequest`. Returns a :class:`RenderResult`; the MP4 and its ``.srt``
-        appear at their paths only when complete.
+        appear at their paths only when complete. ``on_stage``, if given, is called with each
+        stage's name (``"prompt"``, ``"safety"``, ``"generation"``, ...) as it starts.
         """
         if isinstance(request, RenderRequest):
             req = request
@@ -168,13 +183,31 @@ class BrandStudio:
                     fix="see help(BrandStudio.render) for the accepted values",
                 ) from None
         try:
-            return self._render(req)
+            return self._render(req, on_stage=on_stage)
         except BrandStudioError as exc:
             exc.profile = exc.profile or self.profile.id
             raise
 
-    def render_many(self, requests: Iterable[RenderRequest | dict]) -> list[RenderResult]:
-        """Render several clips with one loaded model, in order."""
+    def render_many(
+        self,
+        requests: Iterable[RenderRequest | dict],
+        *,
+        manifest: str | Path | None = None,
+        quiet: bool = True,
+    ) -> list[RenderResult]:
+        """Render several clips with one loaded model, in order.
+
+        Without ``manifest`` the first error is raised as is. With ``manifest`` (a JSON-lines
+        path) the batch is resumable like a campaign (:mod:`brandstudio.campaign`): clips
+        recorded done are not rendered again, one failing request does not stop the others
+        (a :class:`~brandstudio.errors.CampaignError` listing them is raised at the end, with
+        the run's summary as ``exc.summary``), and each clip gets an audit line in
+        ``<manifest folder>/audit/<profile>.jsonl``. ``quiet=False`` shows progress.
+        """
+        if manifest is not None:
+            from .campaign import render_many_resumable
+
+            return render_many_resumable(self, requests, manifest=Path(manifest), quiet=quiet)
         out = []
         for r in requests:
             out.append(self.render(r if isinstance(r, RenderRequest) else RenderRequest(**r)))
@@ -182,10 +215,10 @@ class BrandStudio:
 
     # -- the stage order --------------------------------------------------------------------
 
-    def _render(self, req: RenderRequest) -> RenderResult:
+    def _render(self, req: RenderRequest, on_stage: Callable[[str], None] | None = None) -> RenderResult:
         spec = self.profile.spec
         pid = self.profile.id
-        timer = _Timer()
+        timer = _Timer(on_stage)
 
         # 1. request: fill defaults from the profile
         aspect = req.aspect or spec.output.aspects[0]
@@ -205,13 +238,18 @@ class BrandStudio:
         # 2. prompt: template + brand style
         with timer.stage("prompt"):
             rendered = self.templates.get(req.template).render(req.variables)
+            scene = self._scene(rendered.scene, req.template) if rendered.scene is not None else None
             triggers = [w for lo in spec.style.loras for w in lo.trigger_words]
             prompt = compose_prompt(
-                rendered.prompt, style=spec.prompt.style, triggers=triggers, language=spec.brand.language
+                scene.prompt if scene else rendered.prompt,
+                style=spec.prompt.style,
+                triggers=triggers,
+                language=spec.brand.language,
             )
             negative = compose_negative(rendered.negative, spec.prompt.negative)
             cues = rendered.scaled_cues(duration)
             seed = req.seed if req.seed is not None else _derived_seed(req.template, rendered.variables)
+            seed = scene.seed if scene and req.seed is None else seed
             label = self._label_text()
 
         # 3. safety: rules on the final prompt and every caption; glyph coverage of the font
@@ -223,10 +261,10 @@ class BrandStudio:
             )
             self._check_glyphs([c[2] for c in cues] + ([label] if label else []))
 
-        # 4. generation
+        # 4. generation, through the scene cache
         gen_spec = self._generation_spec(prompt, negative, seed, aspect, duration)
         with timer.stage("generation"):
-            frames = self.generator.generate(gen_spec)
+            frames, cache_status, cache_key = self._generate(gen_spec)
 
         # 5. post: grade, reframe, upscale, retime, captions, logo, label
         from .post.reframe import delivery_size
@@ -245,6 +283,10 @@ class BrandStudio:
         out = req.output or self._default_output(req, aspect, seed, duration, short_side)
         with timer.stage("encode"):
             self._encode(out, frames, fps, audio, cues, prompt, seed, label)
+
+        # 8. QC report: palette ΔE, flicker, loudness, safety against [qc]; .qc.json + .qc.html
+        with timer.stage("qc"):
+            qc = self._qc(out, frames, fps, audio, seed, verdicts, dict(timer.timings))
 
         result = RenderResult(
             path=out,
@@ -266,6 +308,10 @@ class BrandStudio:
             timings=timer.timings,
             safety=tuple(v.as_dict() for v in verdicts),
             label=label,
+            cache=cache_status,
+            cache_key=cache_key,
+            qc=qc.summary(),
+            qc_report=out.with_suffix(".qc.html"),
         )
         from .encode import write_text_atomic
 
@@ -273,6 +319,62 @@ class BrandStudio:
         return result
 
     # -- stage helpers ----------------------------------------------------------------------
+
+    def _scene(self, scene_id: str, template: str):
+        """The profile's ``[[scenes]]`` entry named by a scene template."""
+        from .errors import TemplateError
+
+        for scene in self.profile.spec.scenes:
+            if scene.id == scene_id:
+                return scene
+        ids = [s.id for s in self.profile.spec.scenes]
+        raise TemplateError(
+            f"template {template!r} names the scene {scene_id!r}, which this profile does not have",
+            profile=self.profile.id,
+            file="brand.toml",
+            field="scenes",
+            value=scene_id,
+            fix=f"use one of the profile's scenes: {', '.join(ids) or '(none: add [[scenes]] to brand.toml)'}",
+        )
+
+    def _generate(self, gen_spec):
+        """(frames, "hit" | "miss" | "off", cache key or None): the scene from the cache or the model."""
+        identity = getattr(self.generator, "cache_identity", None)
+        if self.cache is None or identity is None:
+            return self.generator.generate(gen_spec), "off", None
+        from .generation.cache import scene_key
+
+        fields = {**identity(), **dataclasses.asdict(gen_spec), "preset": self.profile.spec.model.preset}
+        key = scene_key(fields)
+        frames, hit = self.cache.get_or_create(key, lambda: self.generator.generate(gen_spec), fields=fields)
+        return frames, "hit" if hit else "miss", key
+
+    def prewarm(self, *, aspect: str | None = None, duration: float | None = None) -> list[dict]:
+        """Render the profile's ``[[scenes]]`` into the scene cache (generation only: no post, no file).
+
+        Each scene is generated exactly as a scene template would ask for it (its prompt with
+        the brand style and LoRA triggers, the brand's negative prompt, its seed), at its own
+        ``aspect`` (or ``aspect``) and the profile's duration (or ``duration``). Returns one
+        ``{"scene", "cache", "key", "seconds"}`` per scene; ``cache`` is ``"hit"`` when it was there.
+        """
+        spec = self.profile.spec
+        triggers = [w for lo in spec.style.loras for w in lo.trigger_words]
+        negative = compose_negative("", spec.prompt.negative)
+        report = []
+        for scene in spec.scenes:
+            t0 = time.perf_counter()
+            prompt = compose_prompt(
+                scene.prompt, style=spec.prompt.style, triggers=triggers, language=spec.brand.language
+            )
+            check_texts(self.rules, [("prompt", prompt)], profile=self.profile.id)
+            gen_spec = self._generation_spec(
+                prompt, negative, scene.seed, aspect or scene.aspect, duration or spec.output.duration
+            )
+            _, status, key = self._generate(gen_spec)
+            report.append(
+                {"scene": scene.id, "cache": status, "key": key, "seconds": round(time.perf_counter() - t0, 3)}
+            )
+        return report
 
     def _label_text(self) -> str | None:
         from .post.overlay import label_text
@@ -438,6 +540,28 @@ class BrandStudio:
             except BaseException:
                 out.unlink(missing_ok=True)
                 raise
+
+    def _qc(self, out: Path, frames, fps, audio, seed, verdicts, timings):
+        """Measure the delivered frames and music bed; write ``<clip>.qc.json`` and ``.qc.html``."""
+        from .encode import write_text_atomic
+        from .qc import run_qc
+
+        a = self.profile.spec.audio
+        report = run_qc(
+            frames,
+            self.profile,
+            fps=fps,
+            audio=audio,
+            sample_rate=a.sample_rate if a else None,
+            clip=out,
+            model=self.generator.model_id,
+            seed=seed,
+            timings=timings,
+            safety=[v.as_dict() for v in verdicts],
+        )
+        write_text_atomic(out.with_suffix(".qc.json"), report.to_json())
+        write_text_atomic(out.with_suffix(".qc.html"), report.to_html())
+        return report
 
 
 def _derived_seed(template: str, variables: dict) -> int:

@@ -1,4 +1,4 @@
-"""Shared fixtures: copies of the demo profiles to break, and media probes for assertions."""
+"""Shared fixtures: a private scene cache, copies of the demo profiles to break, and media probes."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pytest
 from helpers import PROFILES
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scene_cache_dir(tmp_path_factory):
+    """A per-session scene cache (BRANDSTUDIO_SCENE_CACHE), never the user's ~/.cache/brandstudio/scenes."""
+    path = tmp_path_factory.mktemp("scene-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BRANDSTUDIO_SCENE_CACHE", str(path))
+    yield path
+    mp.undo()
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import json
 import subprocess
 import sys
 
+from helpers import PROFILES, probe
 from typer.testing import CliRunner
 
 from brandstudio.cli import app
-from helpers import PROFILES, probe
 
 runner = CliRunner()
 

@@ -96,6 +96,11 @@ class Generator(Protocol):
     ``generate`` returns :data:`~brandstudio.frames.Frames`: ``uint8`` of shape
     ``(num_frames, height, width, 3)``. It must be deterministic: the same spec on the same
     generator gives bit-identical frames (the scene cache relies on it).
+
+    Optional: ``cache_identity() -> dict``, the JSON-able fields of the generator that change
+    the pixels (model id and revision, dtype, scheduler, LoRA file hashes and weights, ...).
+    The scene cache key is made of it, the spec and the profile's speed preset
+    (:func:`brandstudio.generation.cache.scene_key`); a generator without it is never cached.
     """
 
     model_id: str

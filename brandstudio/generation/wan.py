@@ -223,6 +223,50 @@ class WanGenerator:
             f"loras={[a.name for a in self.loras]!r})"
         )
 
+    def cache_identity(self) -> dict:
+        """What about this generator changes the pixels, for the scene cache key.
+
+        The model id and revision (and the tiny model's build version), the model family,
+        the transformer dtype, the scheduler class, the expert boundary ratio, and for each LoRA
+        its name, the SHA-256 of its file and its two weights. The device is left out on
+        purpose: a team shares scenes across machines. LoRA files are hashed once per generator.
+
+        Example:
+            >>> WanGenerator("tiny").cache_identity()["model_id"]          # doctest: +SKIP
+            'tiny'
+        """
+        if getattr(self, "_identity", None) is None:
+            import hashlib
+
+            from brandstudio.generation.tiny import TINY_MODEL_VERSION
+
+            loras = []
+            for a in self.loras:
+                h = hashlib.sha256()
+                with open(a.path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                loras.append(
+                    {
+                        "name": a.name,
+                        "sha256": h.hexdigest(),
+                        "weight_high": float(a.weight_high),
+                        "weight_low": float(a.weight_low),
+                    }
+                )
+            boundary = self.pipeline.config.get("boundary_ratio")
+            self._identity = {
+                "model_id": self.model_id,
+                "revision": self.revision,
+                "model_version": TINY_MODEL_VERSION if self.model_id == "tiny" else None,
+                "model_family": self.model_family,
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "scheduler": type(self.pipeline.scheduler).__name__,
+                "boundary_ratio": None if boundary is None else float(boundary),
+                "loras": loras,
+            }
+        return dict(self._identity)
+
     # ------------------------------------------------------------------ loading
 
     def _load_pipeline(self, source: str, torch):

@@ -32,6 +32,7 @@ __all__ = [
     "ModelSection",
     "OutputSection",
     "PromptSection",
+    "QCSection",
     "SafeArea",
     "SafetyRule",
     "SafetySection",
@@ -281,6 +282,49 @@ class OutputSection(_Section):
         return v
 
 
+class QCSection(_Section):
+    """``[qc]``: thresholds that turn the QC report's measurements into pass / warn / fail.
+
+    A value at or under its ``*_warn`` threshold passes, one over ``*_warn`` warns and one
+    over ``*_fail`` fails. Every key is optional, so a profile without ``[qc]`` gets these
+    defaults:
+
+    * palette: ``delta_e_warn`` defaults to ``colour.delta_e_tolerance`` (the profile's
+      existing palette tolerance) and ``delta_e_fail`` to 25 ΔE2000, about where a colour
+      reads as a different hue rather than a shade of a brand swatch.
+    * flicker: mean absolute difference of consecutive frames in 8-bit levels, measured on
+      ~128 px analysis frames. Steady footage with camera motion measures about 1-8;
+      ``flicker_warn`` 12 flags pumping exposure or jittery generation, ``flicker_fail`` 30
+      flags strobing (alternating black/white frames measure 255).
+    * loudness: within ``loudness_tolerance`` LU of ``audio.loudness`` passes, within twice
+      that warns, further fails (1 LU is EBU R128's tolerance for live programmes).
+    """
+
+    delta_e_warn: float | None = Field(
+        None, gt=0, le=100, description="p95 ΔE2000 to warn at; default: colour.delta_e_tolerance"
+    )
+    delta_e_fail: float = Field(25.0, gt=0, le=100, description="p95 ΔE2000 to fail at")
+    flicker_warn: float = Field(12.0, gt=0, le=255, description="mean |frame - previous frame|, 8-bit levels")
+    flicker_fail: float = Field(30.0, gt=0, le=255, description="mean |frame - previous frame|, 8-bit levels")
+    loudness_tolerance: float = Field(
+        1.0, gt=0, le=20, description="LU from audio.loudness that still passes (twice this warns)"
+    )
+    dominant_colours: int = Field(5, ge=1, le=32, description="dominant colours measured per frame")
+    sample_frames: int = Field(16, ge=1, le=1000, description="frames analysed for colour (evenly spaced)")
+
+    @model_validator(mode="after")
+    def _order(self) -> QCSection:
+        if self.flicker_warn > self.flicker_fail:
+            raise ValueError(
+                f"`flicker_warn` ({self.flicker_warn:g}) must not exceed `flicker_fail` ({self.flicker_fail:g})"
+            )
+        if self.delta_e_warn is not None and self.delta_e_warn > self.delta_e_fail:
+            raise ValueError(
+                f"`delta_e_warn` ({self.delta_e_warn:g}) must not exceed `delta_e_fail` ({self.delta_e_fail:g})"
+            )
+        return self
+
+
 class SceneSpec(_Section):
     """``[[scenes]]``: a common scene, pre-rendered into the scene cache."""
 
@@ -305,6 +349,22 @@ class BrandProfileSpec(_Section):
     label: LabelSection = LabelSection()
     output: OutputSection = OutputSection()
     scenes: tuple[SceneSpec, ...] = ()
+    qc: QCSection = QCSection()
+
+    @model_validator(mode="after")
+    def _qc_thresholds(self) -> BrandProfileSpec:
+        if self.qc.delta_e_warn is None and self.colour.delta_e_tolerance > self.qc.delta_e_fail:
+            raise ValueError(
+                f"`qc.delta_e_fail` ({self.qc.delta_e_fail:g}) is below the palette warn threshold "
+                f"`colour.delta_e_tolerance` ({self.colour.delta_e_tolerance:g}); raise qc.delta_e_fail "
+                "or set qc.delta_e_warn"
+            )
+        return self
+
+    @property
+    def delta_e_warn(self) -> float:
+        """The palette warn threshold: ``qc.delta_e_warn``, else ``colour.delta_e_tolerance``."""
+        return self.qc.delta_e_warn if self.qc.delta_e_warn is not None else self.colour.delta_e_tolerance
 
 
 def profile_json_schema() -> dict:

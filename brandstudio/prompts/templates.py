@@ -31,6 +31,23 @@ File format (``templates/product-hero.toml``)::
 Cue times are seconds for a clip of ``duration``; a clip of another length scales them.
 A brand's own ``templates/`` directory overrides shared templates of the same name.
 
+Named scenes: instead of a ``prompt``, a template may name one of the profile's ``[[scenes]]``
+with ``scene``, which may use the template's variables like any other text::
+
+    description = "A brand scene with a caption"
+    scene = "{{ scene }}"               # e.g. --var scene=pour-over
+
+    [variables.scene]
+    type = "str"
+    description = "The id of one of the profile's [[scenes]]"
+
+The footage is then the scene's: its prompt (composed with the brand style and LoRA triggers
+as usual), the brand's negative prompt and the scene's seed (unless the request gives one),
+so a render hits the scene that ``brandstudio cache prewarm`` put in the scene cache, whatever
+the captions, grade or delivery size. A template has either a ``prompt`` or a ``scene``, and a
+scene template has no ``negative`` (it would change the scene's pixels). An unknown scene id
+is a :class:`~brandstudio.errors.TemplateError` that lists the profile's scenes.
+
 Example:
     >>> from pathlib import Path
     >>> from brandstudio.prompts.templates import TemplateLibrary
@@ -90,11 +107,22 @@ class CueSpec(_Model):
 class TemplateSpec(_Model):
     description: str = ""
     duration: float = Field(5.0, gt=0, le=600)
-    prompt: str = Field(min_length=1)
+    prompt: str = ""
     negative: str = ""
-    scene: str | None = None
+    scene: str | None = Field(None, min_length=1)
     variables: dict[str, VariableSpec] = {}
     captions: tuple[CueSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _prompt_or_scene(self) -> TemplateSpec:
+        if self.scene is None and not self.prompt.strip():
+            raise ValueError("a template needs a `prompt` (or a `scene` naming one of the profile's [[scenes]])")
+        if self.scene is not None and (self.prompt.strip() or self.negative.strip()):
+            raise ValueError(
+                "a template with a `scene` takes its prompt from the profile's [[scenes]]: "
+                "remove `prompt` and `negative`"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -107,6 +135,7 @@ class RenderedTemplate:
     cues: tuple[tuple[float, float, str], ...]  # (start, end, text) in seconds for ``duration``
     duration: float
     variables: Mapping[str, Any]
+    scene: str | None = None  # the id of a profile [[scenes]] entry, for scene templates
 
     def scaled_cues(self, clip_duration: float) -> tuple[tuple[float, float, str], ...]:
         """Cue times scaled from the template's nominal duration to ``clip_duration``."""
@@ -161,7 +190,10 @@ class PromptTemplate:
         return tpl
 
     def _sources(self) -> Iterable[tuple[str, str]]:
-        yield "prompt", self.spec.prompt
+        if self.spec.prompt:
+            yield "prompt", self.spec.prompt
+        if self.spec.scene is not None:
+            yield "scene", self.spec.scene
         if self.spec.negative:
             yield "negative", self.spec.negative
         for i, cue in enumerate(self.spec.captions):
@@ -253,13 +285,14 @@ class PromptTemplate:
                     fix="check the expressions in the template",
                 ) from None
 
-        prompt = run("prompt", self.spec.prompt)
+        prompt = run("prompt", self.spec.prompt) if self.spec.prompt else ""
+        scene = run("scene", self.spec.scene) if self.spec.scene is not None else None
         negative = run("negative", self.spec.negative) if self.spec.negative else ""
         cues = tuple(
             (c.start, c.end, run(f"captions[{i}].text", c.text)) for i, c in enumerate(self.spec.captions)
         )
         return RenderedTemplate(
-            self.name, prompt, negative, tuple(c for c in cues if c[2]), self.spec.duration, full
+            self.name, prompt, negative, tuple(c for c in cues if c[2]), self.spec.duration, full, scene
         )
 
 
