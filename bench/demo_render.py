@@ -60,7 +60,7 @@ def main() -> None:
                 total = time.perf_counter() - t0
                 rows.append((name, "cold" if i == 0 else "warm", load if i == 0 else 0.0, r, total))
 
-    stages = ["prompt", "safety", "generation", "post", "music", "encode"]
+    stages = ["prompt", "safety", "generation", "post", "music", "encode", "qc"]
     print(f"\n### Demo render, stage by stage ({date.today()}, {machine()})\n")
     print(f"tiny model build/check: {build:.2f} s (first run on a machine builds it once)\n")
     print("| profile | run | profile load | " + " | ".join(stages) + " | total | clip |")
