@@ -1,6 +1,7 @@
 """write_mp4 / write_text_atomic / probe, checked by decoding what was written."""
 
 
+import av  # noqa: E402  (the dev extra installs PyAV)
 import numpy as np
 import pytest
 from helpers import ebur128
@@ -9,7 +10,6 @@ from brandstudio.encode import probe, write_mp4, write_text_atomic
 from brandstudio.errors import EncodeError
 from brandstudio.post.music import fit_music
 
-av = pytest.importorskip("av")
 SR = 48000
 COLOURS = [(200, 40, 40), (40, 200, 60), (30, 60, 220)]
 

@@ -26,8 +26,7 @@ def _font_covering(text: str) -> Path | None:
 def latin_font() -> Path:
     """A shipped font that covers Latin text (aurora-coffee's)."""
     path = _font_covering("Morning ritual, Café!")
-    if path is None:
-        pytest.skip("no Latin font under brand_profiles/*/fonts yet")
+    assert path is not None, "aurora-coffee ships a Latin font under fonts/"
     return path
 
 
@@ -35,6 +34,5 @@ def latin_font() -> Path:
 def cjk_font() -> Path:
     """A shipped font that covers Chinese text (qinglan-tea's)."""
     path = _font_covering("清晨的第一杯青岚茶，人工智能生成。")
-    if path is None:
-        pytest.skip("no CJK font under brand_profiles/*/fonts yet")
+    assert path is not None, "qinglan-tea ships a CJK font under fonts/"
     return path
