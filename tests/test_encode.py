@@ -1,7 +1,7 @@
 """write_mp4 / write_text_atomic / probe, checked by decoding what was written."""
 
 
-import av  # noqa: E402  (the dev extra installs PyAV)
+import av  # the dev extra installs PyAV
 import numpy as np
 import pytest
 from helpers import ebur128
