@@ -87,9 +87,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._toml import read_toml_model
 from .errors import BrandStudioError, CampaignError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -344,28 +344,10 @@ def load_campaign(path: str | Path) -> Campaign:
     A bad *row* is not an error here: it becomes a job that fails with a clear message.
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CampaignError(f"no campaign file at {path}", file=str(path), fix="check the path") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CampaignError(
-            f"the campaign file is not valid TOML: {exc}",
-            file=str(path),
-            fix="fix the TOML syntax at the line and column given",
-        ) from None
-    try:
-        spec = CampaignSpec.model_validate(data)
-    except ValidationError as exc:
-        e = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in e["loc"])
-        raise CampaignError(
-            f"invalid campaign file: `{where}`: {e['msg'].removeprefix('Value error, ')}",
-            file=str(path),
-            field=where,
-            value=e.get("input") if e["type"] != "missing" else None,
-            fix="see the campaign file format in `help(brandstudio.campaign)` or the README",
-        ) from None
+    spec = read_toml_model(
+        path, CampaignSpec, CampaignError, what="the campaign file", kind="campaign file",
+        fix="see the campaign file format in `help(brandstudio.campaign)` or the README",
+    )
     c = spec.campaign
     base = path.parent
     output_dir = base / (c.output_dir or f"renders/{c.name}")

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ._toml import first_error
 from .errors import BrandStudioError, PostError, RequestError
 from .profile.loader import BrandProfile, load_profile
 from .profile.schema import parse_aspect
@@ -165,22 +166,11 @@ class BrandStudio:
                     resolution=resolution,
                 )
             except ValidationError as exc:
-                err = exc.errors(include_url=False)[0]
-                name = ".".join(str(p) for p in err["loc"])
-                if name.startswith("variables."):
-                    raise RequestError(
-                        f"invalid template variable `{name}`: {err['msg']}",
-                        profile=self.profile.id,
-                        field=name,
-                        value=err.get("input"),
-                        fix="pass plain str/int/float/bool values",
-                    ) from None
+                name, msg, value = first_error(exc)
+                plain = "pass plain str/int/float/bool values"
                 raise RequestError(
-                    f"invalid `{name}`: {err['msg'].removeprefix('Value error, ')}",
-                    profile=self.profile.id,
-                    field=name,
-                    value=err.get("input"),
-                    fix="see help(BrandStudio.render) for the accepted values",
+                    f"invalid `{name}`: {msg}", profile=self.profile.id, field=name, value=value,
+                    fix=plain if name.startswith("variables.") else "see help(BrandStudio.render) for accepted values",
                 ) from None
         try:
             return self._render(req, on_stage=on_stage)

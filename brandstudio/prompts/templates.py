@@ -63,12 +63,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .._toml import read_toml_model
 from ..errors import TemplateError
 
 __all__ = ["CueSpec", "PromptTemplate", "RenderedTemplate", "TemplateLibrary", "TemplateSpec", "VariableSpec"]
@@ -157,25 +157,10 @@ class PromptTemplate:
     @classmethod
     def load(cls, path: Path) -> PromptTemplate:
         name = path.stem
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise TemplateError(
-                f"template {name!r} is not valid TOML: {exc}",
-                file=str(path),
-                fix="fix the TOML syntax at the line and column given",
-            ) from None
-        try:
-            spec = TemplateSpec.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise TemplateError(
-                f"template {name!r} is invalid: {where}: {err['msg']}",
-                file=str(path),
-                field=where,
-                fix="see the template format in brandstudio/prompts/templates.py or `brandstudio templates list`",
-            ) from None
+        spec = read_toml_model(
+            path, TemplateSpec, TemplateError, what=f"template {name!r}", kind="template file",
+            fix="see the template format in brandstudio/prompts/templates.py or `brandstudio templates list`",
+        )
         tpl = cls(name=name, path=path, spec=spec)
         for where, source in tpl._sources():
             try:
