@@ -56,7 +56,16 @@ brandstudio rewrites it.
 
 **Backends.** ``backend="local"`` renders the jobs in order in this process, with one
 :class:`~brandstudio.studio.BrandStudio` (the model is loaded once, not once per job).
-``"ray"`` (a GPU cluster, one model per worker) is not available yet and says so.
+``backend="ray"`` (or ``campaign run --ray ADDRESS``) spreads them over a Ray cluster, one
+actor per GPU holding its loaded pipeline (:mod:`brandstudio.distributed.ray_backend`). Either
+way this process alone writes the manifest and the audit log; workers render, publish the clip
+and send back only its path, hash and :class:`~brandstudio.request.RenderResult`.
+
+**Shared storage.** ``output_dir`` may be an fsspec URL (``s3://bucket/spring``,
+``gs://...``, ``file:///mnt/shared/renders``): each clip is rendered to a local staging file,
+then uploaded with its sidecars (MP4 last) and the staging copy deleted. The manifest, audit
+log and lock then live in ``state_dir`` (default ``.brandstudio/<name>`` next to the campaign
+file). A clip on shared storage counts as done when it exists with the recorded size.
 
 Example:
     >>> from brandstudio.campaign import load_campaign, plan, run      # doctest: +SKIP
@@ -83,7 +92,7 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -103,10 +112,15 @@ __all__ = [
     "Job",
     "JobEvent",
     "JobFailure",
+    "JobOutcome",
     "JobPlan",
+    "LocalExecutor",
+    "execute_job",
+    "is_url",
     "jobs_from_requests",
     "load_campaign",
     "plan",
+    "publish",
     "read_manifest",
     "render_many_resumable",
     "run",
@@ -132,10 +146,32 @@ class CampaignSection(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="campaign id")
     profile: str = Field(min_length=1, description="profile directory, relative to the campaign file")
     template: str | None = Field(None, description="template name; a CSV/matrix `template` may override it")
-    output_dir: str | None = Field(None, description="default: renders/<name>, relative to the campaign file")
+    output_dir: str | None = Field(
+        None,
+        description="a folder relative to the campaign file (default: renders/<name>), or an fsspec URL "
+        "(s3://bucket/spring, gs://..., file:///shared/renders) for shared storage",
+    )
+    state_dir: str | None = Field(
+        None,
+        description="where the manifest, audit log and lock live when output_dir is a URL "
+        "(default: .brandstudio/<name> next to the campaign file); ignored for a local output_dir",
+    )
     csv: str | None = Field(None, description="a CSV of variable rows, relative to the campaign file")
     backend: Literal["local", "ray"] = "local"
     description: str = ""
+
+
+class RaySection(_Model):
+    """``[ray]``: the cluster backend (``backend = "ray"`` or ``campaign run --ray ADDRESS``)."""
+
+    address: str | None = Field(
+        None,
+        description="'auto' (the cluster this machine belongs to), 'ray://head:10001', 'head:6379', "
+        "or 'local' to start a Ray instance on this machine; default: 'auto'",
+    )
+    workers: int | None = Field(None, ge=1, le=4096, description="render actors; default: one per GPU")
+    gpus_per_worker: float = Field(1.0, ge=0, le=64, description="GPUs each actor reserves (0: CPU workers)")
+    cpus_per_worker: float = Field(1.0, ge=0, le=1024, description="CPUs each actor reserves")
 
 
 class DefaultsSection(_Model):
@@ -160,6 +196,7 @@ class DefaultsSection(_Model):
 class CampaignSpec(_Model):
     campaign: CampaignSection
     defaults: DefaultsSection = DefaultsSection()
+    ray: RaySection = RaySection()
     matrix: dict[str, list[Value]] = {}
 
     @field_validator("matrix")
@@ -185,8 +222,14 @@ class Job:
     seed: Any
     duration: Any
     resolution: Any
-    output: Path
+    output: Path  # where the render writes (for a URL campaign: a local staging path)
     problem: str | None = None  # a malformed row: the job fails with this message, unrendered
+    url: str | None = None  # the final place on shared storage when output_dir is an fsspec URL
+
+    @property
+    def location(self) -> str:
+        """Where the finished clip lives: its URL, or its local path."""
+        return self.url or str(self.output)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -211,10 +254,12 @@ class Campaign:
     name: str
     path: Path | None
     profile: Path
-    output_dir: Path
+    output_dir: Path  # local: the clips and the state; URL campaign: the state and the staging area
     backend: str
     jobs: tuple[Job, ...]
     warnings: tuple[str, ...] = ()
+    output_url: str | None = None  # the clips' shared storage, when output_dir was given as a URL
+    ray: RaySection = RaySection()
 
     @property
     def manifest_path(self) -> Path:
@@ -223,6 +268,11 @@ class Campaign:
     @property
     def audit_dir(self) -> Path:
         return self.output_dir / "audit"
+
+    @property
+    def destination(self) -> str:
+        """Where the clips go: the URL, or the local folder."""
+        return self.output_url or str(self.output_dir)
 
 
 def _job_id(inputs: Mapping[str, Any], name: str | None) -> str:
@@ -237,6 +287,7 @@ def _make_job(
     template: str | None,
     output_dir: Path,
     problem: str | None = None,
+    output_url: str | None = None,
 ) -> Job:
     values = dict(values)
     name = values.pop("output", None)
@@ -269,8 +320,9 @@ def _make_job(
         seed=inputs["seed"],
         duration=inputs["duration"],
         resolution=inputs["resolution"],
-        output=output_dir / f"{stem}.mp4",
+        output=(output_dir / "staging" if output_url else output_dir) / f"{stem}.mp4",
         problem=problem,
+        url=f"{output_url.rstrip('/')}/{stem}.mp4" if output_url else None,
     )
 
 
@@ -349,8 +401,12 @@ def load_campaign(path: str | Path) -> Campaign:
         fix="see the campaign file format in `help(brandstudio.campaign)` or the README",
     )
     c = spec.campaign
-    base = path.parent
-    output_dir = base / (c.output_dir or f"renders/{c.name}")
+    base = path.parent.resolve()  # absolute: workers of a cluster may start elsewhere
+    output_url = c.output_dir if c.output_dir and is_url(c.output_dir) else None
+    if output_url:  # clips to shared storage; manifest, audit log, lock and staging stay here
+        output_dir = base / (c.state_dir or f".brandstudio/{c.name}")
+    else:
+        output_dir = base / (c.output_dir or f"renders/{c.name}")
     profile = base / c.profile
     if c.template is None and "template" not in spec.matrix and c.csv is None:
         raise CampaignError(
@@ -381,7 +437,7 @@ def load_campaign(path: str | Path) -> Campaign:
                 source if not keys else (f"{source} × matrix[{n % len(cells)}]" if c.csv else f"matrix[{n}]")
             )
             n += 1
-            job = _make_job(src, combined, spec.defaults, c.template, output_dir, problem)
+            job = _make_job(src, combined, spec.defaults, c.template, output_dir, problem, output_url)
             if job.id in seen:
                 warnings.append(f"{src} is the same job as {seen[job.id].source}; rendered once")
                 continue
@@ -403,7 +459,14 @@ def load_campaign(path: str | Path) -> Campaign:
         backend=c.backend,
         jobs=tuple(jobs),
         warnings=tuple(warnings),
+        output_url=output_url,
+        ray=spec.ray,
     )
+
+
+def is_url(location: str | Path) -> bool:
+    """``True`` for an fsspec URL (``s3://...``, ``file:///...``), ``False`` for a plain path."""
+    return isinstance(location, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location) is not None
 
 
 def jobs_from_requests(requests: Iterable[RenderRequest | Mapping], output_dir: Path) -> list[Job]:
@@ -457,10 +520,26 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _is_done(rec: dict | None, output: Path) -> bool:
-    if not rec or rec.get("status") != "done" or not output.is_file():
+def _is_done(rec: dict | None, job: Job) -> bool:
+    """Recorded done, and the clip is where the record says with the recorded content.
+
+    A local clip is hashed again (sha256). A clip on shared storage (fsspec URL) is checked by
+    existence and size, not downloaded: re-reading hundreds of clips from a bucket to plan a run
+    would cost more than the run; the sha256 stays in the manifest for anyone who wants to verify.
+    """
+    if not rec or rec.get("status") != "done":
         return False
-    return rec.get("sha256") == _sha256(output)
+    if job.url:
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(job.url)
+        try:
+            return fs.exists(path) and fs.size(path) == rec.get("size")
+        except OSError:
+            return False
+    if not job.output.is_file():
+        return False
+    return rec.get("sha256") == _sha256(job.output)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -488,7 +567,7 @@ def _plan_jobs(jobs: Sequence[Job], manifest: Path) -> list[JobPlan]:
     out = []
     for job in jobs:
         rec = records.get(job.id)
-        if _is_done(rec, job.output):
+        if _is_done(rec, job):
             out.append(JobPlan(job, "done", rec))
         elif rec and rec.get("status") == "failed":
             out.append(JobPlan(job, "failed", rec))
@@ -669,9 +748,12 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+SIDECARS = (".srt", ".vtt", ".json", ".qc.json", ".qc.html")
+
+
 def _sidecars(out: Path) -> list[Path]:
     """The files a render writes for ``out``: the MP4, captions, RenderResult, QC report."""
-    return [out, *(out.with_name(out.stem + s) for s in (".srt", ".json", ".qc.json", ".qc.html"))]
+    return [out, *(out.with_name(out.stem + s) for s in SIDECARS)]
 
 
 def _clean_temp_files(dirs: Iterable[Path]) -> list[Path]:
@@ -685,6 +767,94 @@ def _clean_temp_files(dirs: Iterable[Path]) -> list[Path]:
     return removed
 
 
+def _remote_files(url: str) -> list[str]:
+    """The URLs of a published clip and its sidecars (see :func:`publish`)."""
+    stem = url.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1].removesuffix(".mp4")
+    return [url, *(stem + s for s in SIDECARS)]
+
+
+def publish(job: Job) -> None:
+    """Move a rendered clip and its sidecars from ``job.output`` to ``job.url`` (shared storage).
+
+    Each file is uploaded under a temporary name and moved into place, sidecars first and the
+    MP4 last, so the MP4's presence at its URL means the clip is complete; the local staging
+    files are deleted afterwards. On object stores (S3, GCS) an upload is already all-or-nothing.
+    """
+    import uuid
+
+    import fsspec
+
+    fs, dest = fsspec.core.url_to_fs(job.url)
+    parent = dest.rsplit("/", 1)[0]
+    fs.makedirs(parent, exist_ok=True)
+    files = [f for f in _sidecars(job.output) if f.exists()]
+    for f in files[1:] + files[:1]:
+        tmp = f"{parent}/.{f.name}.part.{uuid.uuid4().hex[:8]}"
+        fs.put_file(str(f), tmp)
+        fs.mv(tmp, f"{parent}/{f.name}")
+    for f in files:
+        f.unlink(missing_ok=True)
+
+
+def _remove_outputs(job: Job) -> None:
+    """Whatever an interrupted job may have left at its output paths (local and shared storage)."""
+    for f in _sidecars(job.output):
+        f.unlink(missing_ok=True)
+    if job.url:
+        import fsspec
+
+        fs, _ = fsspec.core.url_to_fs(job.url)
+        for u in _remote_files(job.url):
+            path = fsspec.core.url_to_fs(u)[1]
+            if fs.exists(path):
+                fs.rm(path)
+        parent = fsspec.core.url_to_fs(job.url)[1].rsplit("/", 1)[0]
+        for stray in fs.glob(f"{parent}/.{Path(job.url).stem}.*.part.*"):
+            fs.rm(stray)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobOutcome:
+    """What rendering one job gave: the result and the clip's hash, or the error. Small and
+    picklable: this is all that travels back from a cluster worker (no frames, no video)."""
+
+    job: Job
+    seconds: float
+    result: RenderResult | None = None
+    sha256: str | None = None
+    size: int | None = None
+    error_type: str | None = None
+    message: str | None = None
+    expected: bool = True  # a BrandStudioError (bad input) rather than a crash
+    worker: str | None = None
+
+
+def execute_job(
+    studio: BrandStudio, job: Job, on_stage: Callable[[str], None] | None = None, *, worker: str | None = None
+) -> JobOutcome:
+    """Render one job, publish it to shared storage if it has a URL, hash it; never raises.
+
+    The one place a job is rendered, for every backend (the Ray actors call it too).
+    """
+    t0 = time.perf_counter()
+    try:
+        result = _render_job(studio, job, on_stage or (lambda stage: None))
+        digest, size = _sha256(job.output), job.output.stat().st_size
+        if job.url:
+            publish(job)
+    except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the rest
+        known = isinstance(exc, BrandStudioError)
+        for f in _sidecars(job.output):  # nothing of a failed job stays behind
+            f.unlink(missing_ok=True)
+        return JobOutcome(
+            job, round(time.perf_counter() - t0, 4), error_type=type(exc).__name__,
+            message=str(exc) if known else f"{type(exc).__name__}: {exc}", expected=known, worker=worker,
+        )  # fmt: skip
+    return JobOutcome(
+        job, round(time.perf_counter() - t0, 4), result=result, sha256=digest, size=size, worker=worker
+    )
+
+
 def run(
     campaign: Campaign | str | Path,
     *,
@@ -694,6 +864,8 @@ def run(
     backend: str | None = None,
     device: str = "auto",
     studio: BrandStudio | None = None,
+    ray_address: str | None = None,
+    workers: int | None = None,
 ) -> CampaignSummary:
     """Render every job that is not done yet; resumable, and one failure never stops the rest.
 
@@ -701,26 +873,46 @@ def run(
         campaign: a :class:`Campaign` or the path of a campaign file.
         quiet: one plain line per job (CI logs) instead of the rich progress display.
         retry_failed: render jobs that failed in an earlier run again (default) or skip them.
-        on_progress: called with a :class:`JobEvent` before and after each job and at each
-            render stage.
-        backend: ``"local"``; default: the campaign file's. ``"ray"`` is not available yet.
+        on_progress: called with a :class:`JobEvent` before and after each job and, on the
+            local backend, at each render stage.
+        backend: ``"local"`` (this process, one model) or ``"ray"`` (one actor per GPU of a
+            Ray cluster, see :mod:`brandstudio.distributed`); default: the campaign file's, or
+            ``"ray"`` when ``ray_address`` is given.
         device: passed to :class:`BrandStudio` (``"auto"``, ``"cuda"``, ``"cpu"``).
-        studio: an already loaded studio for the campaign's profile (its model is reused).
+        studio: an already loaded studio for the campaign's profile (local backend; its model
+            is reused).
+        ray_address: the Ray cluster (``"auto"``, ``"ray://head:10001"``, ``"local"``);
+            default: the campaign's ``[ray] address``. Ignored when Ray is already initialised.
+        workers: Ray render actors; default: the campaign's ``[ray] workers``, else one per GPU.
 
     Returns a :class:`CampaignSummary`; ``summary.exit_code`` is 3 when any job failed.
+
+    Example:
+        >>> summary = run("spring.toml", backend="ray", ray_address="auto")   # doctest: +SKIP
+        >>> summary.exit_code                                                 # doctest: +SKIP
+        0
     """
     c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
-    backend = backend or c.backend
-    if backend != "local":
+    backend = backend or ("ray" if ray_address else c.backend)
+    if backend not in BACKENDS:
         raise CampaignError(
-            f"the campaign backend {backend!r} is not available yet"
-            if backend in BACKENDS
-            else f"unknown campaign backend {backend!r}",
+            f"unknown campaign backend {backend!r}",
             file=str(c.path) if c.path else None,
             field="campaign.backend",
             value=backend,
-            fix="use backend = 'local' (renders here, one model loaded once)",
+            fix="use backend = 'local' (this process) or 'ray' (a Ray cluster)",
         )
+    common = dict(
+        name=c.name, output_dir=c.output_dir, manifest=c.manifest_path, audit_dir=c.audit_dir,
+        quiet=quiet, retry_failed=retry_failed, on_progress=on_progress,
+    )  # fmt: skip
+    if backend == "ray":
+        from .distributed.ray_backend import RayExecutor
+
+        with RayExecutor(
+            c.profile, c.ray, address=ray_address, workers=workers, device=device, file=c.path
+        ) as executor:
+            return run_jobs(executor, c.jobs, **common)
     if studio is None:
         from .studio import BrandStudio
 
@@ -732,21 +924,29 @@ def run(
             field="campaign.profile",
             fix="pass a BrandStudio loaded from the campaign's profile, or none",
         )
-    return run_jobs(
-        studio,
-        c.jobs,
-        name=c.name,
-        output_dir=c.output_dir,
-        manifest=c.manifest_path,
-        audit_dir=c.audit_dir,
-        quiet=quiet,
-        retry_failed=retry_failed,
-        on_progress=on_progress,
-    )
+    return run_jobs(studio, c.jobs, **common)
+
+
+class LocalExecutor:
+    """Renders jobs one after the other in this process, with one studio (one loaded model)."""
+
+    def __init__(self, studio: BrandStudio) -> None:
+        self.studio = studio
+        self.profile_id = studio.profile.id
+
+    def run(
+        self,
+        jobs: Sequence[Job],
+        started: Callable[[int, Job], None],
+        on_stage: Callable[[int, Job, str], None],
+    ) -> Iterator[tuple[int, JobOutcome]]:
+        for i, job in enumerate(jobs, start=1):
+            started(i, job)
+            yield i, execute_job(self.studio, job, lambda s, i=i, job=job: on_stage(i, job, s))
 
 
 def run_jobs(
-    studio: BrandStudio,
+    executor: BrandStudio | LocalExecutor | Any,
     jobs: Sequence[Job],
     *,
     name: str,
@@ -758,13 +958,16 @@ def run_jobs(
     on_progress: Callable[[JobEvent], None] | None = None,
     display: bool = True,
 ) -> CampaignSummary:
-    """The local backend: render ``jobs`` in order with one studio (one loaded model).
+    """Render ``jobs`` with an executor (a :class:`BrandStudio` means :class:`LocalExecutor`).
 
-    Holds ``<output_dir>/.campaign.lock`` for the whole run, so two runs of one campaign
-    cannot interleave; a second one fails at once with :class:`CampaignError`.
+    This process alone writes the manifest and the audit log, whatever the backend: workers
+    only render and report back. Holds ``<output_dir>/.campaign.lock`` for the whole run, so two
+    runs of one campaign cannot interleave; a second one fails at once with :class:`CampaignError`.
     """
     from filelock import FileLock, Timeout
 
+    if not hasattr(executor, "run"):
+        executor = LocalExecutor(executor)
     t_start = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(output_dir / ".campaign.lock"))
@@ -777,9 +980,9 @@ def run_jobs(
             fix="wait for it to finish; a killed run releases the lock automatically",
         ) from None
     mf = audit = None
+    audit_path = audit_dir / f"{executor.profile_id}.jsonl" if audit_dir is not None else None
     try:
         mf = _Appender(manifest)
-        audit_path = audit_dir / f"{studio.profile.id}.jsonl" if audit_dir is not None else None
         audited = read_manifest(audit_path) if audit_path is not None else {}
         audit = _Appender(audit_path) if audit_path is not None else None
 
@@ -791,31 +994,25 @@ def run_jobs(
             if p.status != "interrupted":
                 continue
             a = audited.get(p.job.id)
-            if (
-                a
-                and a.get("time", "") >= p.record.get("time", "~")
-                and p.job.output.is_file()
-                and _sha256(p.job.output) == a.get("sha256")
-            ):
-                keys = ("sha256", "seed", "model", "profile", "profile_fingerprint")
+            if a and a.get("time", "") >= p.record.get("time", "~") and _is_done({**a, "status": "done"}, p.job):
+                keys = ("sha256", "size", "seed", "model", "profile", "profile_fingerprint")
                 rec = {
-                    "job": p.job.id, "campaign": name, "source": p.job.source, "output": str(p.job.output),
+                    "job": p.job.id, "campaign": name, "source": p.job.source, "output": p.job.location,
                     "status": "done", "time": _now(), "recovered": True, **{k: a.get(k) for k in keys},
                 }  # fmt: skip
                 mf.write(rec)
                 plans[n] = JobPlan(p.job, "done", rec)
                 continue
-            for f in _sidecars(p.job.output):
-                f.unlink(missing_ok=True)
+            _remove_outputs(p.job)
         skipped = [p.job for p in plans if p.status == "done"]
-        todo = [p for p in plans if p.status != "done" and (retry_failed or p.status != "failed")]
+        todo = [p.job for p in plans if p.status != "done" and (retry_failed or p.status != "failed")]
         kept_failures = [
             JobFailure(p.job, p.record.get("error", {}).get("type", "Error"), p.error or "")
             for p in plans
             if p.status == "failed" and not retry_failed
         ]
 
-        # 2. render what is left, one model for all of it
+        # 2. render what is left (one model per worker) and record each outcome as it comes
         user, host = _who()
         rendered: list[Job] = []
         failures: list[JobFailure] = []
@@ -828,48 +1025,46 @@ def run_jobs(
             if on_progress is not None:
                 on_progress(ev)
 
+        def base(job: Job) -> dict:
+            return {"job": job.id, "campaign": name, "source": job.source, "output": job.location}
+
+        def started(i: int, job: Job) -> None:
+            mf.write({**base(job), "status": "started", "time": _now(), "inputs": job.inputs})
+            emit(JobEvent(job, "started", i, len(todo)))
+
+        def on_stage(i: int, job: Job, stage: str) -> None:
+            emit(JobEvent(job, "stage", i, len(todo), stage))
+
         with shown if shown is not None else contextlib.nullcontext():
-            for i, p in enumerate(todo, start=1):
-                job = p.job
-                base = {"job": job.id, "campaign": name, "source": job.source, "output": str(job.output)}
-                mf.write({**base, "status": "started", "time": _now(), "inputs": job.inputs})
-                emit(JobEvent(job, "started", i, len(todo)))
-                t0 = time.perf_counter()
-                try:
-                    result = _render_job(
-                        studio, job, lambda s, job=job, i=i: emit(JobEvent(job, "stage", i, len(todo), s))
-                    )
-                except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the rest
-                    known = isinstance(exc, BrandStudioError)
-                    message = str(exc) if known else f"{type(exc).__name__}: {exc}"
-                    seconds = round(time.perf_counter() - t0, 4)
+            for i, o in executor.run(todo, started, on_stage):
+                job, worker = o.job, ({"worker": o.worker} if o.worker else {})
+                if o.result is None:
                     mf.write({
-                        **base, "status": "failed", "time": _now(), "seconds": seconds,
-                        "error": {"type": type(exc).__name__, "message": message, "expected": known},
+                        **base(job), "status": "failed", "time": _now(), "seconds": o.seconds, **worker,
+                        "error": {"type": o.error_type, "message": o.message, "expected": o.expected},
                     })  # fmt: skip
-                    failures.append(JobFailure(job, type(exc).__name__, message))
-                    emit(JobEvent(job, "failed", i, len(todo), seconds=seconds, error=message))
+                    failures.append(JobFailure(job, o.error_type or "Error", o.message or ""))
+                    emit(JobEvent(job, "failed", i, len(todo), seconds=o.seconds, error=o.message))
                     continue
-                seconds = round(time.perf_counter() - t0, 4)
-                digest = _sha256(job.output)
+                r = o.result
                 if audit is not None:
                     audit.write({
                         "time": _now(), "user": user, "host": host, "campaign": name, "job": job.id,
-                        "profile": result.profile_id, "profile_fingerprint": result.profile_fingerprint,
-                        "model": result.model_id, "seed": result.seed, "template": result.template,
-                        "variables": dict(result.variables), "aspect": result.aspect,
-                        "safety": list(result.safety), "label": result.label,
-                        "scene_cache": getattr(result, "cache", None), "output": str(job.output), "sha256": digest,
+                        "profile": r.profile_id, "profile_fingerprint": r.profile_fingerprint,
+                        "model": r.model_id, "seed": r.seed, "template": r.template,
+                        "variables": dict(r.variables), "aspect": r.aspect,
+                        "safety": list(r.safety), "label": r.label, "scene_cache": r.cache, **worker,
+                        "output": job.location, "sha256": o.sha256, "size": o.size,
                     })  # fmt: skip
                 mf.write({
-                    **base, "status": "done", "time": _now(), "seconds": seconds, "sha256": digest,
-                    "seed": result.seed, "model": result.model_id,
-                    "profile": result.profile_id, "profile_fingerprint": result.profile_fingerprint,
-                    "timings": dict(result.timings), "cache": getattr(result, "cache", None),
+                    **base(job), "status": "done", "time": _now(), "seconds": o.seconds, "sha256": o.sha256,
+                    "size": o.size, "seed": r.seed, "model": r.model_id, "profile": r.profile_id,
+                    "profile_fingerprint": r.profile_fingerprint, "timings": dict(r.timings), "cache": r.cache,
+                    **worker,
                 })  # fmt: skip
                 rendered.append(job)
-                results[job.id] = result
-                emit(JobEvent(job, "done", i, len(todo), seconds=seconds))
+                results[job.id] = r
+                emit(JobEvent(job, "done", i, len(todo), seconds=o.seconds))
     finally:
         for fh in (mf, audit):
             if fh is not None:
@@ -882,7 +1077,7 @@ def run_jobs(
         skipped=tuple(skipped),
         failed=tuple(kept_failures + failures),
         manifest=manifest,
-        audit=(audit_dir / f"{studio.profile.id}.jsonl") if audit_dir is not None else None,
+        audit=audit_path,
         seconds=round(time.perf_counter() - t_start, 3),
         results=results,
     )

@@ -390,7 +390,7 @@ def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)"))
         f"{len(plans)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n),
         highlight=False,
     )
-    out.print(f"output folder: {campaign.output_dir}", highlight=False, markup=False)
+    out.print(f"output: {campaign.destination}", highlight=False, markup=False)
     for w in campaign.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
 
@@ -401,13 +401,21 @@ def campaign_run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="one plain line per job (CI logs), no progress bar"),
     retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="render failed jobs again"),
     device: str = typer.Option("auto", help="auto, cuda or cpu"),
+    ray: str | None = typer.Option(
+        None, "--ray", metavar="ADDRESS",
+        help="render on a Ray cluster: 'auto' (the cluster this machine is in), HEAD:6379, "
+        "ray://HEAD:10001, or 'local' to start Ray here; one worker per GPU",
+    ),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per GPU)"),
 ) -> None:
     """Render a campaign; resumes where a killed run stopped. Exit 0: all done, 3: some failed."""
     from .campaign import load_campaign, run
 
     try:
         campaign = load_campaign(file)
-        summary = run(campaign, quiet=quiet, retry_failed=retry_failed, device=device)
+        summary = run(
+            campaign, quiet=quiet, retry_failed=retry_failed, device=device, ray_address=ray, workers=workers
+        )
     except BrandStudioError as exc:
         _fail(exc)
     print(

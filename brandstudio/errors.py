@@ -19,6 +19,7 @@ without a traceback and exits with status 2.
     │   └── LoRAError           an adapter does not fit the model it is loaded into
     ├── PostError               a post-stage effect failed (grade, captions, music, ...)
     ├── EncodeError             ffmpeg could not write the MP4
+    ├── ProvenanceError         C2PA signing is required but not configured, or failed
     ├── CampaignError           a campaign file, its CSV or its run is wrong
     ├── QCError                 a clip could not be read or measured for the QC report
     └── MissingDependency       an optional extra is not installed
@@ -49,6 +50,7 @@ __all__ = [
     "PostError",
     "ProfileError",
     "ProfileNotFound",
+    "ProvenanceError",
     "QCError",
     "RequestError",
     "SafetyViolation",
@@ -88,6 +90,18 @@ class BrandStudioError(Exception):
             if val is not None:
                 lines.append(f"  {label + ':':<8} {val}")
         return "\n".join(lines)
+
+    def __reduce__(self):
+        # picklable with every subclass's keyword-only fields (errors cross process boundaries:
+        # Ray workers, multiprocessing), which Exception's default reduce would drop
+        return _rebuild, (type(self), self.message, dict(self.__dict__))
+
+
+def _rebuild(cls: type, message: str, state: dict) -> BrandStudioError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
 
 
 class ProfileError(BrandStudioError):
@@ -140,6 +154,11 @@ class PostError(BrandStudioError):
 
 class EncodeError(BrandStudioError):
     """Writing the MP4 failed."""
+
+
+class ProvenanceError(BrandStudioError):
+    """C2PA content credentials could not be made: no signer where one is required, a bad
+    certificate or key, or the signing itself failed (brandstudio.provenance)."""
 
 
 class QCError(BrandStudioError):

@@ -200,16 +200,15 @@ def test_campaign_file_errors_exit_2_cleanly(tmp_path):
     assert res.exit_code == 2 and "no campaign file" in res.output
 
 
-def test_ray_backend_is_not_available_yet_and_runs_are_exclusive(tmp_path):
+def test_unknown_backend_is_refused_and_runs_are_exclusive(tmp_path):
     from filelock import FileLock
 
-    path = write_campaign(
-        tmp_path, 'template = "product-hero"\nbackend = "ray"\n[defaults.variables]\nproduct = "X"\n'
-    )
-    with pytest.raises(CampaignError, match="'ray' is not available yet"):
-        run(path)
-    res = runner.invoke(app, ["campaign", "run", str(path)])
-    assert res.exit_code == 2 and "not available yet" in res.output
+    path = write_campaign(tmp_path, 'template = "product-hero"\n[defaults.variables]\nproduct = "X"\n')
+    with pytest.raises(CampaignError, match="unknown campaign backend 'slurm'"):
+        run(path, backend="slurm")
+    bad = write_campaign(tmp_path / "bad", 'template = "product-hero"\nbackend = "slurm"\n')
+    res = runner.invoke(app, ["campaign", "run", str(bad)])
+    assert res.exit_code == 2 and "campaign.backend" in res.output and "Traceback" not in res.output
     c = load_campaign(path)
     c.output_dir.mkdir(parents=True)
     with FileLock(str(c.output_dir / ".campaign.lock")):

@@ -1,0 +1,329 @@
+"""The Ray backend for campaigns: one actor per GPU, each holding a loaded pipeline.
+
+::
+
+    driver (campaign run)                         Ray cluster
+    ─────────────────────                         ───────────
+    plan jobs, lock, manifest, audit log   ──►    RenderWorker × N   (one per GPU: num_gpus=1)
+          ▲                                         BrandStudio(profile) loaded once
+          └──── JobOutcome (path, sha256, size,      render job → MP4 on shared storage
+                RenderResult, error) ◄────────────  (a shared path, or an fsspec URL)
+
+Why Ray Core actors and not Ray Data ``map_batches``: a campaign is a few hundred jobs of
+minutes each, not a stream of millions of rows; what matters is that every GPU keeps its
+model loaded, that a job's outcome reaches the manifest the moment it is known (so a killed
+run resumes exactly), and that one worker dying fails one job, not the batch. A pool of
+long-lived actors fed one job at a time with ``ray.wait`` does all three with less machinery.
+
+Only small values cross Ray: the job (its inputs and output path) goes out, a
+:class:`~brandstudio.campaign.JobOutcome` (a :class:`~brandstudio.request.RenderResult`, the
+clip's sha256 and size, or the error) comes back. Frames and video never travel through the
+object store: workers write clips straight to the output folder, which must be shared storage
+on a multi-node cluster (an NFS path mounted everywhere at the same place, or an fsspec URL
+such as ``s3://bucket/spring``).
+
+The profile directory must also be readable at the same path on every node (a shared mount or
+the same checkout). Each worker loads it and checks its fingerprint against the driver's, so a
+node with a stale copy refuses to render instead of rendering off-brand clips.
+
+Starting a cluster (see the README, "Campaigns on a Ray cluster")::
+
+    # on the head node
+    ray start --head --port=6379
+    # on each GPU node
+    ray start --address=HEAD_IP:6379
+    # from any node: one actor per GPU
+    brandstudio campaign run spring.toml --ray auto
+
+Example:
+    >>> from brandstudio.campaign import run
+    >>> summary = run("spring.toml", backend="ray", ray_address="auto")     # doctest: +SKIP
+    >>> summary.exit_code                                                   # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..campaign import Job, JobOutcome, RaySection, execute_job
+from ..errors import BrandStudioError, CampaignError
+
+__all__ = ["RayExecutor", "RenderWorker"]
+
+# what a worker must see of the driver's environment: offline flags, caches, the model home
+_ENV_PREFIXES = ("BRANDSTUDIO_", "HF_", "TRANSFORMERS_", "DIFFUSERS_")
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise CampaignError(
+            "the Ray backend needs the `ray` package, which is not installed",
+            field="campaign.backend",
+            value="ray",
+            fix='pip install "brandstudio[ray]" (or render with backend = "local")',
+        ) from None
+    return ray
+
+
+class RenderWorker:
+    """A Ray actor: one loaded :class:`~brandstudio.studio.BrandStudio`, rendering one job at a time.
+
+    The model is loaded in the constructor, once per worker, before the first job arrives.
+    """
+
+    def __init__(self, profile_dir: str, fingerprint: str, device: str, threads: int | None) -> None:
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.error: BaseException | None = None
+        try:
+            self._load(profile_dir, fingerprint, device, threads)
+        except Exception as exc:  # noqa: BLE001 - kept whole and handed to the driver by ready()
+            self.error = exc
+
+    def _load(self, profile_dir: str, fingerprint: str, device: str, threads: int | None) -> None:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        from ..studio import BrandStudio
+
+        self.studio = BrandStudio(profile_dir, device=device)
+        if self.studio.profile.fingerprint != fingerprint:
+            raise CampaignError(
+                f"the profile at {profile_dir} on {socket.gethostname()} is not the one the campaign "
+                f"was started with (fingerprint {self.studio.profile.fingerprint[:12]}, "
+                f"expected {fingerprint[:12]}; a different copy, or a different brandstudio version)",
+                file=profile_dir,
+                fix="give every node the same profile (a shared mount or the same git commit) and "
+                "the same brandstudio version",
+            )
+        _ = self.studio.generator  # load the pipeline now, once per worker
+        try:
+            import ray
+
+            gpus = ray.get_gpu_ids()
+            if gpus:
+                self.name += f":gpu{','.join(map(str, gpus))}"
+        except Exception:  # noqa: BLE001 - naming only
+            pass
+        self.staging = Path(tempfile.mkdtemp(prefix="brandstudio-staging-"))
+
+    def ready(self) -> tuple[str, BaseException | None]:
+        """(worker name, the error that stopped it loading, or None)."""
+        return self.name, self.error
+
+    def render(self, job: Job) -> JobOutcome:
+        if job.url:  # render next to this worker, then publish to shared storage
+            job = dataclasses.replace(job, output=self.staging / job.output.name)
+        outcome = execute_job(self.studio, job, worker=self.name)
+        return outcome
+
+
+class RayExecutor:
+    """Runs campaign jobs on a Ray cluster (a context manager; see the module docs).
+
+    Args:
+        profile: the profile directory (the same path on every node).
+        settings: the campaign's ``[ray]`` section.
+        address: overrides ``settings.address``: ``"auto"``, ``"ray://head:10001"``,
+            ``"head:6379"``, or ``"local"`` to start Ray on this machine. Ignored when Ray is
+            already initialised in this process (then that cluster is used as it is).
+        workers: overrides ``settings.workers`` (default: one per GPU, or per CPU slot with
+            ``gpus_per_worker = 0``).
+        device: passed to each worker's studio.
+    """
+
+    def __init__(
+        self,
+        profile: str | Path,
+        settings: RaySection | None = None,
+        *,
+        address: str | None = None,
+        workers: int | None = None,
+        device: str = "auto",
+        file: Path | None = None,
+    ) -> None:
+        from ..profile.loader import load_profile
+
+        self.settings = settings or RaySection()
+        self.address = address or self.settings.address or "auto"
+        self.workers = workers or self.settings.workers
+        self.device = device
+        self.file = str(file) if file else None
+        self.profile_dir = str(Path(profile).resolve())
+        loaded = load_profile(self.profile_dir)  # fail here, before any cluster starts
+        self.profile_id, self.fingerprint = loaded.id, loaded.fingerprint
+        self._ray = None
+        self._started_ray = False
+        self.actors: list[Any] = []
+        self.names: list[str] = []
+
+    # -- the cluster -----------------------------------------------------------------------
+
+    def __enter__(self) -> RayExecutor:
+        ray = self._ray = _import_ray()
+        env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=None if self.address == "local" else self.address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level="WARNING",
+                )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise CampaignError(
+                    f"cannot connect to the Ray cluster at {self.address!r}: {exc}",
+                    file=self.file,
+                    field="ray.address",
+                    value=self.address,
+                    fix="start one (`ray start --head`), pass its address (--ray HEAD:6379), "
+                    "or use --ray local to start Ray on this machine",
+                ) from None
+            self._started_ray = True
+        try:
+            self._start_actors(ray, env)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start_actors(self, ray, env: dict[str, str]) -> None:
+        s = self.settings
+        resources = ray.cluster_resources()
+        if s.gpus_per_worker > 0:
+            slots = int(resources.get("GPU", 0) // s.gpus_per_worker)
+            if slots == 0:
+                raise CampaignError(
+                    f"the Ray cluster has no GPUs (resources: {_fmt(resources)}), and each worker "
+                    f"needs {s.gpus_per_worker:g}",
+                    file=self.file,
+                    field="ray.gpus_per_worker",
+                    value=s.gpus_per_worker,
+                    fix="add GPU nodes to the cluster, or set [ray] gpus_per_worker = 0 to render on CPU workers",
+                )
+        else:
+            slots = max(1, int(resources.get("CPU", 1) // max(s.cpus_per_worker, 1)))
+        n = self.workers or slots
+        if n > slots:
+            raise CampaignError(
+                f"{n} workers asked for, but the cluster has room for {slots} "
+                f"({_fmt(resources)}; {s.gpus_per_worker:g} GPU and {s.cpus_per_worker:g} CPU each)",
+                file=self.file,
+                field="ray.workers",
+                value=n,
+                fix=f"ask for at most {slots} workers, or add nodes",
+            )
+        threads = max(1, int(s.cpus_per_worker)) if s.cpus_per_worker else None
+        actor = ray.remote(RenderWorker).options(
+            num_gpus=s.gpus_per_worker,
+            num_cpus=s.cpus_per_worker,
+            max_restarts=1,
+            max_task_retries=0,
+            runtime_env={"env_vars": env} if env else None,
+        )
+        self.actors = [
+            actor.remote(self.profile_dir, self.fingerprint, self.device, threads) for _ in range(n)
+        ]
+        try:
+            ready = ray.get([a.ready.remote() for a in self.actors])
+        except Exception as exc:  # noqa: BLE001 - e.g. brandstudio is not installed on a node
+            ready = [("?", _cause(exc))]
+        for _, error in ready:
+            if isinstance(error, BrandStudioError):
+                raise error
+            if error is not None:
+                detail = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
+                raise CampaignError(
+                    f"a Ray worker could not start: {detail}",
+                    file=self.file,
+                    field="ray",
+                    fix="check that every node has brandstudio installed and the profile at "
+                    f"{self.profile_dir}; see the worker logs (ray logs) for details",
+                )
+        self.names = [name for name, _ in ready]
+
+    def __exit__(self, *exc) -> None:
+        ray = self._ray
+        if ray is None:
+            return
+        for a in self.actors:
+            try:
+                ray.kill(a)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors = []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False
+
+    # -- the jobs --------------------------------------------------------------------------
+
+    def run(
+        self,
+        jobs: Sequence[Job],
+        started: Callable[[int, Job], None],
+        on_stage: Callable[[int, Job, str], None],
+    ) -> Iterator[tuple[int, JobOutcome]]:
+        """Feed jobs to idle workers; yield each ``(index, outcome)`` as soon as it is known."""
+        ray = self._ray
+        queue = deque(enumerate(jobs, start=1))
+        idle = list(zip(self.actors, self.names, strict=True))
+        running: dict[Any, tuple[Any, str, int, Job, float]] = {}
+        deaths: dict[str, int] = {}
+        while queue or running:
+            while idle and queue:
+                (actor, name), (i, job) = idle.pop(0), queue.popleft()
+                started(i, job)
+                on_stage(i, job, f"rendering on {name}")
+                running[actor.render.remote(job)] = (actor, name, i, job, time.perf_counter())
+            if not running:  # every worker died: the rest fail, each with the reason
+                for i, job in queue:
+                    started(i, job)
+                    yield i, _failed(job, 0.0, "WorkerDied", "no Ray worker is left to render it")
+                return
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            actor, name, i, job, t0 = running.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:
+                deaths[name] = deaths.get(name, 0) + 1
+                seconds = round(time.perf_counter() - t0, 4)
+                yield i, _failed(job, seconds, "WorkerDied", f"the Ray worker {name} died: {_cause(exc)}", name)
+                if deaths[name] <= 1:  # Ray restarts it once (max_restarts=1), model and all
+                    idle.append((actor, name))
+                continue
+            except Exception as exc:  # noqa: BLE001 - e.g. the result could not be deserialised
+                seconds = round(time.perf_counter() - t0, 4)
+                yield i, _failed(job, seconds, type(exc).__name__, str(_cause(exc)), name)
+            else:
+                yield i, outcome
+            idle.append((actor, name))
+
+
+def _failed(job: Job, seconds: float, kind: str, message: str, worker: str | None = None) -> JobOutcome:
+    return JobOutcome(job, seconds, error_type=kind, message=message, expected=False, worker=worker)
+
+
+def _cause(exc: BaseException) -> BaseException | str:
+    """The original exception inside a Ray error wrapper, when there is one."""
+    inner = getattr(exc, "cause", None) or getattr(exc, "as_instanceof_cause", lambda: None)()
+    if isinstance(inner, BaseException) and inner is not exc:
+        return inner
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _fmt(resources: dict) -> str:
+    keys = ("CPU", "GPU")
+    return ", ".join(f"{k}={resources.get(k, 0):g}" for k in keys)
