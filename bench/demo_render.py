@@ -60,7 +60,9 @@ def main() -> None:
                 total = time.perf_counter() - t0
                 rows.append((name, "cold" if i == 0 else "warm", load if i == 0 else 0.0, r, total))
 
-    stages = ["prompt", "safety", "generation", "post", "music", "encode", "qc"]
+    # post and encode run together (a stream of chunks into ffmpeg): "post" is the time spent making
+    # frames, "encode" the time spent waiting for ffmpeg, "post+encode" the wall time of both
+    stages = ["prompt", "safety", "generation", "frame_safety", "music", "post", "encode", "post+encode", "qc"]
     print(f"\n### Demo render, stage by stage ({date.today()}, {machine()})\n")
     print(f"tiny model build/check: {build:.2f} s (first run on a machine builds it once)\n")
     print("| profile | run | profile load | " + " | ".join(stages) + " | total | clip |")
@@ -72,7 +74,8 @@ def main() -> None:
             f"{r.duration:.2f} s, {r.generation['num_frames']} generated frames {r.generation['width']}×"
             f"{r.generation['height']}, {r.generation['steps']} steps |"
         )
-    print("\n(seconds; 'cold' includes loading the pipeline and LoRAs inside `generation`)")
+    print("\n(seconds; 'cold' includes loading the pipeline and LoRAs inside `generation`; post and encode overlap,"
+          " so post+encode, their wall time, is at most their sum)")
 
 
 if __name__ == "__main__":

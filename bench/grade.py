@@ -1,20 +1,32 @@
 """Benchmark: LUT grading of 8-bit 720p frames — brandstudio vs colour-science vs ffmpeg's lut3d.
 
-All three apply the same .cube (the aurora-coffee demo LUT, 33 points, tetrahedral) to the same
+All apply the same .cube (the aurora-coffee demo LUT, 33 points, tetrahedral) to the same
 81 frames of 1280×720 in one run, and the script reports frames/s, the ratio to ffmpeg, and the
 largest 8-bit difference to colour-science's tetrahedral result (the reference).
 
-    python bench/grade.py [--frames 81] [--ref-frames 2]
+    python bench/grade.py [--frames 81] [--ref-frames 2] [--torch-frames 8]
 
-colour-science is run on only ``--ref-frames`` frames (it takes about a second per frame);
-ffmpeg receives raw RGB frames on a pipe and returns them on a pipe (no decode or encode),
-which is what the filter costs inside a real ffmpeg command line.
+Rows:
+
+* brandstudio numpy, **cold, no table on disk**: a fresh ``Grade`` bakes the 256³ table
+  (and stores it in a private, empty LUT cache) then grades: what the first render with a LUT pays.
+* brandstudio numpy, **cold, table cached on disk**: a fresh ``Grade`` (a new render or process)
+  reads the table from the disk cache (SHA-256 verified) then grades: every later render.
+* brandstudio numpy, **warm**: the same ``Grade`` again (table in memory).
+* brandstudio torch **CPU**: the direct tetrahedral kernel on torch tensors (the GPU path, run on
+  the CPU), on ``--torch-frames`` frames.
+* brandstudio torch **CUDA**: the same on a GPU, host memory to host memory (upload, grade,
+  download), when torch sees one; otherwise the row says so.
+* ffmpeg ``lut3d``: raw RGB frames on a pipe in, raw RGB out (no decode or encode), which is
+  what the filter costs inside an ffmpeg command line.
+* colour-science ``LUT3D.apply``: on ``--ref-frames`` frames (over a second per frame).
 """
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -36,17 +48,42 @@ def clip(n: int, h: int = 720, w: int = 1280) -> np.ndarray:
     return out
 
 
-def ours(frames: np.ndarray) -> tuple[np.ndarray, float, float]:
+def ours(frames: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    from brandstudio.post.grade import Grade, read_lut
+    from brandstudio.post.lut_cache import LutCache
+
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = LutCache(tmp)
+        t0 = time.perf_counter()
+        grade = Grade(read_lut(LUT_PATH), strength=1.0, method="tetrahedral", backend="numpy", cache=cache)
+        out = grade.apply(frames)  # bakes the 256^3 table and stores it
+        times["bake"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fresh = Grade(read_lut(LUT_PATH), strength=1.0, method="tetrahedral", backend="numpy", cache=cache)
+        out2 = fresh.apply(frames)  # reads the stored table
+        times["cached"] = time.perf_counter() - t0
+        assert np.array_equal(out, out2)
+        t0 = time.perf_counter()
+        fresh.apply(frames)
+        times["warm"] = time.perf_counter() - t0
+    return out, times
+
+
+def torch_grade(frames: np.ndarray, device: str) -> tuple[np.ndarray, float]:
+    import torch
+
     from brandstudio.post.grade import Grade, read_lut
 
-    t0 = time.perf_counter()
-    grade = Grade(read_lut(LUT_PATH), strength=1.0, method="tetrahedral")
-    out = grade.apply(frames)  # first call bakes the 256^3 table
-    cold = time.perf_counter() - t0
+    grade = Grade(read_lut(LUT_PATH), strength=1.0, method="tetrahedral", backend="torch", device=device)
+    grade.apply(frames[:1])  # warm-up: kernels, LUT upload
+    if device == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     out = grade.apply(frames)
-    warm = time.perf_counter() - t0
-    return out, cold, warm
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
 
 
 def colour_science(frames: np.ndarray) -> tuple[np.ndarray, float]:
@@ -66,9 +103,26 @@ def ffmpeg(frames: np.ndarray) -> tuple[np.ndarray, float]:
     import imageio_ffmpeg
 
     n, h, w, _ = frames.shape
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-           "-i", "pipe:0", "-vf", f"lut3d=file={LUT_PATH}:interp=tetrahedral", "-f", "rawvideo", "-pix_fmt",
-           "rgb24", "pipe:1"]
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-i",
+        "pipe:0",
+        "-vf",
+        f"lut3d=file={LUT_PATH}:interp=tetrahedral",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, check=True)
     dt = time.perf_counter() - t0
@@ -79,26 +133,51 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=81)
     ap.add_argument("--ref-frames", type=int, default=2)
+    ap.add_argument("--torch-frames", type=int, default=8)
     args = ap.parse_args()
+    import torch
     from demo_render import machine
 
     frames = clip(args.frames)
-    mine, cold, warm = ours(frames)
+    n, r = args.frames, args.ref_frames
+    mine, t = ours(frames)
     ff, t_ff = ffmpeg(frames)
-    ref, t_ref = colour_science(frames[: args.ref_frames])
-    n = args.frames
-    fps = {"brandstudio (warm)": n / warm, "brandstudio (cold, bakes table)": n / cold, "ffmpeg lut3d": n / t_ff,
-           "colour-science LUT3D.apply": args.ref_frames / t_ref}
-    diff_ours = int(np.abs(mine[: args.ref_frames].astype(int) - ref).max())
-    diff_ff = int(np.abs(ff[: args.ref_frames].astype(int) - ref).max())
+    ref, t_ref = colour_science(frames[:r])
+    tc, t_tc = torch_grade(frames[: args.torch_frames], "cpu")
+
+    def diff(x: np.ndarray) -> int:
+        return int(np.abs(x[:r].astype(int) - ref).max())
+
+    rows = [
+        ("brandstudio numpy, cold, no table on disk (bakes + stores it)", n / t["bake"], diff(mine)),
+        ("brandstudio numpy, cold, table cached on disk (read + verify)", n / t["cached"], diff(mine)),
+        ("brandstudio numpy, warm (table in memory)", n / t["warm"], diff(mine)),
+        (
+            f"brandstudio torch CPU, direct kernel ({args.torch_frames} frames)",
+            args.torch_frames / t_tc,
+            diff(tc),
+        ),
+    ]
+    if torch.cuda.is_available():
+        tg, t_tg = torch_grade(frames, "cuda")
+        rows.append((f"brandstudio torch CUDA ({torch.cuda.get_device_name()})", n / t_tg, diff(tg)))
+    else:
+        rows.append(("brandstudio torch CUDA", None, "not run: no GPU"))
+    rows += [
+        ("ffmpeg lut3d (pipe in/out)", n / t_ff, diff(ff)),
+        (f"colour-science LUT3D.apply ({r} frames)", r / t_ref, 0),
+    ]
     from datetime import date
 
     print(f"\n### LUT grade, {n} frames 1280×720 8-bit, 33-point tetrahedral ({date.today()}, {machine()})\n")
     print("| implementation | frames/s | vs ffmpeg | max diff to colour-science (8-bit levels) |")
     print("|---|---|---|---|")
-    for name, v in fps.items():
-        d = diff_ours if name.startswith("brandstudio") else diff_ff if name.startswith("ffmpeg") else 0
-        print(f"| {name} | {v:.1f} | {v / fps['ffmpeg lut3d']:.2f}× | {d} |")
+    for name, v, d in rows:
+        if v is None:
+            print(f"| {name} | – | – | {d} |")
+        else:
+            print(f"| {name} | {v:.1f} | {v / (n / t_ff):.2f}× | {d} |")
+    print(f"\nbake {t['bake']:.2f} s (incl. grading the clip), cached-table cold render {t['cached']:.2f} s")
 
 
 if __name__ == "__main__":

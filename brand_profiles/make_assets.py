@@ -26,7 +26,8 @@ What it writes, per profile:
 * ``logo.png``      RGBA, 512 px wide, drawn with PIL at 4x and downscaled (premultiplied).
 * ``fonts/``        font subset (fontTools.subset), ``OFL.txt`` and ``README.md``.
 * ``music/*.m4a``   synthesised with numpy, stereo 48 kHz, AAC 160k via the imageio-ffmpeg binary;
-  aurora "morning-roast" is a quiet lo-fi loop (~-22 LUFS), qinglan "qinglan-breeze" a loud
+  aurora "morning-roast" is a quiet lo-fi loop (~-22 LUFS, mood "calm") and "bright-brew" an
+  upbeat 124 bpm loop (~-16 LUFS, mood "upbeat"), qinglan "qinglan-breeze" a loud
   pentatonic Karplus-Strong (guzheng-like) piece (~-9 LUFS, peaks near 0 dBFS).
   Both are seamless loops (the reverb/release tails are wrapped round to the start).
 * ``README.md``     and ``music/README.md``.
@@ -741,6 +742,54 @@ def synth_morning_roast() -> np.ndarray:
     return wrap_loop(mix, loop_n)
 
 
+def clap(rng, vel: float) -> np.ndarray:
+    """Hand clap: three quick band-passed noise bursts and a short tail."""
+    from scipy.signal import butter, sosfilt
+
+    n = int(0.25 * SR)
+    t = np.arange(n) / SR
+    env = sum(np.exp(-np.maximum(t - d, 0) / 0.006) * (t >= d) for d in (0.0, 0.011, 0.022))
+    env = env + 0.6 * np.exp(-np.maximum(t - 0.03, 0) / 0.06) * (t >= 0.03)
+    y = sosfilt(butter(2, [900, 5200], btype="bandpass", fs=SR, output="sos"), rng.standard_normal(n))
+    return y * env * vel
+
+
+def synth_bright_brew() -> np.ndarray:
+    """Upbeat 124 bpm loop for aurora-coffee's "upbeat" mood: four-on-the-floor kick, claps on 2 and 4,
+    off-beat hats, an FM-piano arpeggio over I-V-vi-IV in C and an off-beat bass. 4 bars, 7.74 s."""
+    from scipy.signal import butter, sosfilt
+
+    rng = np.random.default_rng(124)
+    bpm = 124.0
+    beat = 60.0 / bpm
+    loop_s = 4 * 4 * beat
+    n = int((loop_s + 2.0) * SR)
+    loop_n = int(round(loop_s * SR))
+    keys = np.zeros((n, 2))
+    bass = np.zeros(n)
+    drums = np.zeros((n, 2))
+    chords = [["C4", "E4", "G4", "C5"], ["B3", "D4", "G4", "B4"], ["C4", "E4", "A4", "C5"], ["C4", "F4", "A4", "C5"]]
+    roots = ["C2", "G1", "A1", "F1"]
+    for b, (tones, root) in enumerate(zip(chords, roots)):
+        t_bar = b * 4 * beat
+        for step in range(8):  # 8th-note arpeggio, up and back
+            nm = tones[[0, 1, 2, 3, 2, 1, 2, 3][step]]
+            x = ep_note(midi_hz(note(nm)), 0.45 * beat, 0.42 + 0.06 * (step % 2 == 0) + 0.03 * rng.random(), t_bar)
+            add(keys, pan(x, -0.35 + 0.7 * (step % 4) / 3), t_bar + step * beat / 2 + 0.003 * rng.random())
+        for bt in range(4):
+            add(drums, pan(kick(1.0), 0.0), t_bar + bt * beat)
+            add(bass, bass_note(midi_hz(note(root)), 0.4 * beat, 0.9), t_bar + (bt + 0.5) * beat)
+            add(drums, pan(brush_hat(rng, 0.5, 0.09), 0.25), t_bar + (bt + 0.5) * beat)
+        for bt in (1, 3):
+            add(drums, pan(clap(rng, 0.45), -0.1), t_bar + bt * beat)
+    keys = sosfilt(butter(2, 5200, fs=SR, output="sos"), keys, axis=0)
+    bass = sosfilt(butter(2, 500, fs=SR, output="sos"), bass)
+    mix = 0.5 * keys + pan(0.7 * bass, 0.0) + 0.35 * drums
+    mix += 0.12 * convolve_stereo(0.5 * keys + 0.1 * drums, reverb_ir(1.2, 0.25, seed=5, damp_hz=5000))
+    mix = sosfilt(butter(1, 30, btype="highpass", fs=SR, output="sos"), mix, axis=0)
+    return wrap_loop(mix, loop_n)
+
+
 def karplus_strong(f: float, dur: float, vel: float, rng, bright: float = 0.6, decay: float = 0.996) -> np.ndarray:
     """Plucked string: KS with a fractional-delay (linear interpolation) loop, vectorised per period."""
     from scipy.signal import butter, sosfilt
@@ -936,7 +985,7 @@ def decode(path: Path) -> np.ndarray:
     return np.frombuffer(out, "<f4").reshape(-1, 2).astype(np.float64)
 
 
-def make_music(profile: Path, name: str, synth, target: float, loud: bool) -> dict:
+def make_music(profile: Path, name: str, synth, target: float, loud: bool, readme: bool = True) -> dict:
     x = synth()
     y = master(x, target, loud)
     path = profile / "music" / f"{name}.m4a"
@@ -947,6 +996,9 @@ def make_music(profile: Path, name: str, synth, target: float, loud: bool) -> di
     log(f"  wrote {path.relative_to(REPO)}: {stats['seconds']:.2f} s, {stats['lufs']:.2f} LUFS integrated, "
         f"true peak {stats['tp']:.2f} dBTP, sample peak {stats['sample_peak']:.2f} dBFS "
         f"(pre-encode {stats['lufs_pcm']:.2f} LUFS / {stats['tp_pcm']:.2f} dBTP)")
+    stats["name"], stats["target"] = name, target
+    if not readme:
+        return stats
     (profile / "music" / "README.md").write_text(textwrap.dedent(f"""\
         # Music
 
@@ -957,6 +1009,27 @@ def make_music(profile: Path, name: str, synth, target: float, loud: bool) -> di
         Licence: CC0 1.0 (public domain dedication) / the same licence as this repository -- use it freely.
         """), encoding="utf-8")
     return stats
+
+
+def write_music_readme(profile: Path, tracks: list[tuple[dict, str, int]]) -> None:
+    """``music/README.md`` for a profile with several tracks: ``(stats, mood, bpm)`` per track."""
+    rows = "\n".join(
+        f"| `{st['name']}.m4a` | {mood} | {bpm} | {st['seconds']:.2f} s | about {st['target']:g} LUFS |"
+        for st, mood, bpm in tracks
+    )
+    (profile / "music" / "README.md").write_text(textwrap.dedent("""\
+        # Music
+
+        These tracks were synthesised by `brand_profiles/make_assets.py` (numpy oscillators, FM and filtered
+        noise; no samples or recordings of any kind) and encoded to AAC 160 kb/s, stereo, 48 kHz. Each is a
+        seamless loop; `brand.toml` tags them with a mood (`[audio] tracks`), which renders choose by.
+
+        | file | mood | bpm | loop | mastered to |
+        |---|---|---|---|---|
+        """) + rows + textwrap.dedent("""
+
+        Licence: CC0 1.0 (public domain dedication) / the same licence as this repository -- use it freely.
+        """), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -977,7 +1050,8 @@ def write_readmes() -> None:
         | `luts/aurora-warm.cube` | 33-pt 3D LUT: warm lift, soft filmic S-curve and shoulder, amber split-toned highlights, +12 % saturation | CC0 / repo licence |
         | `logo.png` | 512 px RGBA: sunrise arc with a coffee bean + "AURORA" wordmark | CC0 / repo licence |
         | `fonts/NotoSerif-Bold.ttf` | Noto Serif Bold, Latin subset (see `fonts/README.md`) | SIL OFL 1.1 (`fonts/OFL.txt`) |
-        | `music/morning-roast.m4a` | 84 bpm lo-fi loop (electric piano, bass, brushes), ~-22 LUFS | CC0 / repo licence |
+        | `music/morning-roast.m4a` | mood "calm": 84 bpm lo-fi loop (electric piano, bass, brushes), ~-22 LUFS | CC0 / repo licence |
+        | `music/bright-brew.m4a` | mood "upbeat": 124 bpm four-on-the-floor loop (FM-piano arpeggio, bass, claps), ~-16 LUFS | CC0 / repo licence |
 
         Everything except the font is generated by `brand_profiles/make_assets.py`; the font is a
         subset made by the same script from Debian's `fonts-noto-core` (`--font-source`).
@@ -1027,7 +1101,9 @@ def main(argv: list[str] | None = None) -> int:
     make_aurora_logo(AURORA)
     make_qinglan_logo(QINGLAN)
     log("music")
-    make_music(AURORA, "morning-roast", synth_morning_roast, -22.0, loud=False)
+    calm = make_music(AURORA, "morning-roast", synth_morning_roast, -22.0, loud=False, readme=False)
+    upbeat = make_music(AURORA, "bright-brew", synth_bright_brew, -16.0, loud=False, readme=False)
+    write_music_readme(AURORA, [(calm, "calm", 84), (upbeat, "upbeat", 124)])
     make_music(QINGLAN, "qinglan-breeze", synth_qinglan_breeze, -9.0, loud=True)
     write_readmes()
     return 0

@@ -8,6 +8,7 @@
     brandstudio profile schema > brand.schema.json
     brandstudio templates list --profile brand_profiles/aurora-coffee
     brandstudio qc clip.mp4 --profile brand_profiles/aurora-coffee [--json] [--html report.html]
+    brandstudio verify clip.mp4 [--trust roots.pem] [--json]     # C2PA content credentials
     brandstudio campaign plan notebooks/campaigns/spring.toml
     brandstudio campaign run notebooks/campaigns/spring.toml [--quiet]
     brandstudio cache prewarm brand_profiles/aurora-coffee
@@ -73,16 +74,26 @@ def render(
     seed: int | None = typer.Option(None, help="generation seed (default: derived from the brief)"),
     output: Path | None = typer.Option(None, "--output", "-o", help="MP4 path"),
     output_dir: Path = typer.Option(Path("renders"), help="where clips go when --output is not given"),
-    duration: float | None = typer.Option(None, help="seconds (default: the profile's)"),
+    duration: float | None = typer.Option(None, help="seconds (default: the profile's; a multi-shot template's own length)"),
     resolution: int | None = typer.Option(None, help="delivered shorter side in px (default: the profile's)"),
+    mood: str | None = typer.Option(
+        None, "--mood", "--music-mood", help="music mood, one of the profile's track moods (default: the template's)"
+    ),
+    voiceover: Path | None = typer.Option(None, "--voiceover", help="audio file spoken over the music (ducks it)"),
     device: str = typer.Option("auto", help="auto, cuda or cpu"),
+    reframe: str | None = typer.Option(None, help="aspect crop: centre, saliency or face (default: the profile's)"),
+    match: str | None = typer.Option(None, help="colour matching: off, reinhard, mkl or histogram"),
+    upscaler: str | None = typer.Option(None, help="lanczos, bicubic or realesrgan (weights: the profile's)"),
+    preset: str | None = typer.Option(None, help="speed preset: quality, balanced or fast (default: the profile's)"),
+    memory: str | None = typer.Option(None, help="memory plan: auto, resident, swap or group-offload"),
     as_json: bool = typer.Option(False, "--json", help="print the RenderResult as JSON"),
 ) -> None:
     """Render one clip and print where it is."""
     from .studio import BrandStudio
 
+    overrides = {"output.reframe": reframe, "colour.match": match, "upscale.method": upscaler}
     try:
-        studio = BrandStudio(profile, output_dir=output_dir, device=device)
+        studio = BrandStudio(profile, output_dir=output_dir, device=device, overrides=overrides)
         with err.status(f"rendering {template} for {studio.profile.name}…"):
             result = studio.render(
                 template,
@@ -91,6 +102,10 @@ def render(
                 output=output,
                 duration=duration,
                 resolution=resolution,
+                music_mood=mood,
+                voiceover=voiceover,
+                preset=preset,
+                memory=memory,
                 **_parse_vars(var),
             )
     except BrandStudioError as exc:
@@ -104,6 +119,13 @@ def render(
         f"seed {result.seed} ({timings})",
         highlight=False,
     )
+    for warning in result.warnings:  # e.g. a multi-shot continuation the model could not do
+        err.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    prov = result.provenance or {}
+    if prov.get("signed"):
+        err.print(f"[green]signed[/] C2PA, {prov.get('signer')} ({prov.get('alg')})", highlight=False)
+    elif prov:
+        err.print(f"[yellow]unsigned[/]: {prov.get('reason')}", highlight=False)
     print(result.path)
 
 
@@ -143,6 +165,54 @@ def qc(
             highlight=False,
         )
     if report.status == "fail":
+        raise typer.Exit(1)
+
+
+@app.command("verify")
+def verify(
+    clip: Path = typer.Argument(..., help="MP4 whose C2PA content credentials to check"),
+    trust: Path | None = typer.Option(None, "--trust", help="PEM file of trusted root certificates"),
+    as_json: bool = typer.Option(False, "--json", help="print the credential summary as JSON"),
+) -> None:
+    """Read and check a clip's C2PA credentials (offline). Exit 1 if missing, tampered or (with --trust) untrusted."""
+    from .errors import ProvenanceError
+    from .provenance import read_credentials
+
+    try:
+        if not clip.is_file():
+            raise ProvenanceError(f"no such clip: {clip}", file=str(clip), fix="pass the path of an MP4 file")
+        summary = read_credentials(clip, trust_anchors=trust)
+    except BrandStudioError as exc:
+        _fail(exc)
+    ok = summary["signed"] and summary["intact"] and (trust is None or summary["trusted"])
+    if as_json:
+        print(json.dumps({**summary, "ok": ok}, indent=2, ensure_ascii=False))
+    elif not summary["signed"]:
+        out.print(f"[red]no C2PA credentials[/] in {clip.name}", highlight=False)
+    else:
+        render = summary.get("render") or {}
+        table = Table("field", "value", title=f"C2PA {clip.name}", show_header=False)
+        for k, v in (
+            ("state", summary["state"]),
+            ("signed by", f"{summary['signer']['common_name']} (issuer {summary['signer']['issuer']}, "
+                          f"{summary['signer']['alg']})"),
+            ("claim generator", summary["claim_generator"]),
+            ("digital source type", str(summary["digital_source_type"]).rsplit("/", 1)[-1] + " (IPTC)"),
+            ("actions", ", ".join(summary["actions"])),
+            ("profile", f"{render.get('profile')} {render.get('profile_version', '')} "
+                        f"fingerprint {str(render.get('profile_fingerprint'))[:16]}"),
+            ("model, seed", f"{render.get('model')}, seed {render.get('seed')}"),
+            ("template, aspect", f"{render.get('template')}, {render.get('aspect')}"),
+        ):  # fmt: skip
+            table.add_row(k, str(v))
+        for f in summary["failures"]:
+            table.add_row("[red]failure[/]" if f["code"] != "signingCredential.untrusted" else "[yellow]note[/]",
+                          f"{f['code']}: {f['explanation']}")  # fmt: skip
+        out.print(table)
+        verdict = "[green]OK[/]" if ok else "[red]FAILED[/]"
+        trust_note = "trusted" if summary["trusted"] else "untrusted signer (pass --trust ROOTS.pem)"
+        out.print(f"{verdict} intact={summary['intact']} {trust_note}", highlight=False)
+    if not ok:
         raise typer.Exit(1)
 
 

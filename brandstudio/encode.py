@@ -15,6 +15,10 @@ Piping gives one ffmpeg process with an explicit, reviewable command line: BT.70
 conversion and tags (so brand colours decode as they were graded), ``yuv420p``,
 ``+faststart``, float audio encoded once to AAC, and ``-metadata`` tags.
 
+:class:`Mp4Writer` is the same encoder as a context manager that takes the frames a chunk at
+a time (the post stage streams into it, so no clip is ever held whole); :func:`write_mp4` is a
+thin wrapper over it for a clip already in memory.
+
 Every file is written to a hidden temp file in the destination directory (``.NAME.*.part.mp4``)
 and moved into place with ``os.replace``; on any failure the temp files are removed and
 :class:`~brandstudio.errors.EncodeError` is raised, so ``path`` is either the complete
@@ -35,6 +39,7 @@ import os
 import re
 import subprocess
 import tempfile
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,7 +48,7 @@ import numpy as np
 from brandstudio.errors import EncodeError
 from brandstudio.frames import check_frames
 
-__all__ = ["ffmpeg_exe", "probe", "write_mp4", "write_text_atomic"]
+__all__ = ["Mp4Writer", "ffmpeg_exe", "probe", "write_mp4", "write_text_atomic"]
 
 
 def ffmpeg_exe() -> str:
@@ -94,9 +99,284 @@ def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> P
     return path
 
 
+#: tags ffmpeg's MP4 muxer writes as iTunes-style atoms; any other key needs QuickTime ``mdta`` keys
+_ITUNES_TAGS = frozenset(
+    "title artist album_artist composer album date encoder encoding_tool comment genre copyright grouping "
+    "lyrics description synopsis show episode_id network keywords track disc compilation".split()
+)
+
+
+def _mdta_flag(metadata: dict) -> str:
+    """``"+use_metadata_tags"`` when a tag has a custom key (e.g. GB 45438's ``AIGC``), else ``""``.
+
+    With it ffmpeg writes *every* tag as a QuickTime ``mdta`` key (read back by the same name);
+    without it the MP4 muxer silently drops keys it does not know.
+    """
+    return "+use_metadata_tags" if any(k not in _ITUNES_TAGS for k in metadata) else ""
+
+
 def _fps_arg(fps: float) -> str:
     frac = Fraction(fps).limit_denominator(1001)
     return f"{frac.numerator}/{frac.denominator}"
+
+
+def _check_settings(path: Path, width: int, height: int, fps: float, crf: int, audio_bitrate: str) -> None:
+    if height % 2 or width % 2:
+        raise EncodeError(
+            f"H.264 with yuv420p needs even frame sizes, got {width}x{height}",
+            file=str(path),
+            value=(width, height),
+            fix="reframe/upscale to an even size first (brandstudio.post.reframe.delivery_size)",
+        )
+    if not fps > 0:
+        raise EncodeError(f"`fps` must be positive, got {fps}", file=str(path), value=fps)
+    if not re.fullmatch(r"\d+k", audio_bitrate):
+        raise EncodeError(
+            f"`audio_bitrate` must look like '192k', got {audio_bitrate!r}", value=audio_bitrate
+        )
+    if not 0 <= int(crf) <= 51:
+        raise EncodeError(f"`crf` must be in 0..51, got {crf}", value=crf)
+
+
+def _check_audio(path: Path, audio, n_samples: int) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[:, None]
+    if audio.ndim != 2 or audio.shape[1] not in (1, 2):
+        raise EncodeError(f"`audio` must have shape (n, 2) or (n,), got {audio.shape}", file=str(path))
+    if audio.shape[1] == 1:
+        audio = np.repeat(audio, 2, axis=1)
+    if not np.isfinite(audio).all():
+        raise EncodeError("`audio` holds NaN or inf samples", file=str(path))
+    if audio.shape[0] < n_samples:
+        audio = np.concatenate([audio, np.zeros((n_samples - audio.shape[0], 2), np.float32)])
+    return np.ascontiguousarray(np.clip(audio[:n_samples], -1.0, 1.0))
+
+
+class Mp4Writer:
+    """Stream frames into an H.264/yuv420p (+ AAC) MP4, chunk by chunk; the file appears only when complete.
+
+    A context manager: frames go to ffmpeg's stdin as they are written, so a clip never has to
+    be held in memory whole. On a clean exit the temp file is moved to ``path``
+    (``os.replace``); on any exception inside the block, or a failed encode, ffmpeg is stopped,
+    the temp files are removed and ``path`` is left as it was.
+
+    Args:
+        path: the MP4 to write.
+        width, height: the frame size (even numbers).
+        fps: frames per second.
+        n_frames: how many frames will be written. Required with ``audio`` (the soundtrack is
+            padded with silence or trimmed to exactly ``n_frames / fps`` seconds); when given,
+            writing a different number is an :class:`~brandstudio.errors.EncodeError`.
+        audio, sample_rate, crf, audio_bitrate, metadata, preset: as for :func:`write_mp4`.
+
+    ``wait_seconds`` is the time spent blocked on ffmpeg (pipe writes that waited for the
+    encoder, and finishing the file): the part of the encode that did not overlap other work.
+
+    Example:
+        >>> import numpy as np, tempfile, os
+        >>> out = os.path.join(tempfile.mkdtemp(), "s.mp4")
+        >>> with Mp4Writer(out, 48, 32, 8, n_frames=8) as mp4:
+        ...     for _ in range(2):
+        ...         mp4.write(np.zeros((4, 32, 48, 3), np.uint8))
+        >>> probe(out)["frames"], mp4.frames_written
+        (8, 8)
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        n_frames: int | None = None,
+        audio: np.ndarray | None = None,
+        sample_rate: int = 48000,
+        crf: int = 18,
+        audio_bitrate: str = "192k",
+        metadata: dict[str, str] | None = None,
+        preset: str = "medium",
+    ) -> None:
+        self.path = Path(path)
+        self.width, self.height, self.fps = int(width), int(height), fps
+        _check_settings(self.path, self.width, self.height, fps, crf, audio_bitrate)
+        for key in metadata or {}:
+            if not re.fullmatch(r"[A-Za-z0-9_]+", str(key)):
+                raise EncodeError(f"metadata keys must be letters, digits or '_', got {key!r}", value=key)
+        if audio is not None:
+            if n_frames is None:
+                raise EncodeError(
+                    "a streamed MP4 with audio needs `n_frames` (the soundtrack is cut to the video's length)",
+                    file=str(self.path),
+                    field="n_frames",
+                )
+            audio = _check_audio(self.path, audio, round(n_frames / fps * sample_rate))
+        self.n_frames = n_frames
+        self._audio = audio
+        self._settings = dict(
+            sample_rate=int(sample_rate), crf=int(crf), audio_bitrate=audio_bitrate,
+            metadata=dict(metadata or {}), preset=preset,
+        )  # fmt: skip
+        self.frames_written = 0
+        self.wait_seconds = 0.0
+        self._proc: subprocess.Popen | None = None
+        self._tmp_video: Path | None = None
+        self._tmp_audio: Path | None = None
+        self._stderr = None
+        self._done = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def __enter__(self) -> Mp4Writer:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def open(self) -> Mp4Writer:
+        """Start ffmpeg (done by ``with``)."""
+        if self._proc is not None or self._done:
+            raise EncodeError(f"{self.path.name}: this Mp4Writer was already opened", file=str(self.path))
+        s = self._settings
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp_video = _temp_path(self.path, ".part.mp4")
+        try:
+            cmd = [
+                ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostdin",
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+                "-framerate", _fps_arg(self.fps), "-i", "pipe:0",
+            ]  # fmt: skip
+            if self._audio is not None:
+                self._tmp_audio = _temp_path(self.path, ".part.f32")
+                self._audio.tofile(self._tmp_audio)
+                cmd += ["-f", "f32le", "-ar", str(s["sample_rate"]), "-ac", "2", "-i", str(self._tmp_audio)]
+            cmd += [
+                "-map", "0:v:0",
+                "-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p",
+                "-c:v", "libx264", "-preset", s["preset"], "-crf", str(s["crf"]), "-pix_fmt", "yuv420p",
+                "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            ]  # fmt: skip
+            if self._audio is not None:
+                cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", s["audio_bitrate"], "-ar", str(s["sample_rate"])]
+            for key, value in s["metadata"].items():
+                cmd += ["-metadata", f"{key}={value}"]
+            cmd += ["-movflags", "+faststart" + _mdta_flag(s["metadata"]), "-f", "mp4", str(self._tmp_video)]
+            # stderr goes to a file: a pipe nobody reads could fill up and stall ffmpeg
+            self._stderr = tempfile.TemporaryFile()
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            )
+        except BaseException:
+            self._cleanup(keep_video=False)
+            raise
+        return self
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append ``frames`` (uint8 ``(n, H, W, 3)``, or one ``(H, W, 3)`` frame) to the video."""
+        if self._proc is None or self._done:
+            raise EncodeError(f"{self.path.name}: write() outside an open Mp4Writer", file=str(self.path))
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (self.height, self.width, 3):
+            raise EncodeError(
+                f"cannot encode {self.path.name}: expected uint8 frames of shape (n, {self.height}, "
+                f"{self.width}, 3), got {frames.dtype} {frames.shape}",
+                file=str(self.path),
+            )
+        if self.n_frames is not None and self.frames_written + len(frames) > self.n_frames:
+            raise EncodeError(
+                f"{self.path.name}: more frames written than the {self.n_frames} announced",
+                file=str(self.path),
+                field="n_frames",
+            )
+        t0 = time.perf_counter()
+        try:
+            self._proc.stdin.write(memoryview(np.ascontiguousarray(frames)).cast("B"))
+        except (BrokenPipeError, OSError):
+            self.wait_seconds += time.perf_counter() - t0
+            raise self._failure("ffmpeg stopped reading frames") from None
+        self.wait_seconds += time.perf_counter() - t0
+        self.frames_written += len(frames)
+
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns ``path``."""
+        if self._done:
+            return self.path
+        if self._proc is None:
+            raise EncodeError(f"{self.path.name}: close() before open()", file=str(self.path))
+        try:
+            if self.frames_written == 0:
+                raise EncodeError(f"cannot encode {self.path.name}: no frames were written", file=str(self.path))
+            if self.n_frames is not None and self.frames_written != self.n_frames:
+                raise EncodeError(
+                    f"{self.path.name}: {self.frames_written} frames written, {self.n_frames} announced",
+                    file=str(self.path),
+                    field="n_frames",
+                )
+            t0 = time.perf_counter()
+            try:
+                self._proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            rc = self._proc.wait()
+            self.wait_seconds += time.perf_counter() - t0
+            if rc != 0 or not self._tmp_video.exists() or self._tmp_video.stat().st_size == 0:
+                raise self._failure(f"exit status {rc}")
+            os.replace(self._tmp_video, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        self._cleanup(keep_video=True)
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and remove the temp files; ``path`` is left untouched."""
+        self._done = True
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            self._proc.wait()
+        self._cleanup(keep_video=False)
+
+    def _failure(self, what: str) -> EncodeError:
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+            rc = self._proc.wait()
+        else:
+            rc = None
+        stderr = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            stderr = self._stderr.read().decode("utf-8", "replace")
+        return EncodeError(
+            f"ffmpeg could not write {self.path.name} ({what}, exit status {rc}): {stderr.strip()[-800:]}",
+            file=str(self.path),
+            fix="check the disk space and the frames/audio passed to the encoder",
+        )
+
+    def _cleanup(self, keep_video: bool) -> None:
+        if self._tmp_audio is not None:
+            self._tmp_audio.unlink(missing_ok=True)
+        if not keep_video and self._tmp_video is not None:
+            self._tmp_video.unlink(missing_ok=True)
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
 
 
 def write_mp4(
@@ -123,7 +403,8 @@ def write_mp4(
         preset: x264 speed/size preset.
 
     Returns the final path. Raises :class:`~brandstudio.errors.EncodeError` (and leaves no
-    file at ``path``) if the frames cannot be encoded or ffmpeg fails.
+    file at ``path``) if the frames cannot be encoded or ffmpeg fails. A thin wrapper over
+    :class:`Mp4Writer` (which streams chunks of frames instead of a whole clip).
     """
     path = Path(path)
     try:
@@ -131,93 +412,17 @@ def write_mp4(
     except ValueError as exc:
         raise EncodeError(f"cannot encode {path.name}: {exc}", file=str(path)) from None
     T, H, W, _ = frames.shape
-    if H % 2 or W % 2:
-        raise EncodeError(
-            f"H.264 with yuv420p needs even frame sizes, got {W}x{H}",
-            file=str(path),
-            value=(W, H),
-            fix="reframe/upscale to an even size first (brandstudio.post.reframe.delivery_size)",
-        )
-    if not fps > 0:
-        raise EncodeError(f"`fps` must be positive, got {fps}", file=str(path), value=fps)
-    if not re.fullmatch(r"\d+k", audio_bitrate):
-        raise EncodeError(
-            f"`audio_bitrate` must look like '192k', got {audio_bitrate!r}", value=audio_bitrate
-        )
-    if not 0 <= int(crf) <= 51:
-        raise EncodeError(f"`crf` must be in 0..51, got {crf}", value=crf)
-
-    if audio is not None:
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[:, None]
-        if audio.ndim != 2 or audio.shape[1] not in (1, 2):
-            raise EncodeError(f"`audio` must have shape (n, 2) or (n,), got {audio.shape}", file=str(path))
-        if audio.shape[1] == 1:
-            audio = np.repeat(audio, 2, axis=1)
-        if not np.isfinite(audio).all():
-            raise EncodeError("`audio` holds NaN or inf samples", file=str(path))
-        n = round(T / fps * sample_rate)
-        if audio.shape[0] < n:
-            audio = np.concatenate([audio, np.zeros((n - audio.shape[0], 2), np.float32)])
-        audio = np.ascontiguousarray(np.clip(audio[:n], -1.0, 1.0))
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_video = _temp_path(path, ".part.mp4")
-    tmp_audio = _temp_path(path, ".part.f32") if audio is not None else None
     try:
-        cmd = [
-            ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostdin",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}", "-framerate", _fps_arg(fps), "-i", "pipe:0",
-        ]  # fmt: skip
-        if tmp_audio is not None:
-            audio.tofile(tmp_audio)
-            cmd += ["-f", "f32le", "-ar", str(int(sample_rate)), "-ac", "2", "-i", str(tmp_audio)]
-        cmd += [
-            "-map", "0:v:0",
-            "-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p",
-            "-c:v", "libx264", "-preset", preset, "-crf", str(int(crf)), "-pix_fmt", "yuv420p",
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-        ]  # fmt: skip
-        if tmp_audio is not None:
-            cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", audio_bitrate, "-ar", str(int(sample_rate))]
-        for key, value in (metadata or {}).items():
-            if not re.fullmatch(r"[A-Za-z0-9_]+", str(key)):
-                raise EncodeError(f"metadata keys must be letters, digits or '_', got {key!r}", value=key)
-            cmd += ["-metadata", f"{key}={value}"]
-        cmd += ["-movflags", "+faststart", "-f", "mp4", str(tmp_video)]
-
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            # write in chunks of frames (avoid one huge bytes copy)
-            for start in range(0, T, 8):
-                proc.stdin.write(frames[start : start + 8].tobytes())
-            proc.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass  # ffmpeg died; its stderr says why
-        stderr = proc.stderr.read().decode("utf-8", "replace")
-        proc.stderr.close()
-        rc = proc.wait()
-        if rc != 0 or not tmp_video.exists() or tmp_video.stat().st_size == 0:
-            raise EncodeError(
-                f"ffmpeg could not write {path.name} (exit status {rc}): {stderr.strip()[-800:]}",
-                file=str(path),
-                fix="check the disk space and the frames/audio passed to write_mp4",
-            )
-        os.replace(tmp_video, path)
+        with Mp4Writer(
+            path, W, H, fps, n_frames=T, audio=audio, sample_rate=sample_rate, crf=crf,
+            audio_bitrate=audio_bitrate, metadata=metadata, preset=preset,
+        ) as mp4:  # fmt: skip
+            for start in range(0, T, 8):  # chunks of frames: no one huge bytes copy
+                mp4.write(frames[start : start + 8])
     except EncodeError:
-        tmp_video.unlink(missing_ok=True)
         raise
-    except BaseException as exc:
-        tmp_video.unlink(missing_ok=True)
-        if isinstance(exc, Exception):
-            raise EncodeError(
-                f"could not write {path.name}: {type(exc).__name__}: {exc}", file=str(path)
-            ) from exc
-        raise
-    finally:
-        if tmp_audio is not None:
-            tmp_audio.unlink(missing_ok=True)
+    except Exception as exc:
+        raise EncodeError(f"could not write {path.name}: {type(exc).__name__}: {exc}", file=str(path)) from exc
     return path
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "ANALYSIS_SIZE",
     "QUANTIZERS",
     "Check",
+    "QCCollector",
     "QCReport",
     "dominant_colours",
     "flicker",
@@ -322,8 +323,44 @@ class _Collector:
             self.thumbs[i] = _resize(frame, THUMB_SIZE)
 
 
+class QCCollector:
+    """A stream observer that keeps what QC measures, so QC never needs the whole delivered clip.
+
+    Give it to a streamed post stage (:func:`brandstudio.post.stream.run_stream`) as an
+    observer, ``collector(start, frames)`` with the chunks in order, then pass it to
+    :func:`run_qc` in place of the frames. It keeps an analysis-size copy (~128 px) of every
+    frame (for the palette samples and the frame-to-frame flicker) and a thumbnail of a few.
+
+    Example:
+        >>> import numpy as np
+        >>> col = QCCollector(expected=4)
+        >>> col(0, np.zeros((2, 72, 128, 3), np.uint8)); col(2, np.full((2, 72, 128, 3), 9, np.uint8))
+        >>> col.frames, flicker(np.stack(col.analysis_frames)).tolist()
+        (4, [0.0, 9.0, 0.0])
+    """
+
+    def __init__(self, expected: int = 0) -> None:
+        self._col = _Collector(expected)
+
+    def __call__(self, start: int, frames: np.ndarray) -> None:
+        if start != len(self._col.small):
+            raise QCError(f"QC frames must arrive in order: expected frame {len(self._col.small)}, got {start}")
+        for frame in frames:
+            self._col.add(frame)
+
+    @property
+    def frames(self) -> int:
+        """Frames seen so far."""
+        return len(self._col.small)
+
+    @property
+    def analysis_frames(self) -> list[np.ndarray]:
+        """The analysis-size copies, one per frame seen."""
+        return list(self._col.small)
+
+
 def run_qc(
-    frames: np.ndarray,
+    frames: np.ndarray | QCCollector,
     profile,
     *,
     fps: float | None = None,
@@ -335,7 +372,8 @@ def run_qc(
     timings: Mapping[str, float] | None = None,
     safety: Iterable[Mapping[str, str]] | None = None,
 ) -> QCReport:
-    """Measure ``frames`` (uint8 ``(T, H, W, 3)``) against ``profile`` and grade every check.
+    """Measure ``frames`` (uint8 ``(T, H, W, 3)``, or a :class:`QCCollector` that saw a streamed
+    clip) against ``profile`` and grade every check.
 
     Args:
         profile: a :class:`~brandstudio.profile.loader.BrandProfile` or a profile directory.
@@ -347,13 +385,16 @@ def run_qc(
             made elsewhere) skips the safety check.
     """
     t0 = time.perf_counter()
-    try:
-        frames = check_frames(frames)
-    except ValueError as exc:
-        raise QCError(f"cannot run QC: {exc}") from None
-    col = _Collector(len(frames))
-    for f in frames:
-        col.add(f)
+    if isinstance(frames, QCCollector):
+        col = frames._col
+    else:
+        try:
+            frames = check_frames(frames)
+        except ValueError as exc:
+            raise QCError(f"cannot run QC: {exc}") from None
+        col = _Collector(len(frames))
+        for f in frames:
+            col.add(f)
     return _report(col, _profile(profile), t0, fps=fps, audio=audio, sample_rate=sample_rate, clip=clip,
                    model=model, seed=seed, timings=timings, safety=safety)  # fmt: skip
 
@@ -441,7 +482,7 @@ def _report(
         checks.append(_skip("safety", "", "no safety verdicts: the clip was not rendered here"))
     else:
         blocked = [v for v in verdicts if v.get("action") == "block"]
-        warned = [v for v in verdicts if v.get("action") == "warn"]
+        warned = [v for v in verdicts if v.get("action") in ("warn", "blur")]  # blur: NSFW regions pixelated
         if blocked:
             checks.append(Check("safety", "fail", float(len(blocked)), "rules", None, None,
                                 "blocked by " + ", ".join(sorted({v["rule"] for v in blocked}))))  # fmt: skip
@@ -450,7 +491,7 @@ def _report(
                                 "review: " + "; ".join(f"{v['rule']} in {v['where']}" for v in warned)))  # fmt: skip
         else:
             checks.append(Check("safety", "pass", 0.0, "rules", None, None,
-                                "no safety rule matched the prompt or captions"))  # fmt: skip
+                                "no safety rule matched the prompt, captions or frames"))  # fmt: skip
 
     # 5. format: the frame is one of the profile's aspect ratios
     from .profile.schema import parse_aspect

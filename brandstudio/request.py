@@ -16,7 +16,7 @@ import html
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +37,13 @@ class RenderRequest(BaseModel):
         output: where to write the MP4; default: ``<output_dir>/<profile>/<name>.mp4``.
         duration: seconds; default: the profile's ``output.duration``.
         resolution: the delivered shorter side in px; default: the profile's ``output.resolution``.
+        music_mood: the music's mood (one of the profile's ``[audio]`` track moods); default:
+            the template's ``music_mood``, else the profile's ``audio.default_mood``.
+        voiceover: an audio file spoken over the music (which ducks under it).
+        preset: the speed preset, ``"quality"``, ``"balanced"`` or ``"fast"``; default: the
+            profile's ``[model] preset`` (see :mod:`brandstudio.generation.presets`).
+        memory: the memory plan, ``"auto"``, ``"resident"``, ``"swap"`` or ``"group-offload"``;
+            default: the profile's ``[model] memory``. It never changes the pixels.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -48,6 +55,10 @@ class RenderRequest(BaseModel):
     output: Path | None = None
     duration: float | None = Field(None, gt=0, le=120)
     resolution: int | None = Field(None, ge=64, le=4320)
+    music_mood: str | None = Field(None, min_length=1, max_length=32)
+    voiceover: Path | None = None
+    preset: Literal["quality", "balanced", "fast"] | None = None
+    memory: Literal["auto", "resident", "swap", "group-offload"] | None = None
 
     @field_validator("aspect")
     @classmethod
@@ -77,6 +88,15 @@ class RenderRequest(BaseModel):
     def with_output(self, output: str | Path) -> RenderRequest:
         return self.model_copy(update={"output": Path(output)})
 
+    def with_preset(self, preset: str, memory: str | None = None) -> RenderRequest:
+        """A copy with this speed preset (and memory plan, when given): ``req.with_preset("fast")``."""
+        update = {"preset": preset} if memory is None else {"preset": preset, "memory": memory}
+        return type(self).model_validate({**dict(self), **update})
+
+    def with_memory(self, memory: str) -> RenderRequest:
+        """A copy with this memory plan: ``req.with_memory("swap")``."""
+        return type(self).model_validate({**dict(self), "memory": memory})
+
 
 class RenderResult(BaseModel):
     """A finished clip and everything needed to trace and reproduce it.
@@ -105,10 +125,13 @@ class RenderResult(BaseModel):
     timings: Mapping[str, float] = Field(default_factory=dict)
     safety: tuple[Mapping[str, str], ...] = ()
     label: str | None = None
+    provenance: Mapping[str, Any] | None = None  # C2PA: {"signed": True, "manifest", "signer", ...} or {"signed": False, "reason"}
     cache: str = "off"  # the scene cache: "hit", "miss" (generated and stored) or "off"
-    cache_key: str | None = None  # the scene's key in the cache (None when off)
+    cache_key: str | None = None  # the scene's key in the cache (None when off; per shot in `generation` for multi-shot)
+    warnings: tuple[str, ...] = ()  # what the render did differently from what was asked (e.g. a shot not continued)
     qc: Mapping[str, Any] | None = None  # QC status, score and per-check status/value (brandstudio.qc)
     qc_report: Path | None = None  # the HTML QC report beside the clip (.qc.json holds the data)
+    music: Mapping[str, Any] | None = None  # the track used (file, mood, how chosen) and the voice-over
 
     @property
     def size(self) -> tuple[int, int]:

@@ -2,9 +2,13 @@
 
 ::
 
-    RenderRequest ─► prompt ─► safety ─► generation ─► post ─► music ─► encode ─► QC ─► RenderResult
+    RenderRequest ─► prompt ─► safety ─► generation ─► post (a plan) ─► frame safety ─► label ─► music
+                  ─► post + encode (streamed) ─► provenance (C2PA) ─► QC ─► RenderResult
 
-Each step hands a plain value to the next; no stage reaches back into an earlier one.
+Each step hands a plain value to the next; no stage reaches back into an earlier one. The post
+stage is planned as a chain of effects (:mod:`brandstudio.post.stream`) and run while encoding:
+chunks of frames flow from the generated clip through the effects into ffmpeg, so the
+delivered clip is never held in memory whole.
 
 Example:
     >>> from brandstudio import BrandStudio
@@ -69,6 +73,8 @@ class BrandStudio:
         cache: the scene cache for generated footage: ``None`` for the default location
             (``$BRANDSTUDIO_SCENE_CACHE`` or ``~/.cache/brandstudio/scenes``), a directory or
             fsspec URL, a :class:`~brandstudio.generation.cache.SceneCache`, or ``False`` for none.
+        overrides: profile settings to replace, by dotted name (``{"output.reframe": "face",
+            "colour.match": "reinhard"}``); validated like brand.toml and part of the fingerprint.
     """
 
     def __init__(
@@ -79,11 +85,15 @@ class BrandStudio:
         generator=None,
         device: str = "auto",
         cache=None,
+        overrides: dict[str, Any] | None = None,
     ) -> None:
         self.profile = profile if isinstance(profile, BrandProfile) else load_profile(profile)
+        if overrides:  # e.g. {"output.reframe": "face"}: validated, part of the fingerprint
+            self.profile = self.profile.with_overrides(overrides)
         self.output_dir = Path(output_dir)
         self.device = device
         self._generator = generator
+        self._speed: tuple[str | None, str | None] = (None, None)  # this render's preset / memory overrides
         from .generation.cache import SceneCache
 
         if cache is False or isinstance(cache, SceneCache):
@@ -127,6 +137,9 @@ class BrandStudio:
                 device=self.device,
                 dtype=m.dtype,
                 boundary_ratio=m.boundary_ratio,
+                memory=m.memory,
+                vae_tiling=m.vae_tiling,
+                quantization=m.quantization,
             )
         return self._generator
 
@@ -142,6 +155,10 @@ class BrandStudio:
         output: str | Path | None = None,
         duration: float | None = None,
         resolution: int | None = None,
+        music_mood: str | None = None,
+        voiceover: str | Path | None = None,
+        preset: str | None = None,
+        memory: str | None = None,
         on_stage: Callable[[str], None] | None = None,
         **variables: Any,
     ) -> RenderResult:
@@ -151,6 +168,11 @@ class BrandStudio:
         :class:`RenderRequest`. Returns a :class:`RenderResult`; the MP4 and its ``.srt``
         appear at their paths only when complete. ``on_stage``, if given, is called with each
         stage's name (``"prompt"``, ``"safety"``, ``"generation"``, ...) as it starts.
+        ``music_mood`` picks the music by mood (one of the profile's ``[audio]`` track moods;
+        default: the template's); ``voiceover`` is an audio file mixed over the music, which
+        ducks under it (``[audio] duck_db``). ``preset`` (``"quality"``, ``"balanced"``, ``"fast"``)
+        and ``memory`` (``"auto"``, ``"resident"``, ``"swap"``, ``"group-offload"``) override the
+        profile's ``[model]`` for this clip (:mod:`brandstudio.generation.presets`).
         """
         if isinstance(request, RenderRequest):
             req = request
@@ -164,6 +186,10 @@ class BrandStudio:
                     output=Path(output) if output else None,
                     duration=duration,
                     resolution=resolution,
+                    music_mood=music_mood,
+                    voiceover=Path(voiceover) if voiceover else None,
+                    preset=preset,
+                    memory=memory,
                 )
             except ValidationError as exc:
                 name, msg, value = first_error(exc)
@@ -224,6 +250,10 @@ class BrandStudio:
         duration = req.duration or spec.output.duration
         short_side = req.resolution or spec.output.resolution
         fps = spec.output.fps
+        self._speed = (req.preset, req.memory)  # speed preset / memory plan overrides (generation.presets)
+        from .provenance import resolve_signer
+
+        signer = resolve_signer(self.profile)  # C2PA signer; fails now (nothing done) if required and missing
 
         # 2. prompt: template + brand style
         with timer.stage("prompt"):
@@ -240,48 +270,97 @@ class BrandStudio:
             cues = rendered.scaled_cues(duration)
             seed = req.seed if req.seed is not None else _derived_seed(req.template, rendered.variables)
             seed = scene.seed if scene and req.seed is None else seed
+            shots = self._plan_shots(rendered, req, seed) if rendered.shots else None  # brandstudio.prompts.shots
+            if shots is not None:  # a multi-shot clip lasts as long as its cut; cues run across it
+                duration, cues = shots.duration, rendered.scaled_cues(shots.duration)
+                prompt = " | ".join(dict.fromkeys(s.prompt for s in shots.shots))  # each distinct one, in order
+                negative = " | ".join(dict.fromkeys(s.negative for s in shots.shots))
             label = self._label_text()
+            music_mood = req.music_mood or rendered.music_mood
+            if music_mood is not None or (spec.audio and spec.audio.select == "mood"):
+                from .post.tracks import check_mood
+
+                check_mood(spec.audio, music_mood, profile_id=pid)  # an unknown mood fails before generation
+            voice = (req.voiceover, self._voiceover(req.voiceover, duration)) if req.voiceover else None
 
         # 3. safety: rules on the final prompt and every caption; glyph coverage of the font
         with timer.stage("safety"):
             verdicts = check_texts(
                 self.rules,
-                [("prompt", prompt)] + [(f"caption[{i}]", c[2]) for i, c in enumerate(cues)],
+                ([("prompt", prompt)] if shots is None else [(f"shots[{s.index}].prompt", s.prompt) for s in shots.shots])
+                + [(f"caption[{i}]", c[2]) for i, c in enumerate(cues)],
                 profile=pid,
             )
             self._check_glyphs([c[2] for c in cues] + ([label] if label else []))
 
-        # 4. generation, through the scene cache
-        gen_spec = self._generation_spec(prompt, negative, seed, aspect, duration)
+        # 4. generation, through the scene cache; a multi-shot clip: each shot, cut together at the model fps
+        warnings: list[str] = []
+        gen_spec = self._generation_spec(prompt, negative, seed, aspect, duration) if shots is None else None
         with timer.stage("generation"):
-            frames, cache_status, cache_key = self._generate(gen_spec)
+            if shots is None:
+                frames, cache_status, cache_key = self._generate(gen_spec)
+            else:
+                frames, generation, cache_status, warnings = self._generate_shots(shots, req.template, aspect)
+                cache_key = None
 
-        # 5. post: grade, reframe, upscale, retime, captions, logo, label
+        # 5. post, as a plan: grade, reframe, upscale, retime, captions, logo (a PostChain,
+        #    brandstudio.post.stream); nothing is computed here: 7 makes the frames chunk by chunk
         from .post.reframe import delivery_size
 
         width, height = delivery_size(aspect, short_side)
-        with timer.stage("post"):
-            frames = self._post(frames, aspect, width, height, duration, spec.model.fps, fps, cues, label)
+        chain = self._post(frames, aspect, width, height, duration, spec.model.fps, fps, cues)
+        n_out = chain.n_frames(len(frames))
 
-        # 6. music bed fitted to the clip
-        audio = None
-        if spec.audio:
+        # 5a. frame safety: NSFW detector on the sampled delivered frames (made ahead from the chain),
+        #     [safety] nsfw = block (stops here) / blur (a pixelate effect joins the chain) / warn
+        from .safety.frames import FrameSafety
+
+        with timer.stage("frame_safety"):
+            blur, seen = FrameSafety.from_section(spec.safety).check(chain.frames_at(frames), fps, profile=pid)
+            verdicts = [*verdicts, *seen]
+
+        # 5b. AI label: the region's visible notice (cn: the opening), the last effect, so nothing blurs or covers it
+        from .labels import RegionLabel, label_plan, machine_marks, produce_id
+
+        plan = label_plan(spec)
+        safe = spec.captions.safe_area[aspect]
+        chain = chain.with_output_effects(blur, RegionLabel(plan, self.profile.path("captions.font"), safe, fps))
+
+        # 6. music bed fitted to the clip: a track by mood / seed / rotation, cut between beats; a voice-over ducks it
+        audio = music = None
+        if spec.audio or voice:
             with timer.stage("music"):
-                audio = self._music(len(frames) / fps, seed)
+                audio, music = self._music(n_out / fps, seed, music_mood, voice)
 
-        # 7. encode: MP4 and sidecars, atomically
-        out = req.output or self._default_output(req, aspect, seed, duration, short_side)
-        with timer.stage("encode"):
-            self._encode(out, frames, fps, audio, cues, prompt, seed, label)
+        # 7. post + encode, streamed: chunks of frames go through the chain into ffmpeg while observers
+        #    (the QC sampler) see each one; MP4 with the region's machine-readable AI marks, and sidecars,
+        #    atomically; with a C2PA signer the MP4 is staged beside `out` until 7a signs it into place
+        out = req.output or self._default_output(req, aspect, seed, duration, short_side, music)
+        content_id = produce_id(pid, self.profile.fingerprint, prompt, seed, aspect, width, height, duration)
+        marks = machine_marks(spec, plan, content_id=content_id)
+        from .provenance import sign_render, staging_path
+        from .qc import QCCollector
+
+        qc_frames = QCCollector(n_out)  # what QC measures, kept as the frames stream past
+        staged = staging_path(out) if signer else None
+        self._encode(out, chain, frames, fps, audio, cues, prompt, seed, label, marks, staged,
+                     size=(width, height), observers=[qc_frames], timer=timer, music=music)  # fmt: skip
+
+        # 7a. provenance: C2PA content credentials, the very last write to the MP4 (`out` appears signed)
+        with timer.stage("provenance"):
+            provenance = sign_render(
+                staged, out, signer, profile=self.profile, model=self.generator.model_id, seed=seed,
+                template=req.template, aspect=aspect, label=label, sidecars=(out.with_suffix(".srt"),) if cues else (),
+            )  # fmt: skip
 
         # 8. QC report: palette ΔE, flicker, loudness, safety against [qc]; .qc.json + .qc.html
         with timer.stage("qc"):
-            qc = self._qc(out, frames, fps, audio, seed, verdicts, dict(timer.timings))
+            qc = self._qc(out, qc_frames, fps, audio, seed, verdicts, dict(timer.timings))
 
         result = RenderResult(
             path=out,
             subtitles=out.with_suffix(".srt") if cues else None,
-            duration=round(len(frames) / fps, 4),
+            duration=round(n_out / fps, 4),
             fps=fps,
             width=width,
             height=height,
@@ -294,14 +373,17 @@ class BrandStudio:
             model_id=self.generator.model_id,
             profile_id=pid,
             profile_fingerprint=self.profile.fingerprint,
-            generation=dataclasses.asdict(gen_spec),
+            generation={**(dataclasses.asdict(gen_spec) if shots is None else generation), **self._speed_record(cache_status)},
+            warnings=tuple(warnings),
             timings=timer.timings,
             safety=tuple(v.as_dict() for v in verdicts),
             label=label,
+            provenance=provenance,
             cache=cache_status,
             cache_key=cache_key,
             qc=qc.summary(),
             qc_report=out.with_suffix(".qc.html"),
+            music=music,
         )
         from .encode import write_text_atomic
 
@@ -327,17 +409,63 @@ class BrandStudio:
             fix=f"use one of the profile's scenes: {', '.join(ids) or '(none: add [[scenes]] to brand.toml)'}",
         )
 
-    def _generate(self, gen_spec):
-        """(frames, "hit" | "miss" | "off", cache key or None): the scene from the cache or the model."""
+    def _generate(self, gen_spec, image=None):
+        """(frames, "hit" | "miss" | "off", cache key or None): the scene from the cache or the model.
+
+        ``image``: a start frame (multi-shot continuity); its pixels' SHA-256 joins the cache key.
+        """
         identity = getattr(self.generator, "cache_identity", None)
+        make = (lambda: self._configured().generate(gen_spec)) if image is None else (
+            lambda: self._configured().generate(gen_spec, image=image))  # fmt: skip
         if self.cache is None or identity is None:
-            return self.generator.generate(gen_spec), "off", None
+            return make(), "off", None
         from .generation.cache import scene_key
 
-        fields = {**identity(), **dataclasses.asdict(gen_spec), "preset": self.profile.spec.model.preset}
+        fields = {**identity(), **dataclasses.asdict(gen_spec), "preset": self._preset_settings().key_fields()}
+        if image is not None:
+            from .generation.conditioning import image_digest
+
+            fields["condition_image"] = image_digest(image)
         key = scene_key(fields)
-        frames, hit = self.cache.get_or_create(key, lambda: self.generator.generate(gen_spec), fields=fields)
+        frames, hit = self.cache.get_or_create(key, make, fields=fields)
         return frames, "hit" if hit else "miss", key
+
+    def _plan_shots(self, rendered, req: RenderRequest, seed: int):
+        """A multi-shot template's :class:`~brandstudio.prompts.shots.ShotPlan` (prompts, seeds, frames)."""
+        from .prompts.shots import plan_shots
+
+        spec = self.profile.spec
+        triggers = [w for lo in spec.style.loras for w in lo.trigger_words]
+        template = self.templates.get(req.template)
+        return plan_shots(
+            rendered.shots, template=req.template, path=template.path, nominal=rendered.duration,
+            fps=spec.model.fps, clip_seed=seed, seed_given=req.seed is not None, duration=req.duration,
+            compose=lambda body: compose_prompt(body, style=spec.prompt.style, triggers=triggers,
+                                                language=spec.brand.language),
+            negative=lambda shot_neg: compose_negative(", ".join(x for x in (rendered.negative, shot_neg) if x),
+                                                       spec.prompt.negative),
+            scene=lambda scene_id: self._scene(scene_id, req.template),
+        )  # fmt: skip
+
+    def _generate_shots(self, plan, template: str, aspect: str):
+        """Generate a :class:`~brandstudio.prompts.shots.ShotPlan`'s shots and cut them together.
+
+        Returns ``(frames at the model fps, RenderResult.generation, cache status, warnings)``.
+        """
+        from .post.cut import cut_together
+        from .prompts.shots import render_shots, summarize
+
+        m, out = self.profile.spec.model, self.profile.spec.output
+        clips, records, warnings = render_shots(
+            plan, template=template, path=self.templates.get(template).path,
+            image_input=getattr(self.generator, "image_input", "none"), model_id=self.generator.model_id,
+            max_frames=m.max_frames, scene_frames=max(1, math.ceil(out.duration * m.fps - 1e-9)),
+            make_spec=lambda s, n: self._generation_spec(s.prompt, s.negative, s.seed, aspect, n / m.fps),
+            generate=self._generate,
+        )  # fmt: skip
+        frames = cut_together(clips, plan.crossfades)
+        generation = {"fps": plan.fps, "frames": plan.frames, "duration": plan.duration, "shots": records}
+        return frames, generation, summarize(records), warnings
 
     def prewarm(self, *, aspect: str | None = None, duration: float | None = None) -> list[dict]:
         """Render the profile's ``[[scenes]]`` into the scene cache (generation only: no post, no file).
@@ -350,6 +478,7 @@ class BrandStudio:
         spec = self.profile.spec
         triggers = [w for lo in spec.style.loras for w in lo.trigger_words]
         negative = compose_negative("", spec.prompt.negative)
+        self._speed = (None, None)  # the profile's preset and memory plan
         report = []
         for scene in spec.scenes:
             t0 = time.perf_counter()
@@ -394,7 +523,8 @@ class BrandStudio:
         from .generation.base import GenerationSpec
 
         m = self.profile.spec.model
-        w, h = parse_aspect(aspect)
+        speed = self._preset_settings()  # steps, guidance, shift of the speed preset
+        w, h = parse_aspect(self.profile.spec.output.source_aspect or aspect)  # one generation, all aspects
         width, height = (m.width, m.height) if w >= h else (m.height, m.width)
         needed = max(1, math.ceil(duration * m.fps - 1e-9))
         num_frames = 4 * math.ceil((needed - 1) / 4) + 1
@@ -415,77 +545,194 @@ class BrandStudio:
             width=width,
             height=height,
             num_frames=num_frames,
-            steps=m.steps,
-            guidance_high=m.guidance_high,
-            guidance_low=m.guidance_low,
-            flow_shift=m.flow_shift,
+            steps=speed.steps,
+            guidance_high=speed.guidance_high,
+            guidance_low=speed.guidance_low,
+            flow_shift=speed.flow_shift,
         )
 
-    def _post(self, frames, aspect, width, height, duration, fps_in, fps_out, cues, label):
-        import numpy as np
+    def _preset_settings(self):
+        """The speed preset of this render (the request's, else ``[model] preset``), resolved for
+        the loaded model family: :func:`brandstudio.generation.presets.resolve_preset`."""
+        from .generation.presets import resolve_preset
 
+        fast = self.profile.assets.get("model.fast.lora")
+        try:
+            return resolve_preset(
+                self._speed[0], getattr(self.generator, "model_family", "unknown"), self.profile.spec.model,
+                fast_lora_path=fast.path if fast else None, fast_lora_sha256=fast.sha256 if fast else None,
+            )  # fmt: skip
+        except BrandStudioError as exc:
+            exc.profile = self.profile.id
+            raise
+
+    def _configured(self):
+        """The generator, switched to this render's preset and memory plan (when it can be)."""
+        configure = getattr(self.generator, "configure", None)
+        if configure is not None:
+            configure(self._preset_settings(), memory=self._speed[1] or self.profile.spec.model.memory)
+        return self.generator
+
+    def _speed_record(self, status: str) -> dict:
+        """For ``RenderResult.generation``: the effective preset, and what the generator ran with
+        (memory plan, attention kernel, ...; None on a cache hit, when nothing ran)."""
+        record = self._preset_settings().record()
+        runtime = getattr(self.generator, "runtime", None)
+        ran = runtime.record() if runtime is not None and status != "hit" else {}
+        record["memory_plan"] = ran.get("memory")
+        record["attention"] = ran.get("attention")
+        record["runtime"] = ran or None
+        return record
+
+    def _post(self, frames, aspect, width, height, duration, fps_in, fps_out, cues):
+        """The post stage's effects, in order, as a :class:`~brandstudio.post.stream.PostChain`
+        for the generated ``frames`` (which it only reads for their count, the colour-match reference
+        and the reframe's subject windows): source effects at the model's rate, the retime, then the
+        effects on delivered frames."""
         from .post.captions import Captions, CaptionStyle, Cue
         from .post.grade import Grade, read_lut
-        from .post.overlay import Label, Logo, load_logo
+        from .post.overlay import Logo, load_logo
         from .post.reframe import Reframe
+        from .post.stream import PostChain
         from .post.upscale import Upscale
 
         spec = self.profile.spec
         safe = spec.captions.safe_area[aspect]
+        source = []
+        if spec.colour.match != "off":  # drifting colour pulled back to the still or frame 0 (post.match)
+            from .post.match import ColourMatch, load_reference
+
+            still = spec.colour.reference
+            ref = load_reference(self.profile.path("colour.reference")) if still else frames[0]
+            source.append(ColourMatch(spec.colour.match, ref, spec.colour.match_strength))
         if spec.colour.lut:
             lut = read_lut(self.profile.path("colour.lut"))
-            frames = Grade(lut, strength=spec.colour.strength, method=spec.colour.interpolation).apply(frames)
-        frames = Reframe(aspect).apply(frames)
-        frames = Upscale(width, height, method="lanczos").apply(frames)
+            c = spec.colour
+            source.append(Grade(lut, strength=c.strength, method=c.interpolation, device=self.device))
+        source.append(Reframe(aspect, mode=spec.output.reframe, safe_area=safe).planned(frames))
+        up = spec.upscale
+        weights = self.profile.path("upscale.weights") if up.method == "realesrgan" else None
+        source.append(
+            Upscale(width, height, up.method, weights, tile=up.tile, tile_pad=up.tile_pad, device=self.device)
+        )
         # retime from the model's frame rate to the delivery rate, trimmed to the duration
         n_out = max(1, round(duration * fps_out))
-        idx = np.minimum((np.arange(n_out) * fps_in) // fps_out, len(frames) - 1)
-        frames = np.ascontiguousarray(frames[idx])
+        frame_map = PostChain.retime_map(len(frames), fps_in, fps_out, n_out)
+        delivered = []
         c = spec.captions
         font = self.profile.path("captions.font")
         if cues:
             style = CaptionStyle.from_section(c, font, aspect)
-            frames = Captions(tuple(Cue(*cue) for cue in cues), style, fps_out).apply(frames)
+            delivered.append(Captions(tuple(Cue(*cue) for cue in cues), style, fps_out))
         if spec.logo:
             lg = spec.logo
-            frames = Logo(
-                load_logo(self.profile.path("logo.file")),
-                position=lg.position,
-                scale=lg.scale,
-                opacity=lg.opacity,
-                margins=safe,
-            ).apply(frames)
-        if label:
-            frames = Label(
-                label, font, position=spec.label.position, size=spec.label.size, margins=safe
-            ).apply(frames)
-        return frames
+            delivered.append(
+                Logo(
+                    load_logo(self.profile.path("logo.file")),
+                    position=lg.position,
+                    scale=lg.scale,
+                    opacity=lg.opacity,
+                    margins=safe,
+                )
+            )
+        # the AI label is added after the frame safety check (brandstudio.labels)
+        return PostChain(tuple(source), frame_map, tuple(delivered))
 
-    def _music(self, duration: float, seed: int):
-        from .post.music import fit_music, load_audio
+    def _music(self, duration: float, seed: int, mood: str | None = None, voiceover=None):
+        """``(audio, info)``: the soundtrack for a clip of ``duration`` s and what went into it.
+
+        The track is chosen by :func:`brandstudio.post.tracks.select_track` (rotation state
+        under ``<output_dir>/.brandstudio/music-rotation``) and fitted by
+        :func:`~brandstudio.post.music.fit_music`; a ``voiceover`` (``(path, samples)`` from
+        :meth:`_voiceover`) is mixed over it with the music ducked
+        (:func:`~brandstudio.post.voiceover.mix_voiceover`). Without ``[audio]`` the voice-over
+        alone is the soundtrack, at -14 LUFS / -1 dBTP.
+        """
+        from .post.music import fit_music, load_audio, normalise
 
         a = self.profile.spec.audio
-        i = seed % len(a.tracks)
-        track = load_audio(self.profile.path(f"audio.tracks[{i}]"), a.sample_rate)
-        return fit_music(
-            track,
-            a.sample_rate,
-            duration,
-            loudness=a.loudness,
-            true_peak=a.true_peak,
-            fade_in=a.fade_in,
-            fade_out=a.fade_out,
-        )
+        info: dict[str, Any] = {}
+        bed = None
+        sr = a.sample_rate if a else 48000
+        if a is not None:
+            from .post.tracks import select_track
+
+            choice = select_track(
+                a, seed=seed, mood=mood, state_dir=self.output_dir / ".brandstudio" / "music-rotation",
+                profile_id=self.profile.id,
+            )  # fmt: skip
+            info.update(choice.as_dict())
+            track = load_audio(self.profile.path(f"audio.tracks[{choice.index}]"), sr)
+            bed = fit_music(
+                track,
+                sr,
+                duration,
+                loudness=a.loudness,
+                true_peak=a.true_peak,
+                fade_in=a.fade_in,
+                fade_out=a.fade_out,
+                bpm=choice.track.bpm,
+            )
+        else:
+            from .post.tracks import check_mood
+
+            check_mood(None, mood, profile_id=self.profile.id)  # a mood without [audio]: an error
+        if voiceover is None:
+            return bed, info
+        path, voice = voiceover
+        voice = voice[: round(duration * sr)]
+        info["voiceover"] = str(path)
+        if bed is None:
+            return normalise(voice, sr, loudness=-14.0, true_peak=-1.0), info
+        from .post.voiceover import mix_voiceover
+
+        mix = mix_voiceover(
+            bed, voice, sr, duck_db=a.duck_db, attack=a.duck_attack, release=a.duck_release,
+            loudness=a.loudness, true_peak=a.true_peak,
+        )  # fmt: skip
+        info["duck_db"] = a.duck_db
+        return mix.audio, info
+
+    def _voiceover(self, path: Path, duration: float):
+        """Decode a voice-over at the profile's sample rate (checked before anything is generated);
+        speech past the clip's end is an error, trailing silence is dropped later."""
+        import numpy as np
+
+        from .errors import AssetError
+        from .post.music import load_audio
+        from .post.voiceover import voice_activity
+
+        sr = self.profile.spec.audio.sample_rate if self.profile.spec.audio else 48000
+        path = Path(path)
+        bad = dict(profile=self.profile.id, field="voiceover", value=str(path))
+        if not path.is_file():
+            raise RequestError(f"the voice-over file {path} does not exist", **bad,
+                               fix="pass the path of an audio file (WAV, FLAC, MP3, M4A, ...)")  # fmt: skip
+        try:
+            voice = load_audio(path, sr)
+        except AssetError as exc:
+            raise RequestError(f"could not read the voice-over: {exc.message}", **bad,
+                               fix="export the voice-over again as WAV, FLAC, MP3 or M4A") from None  # fmt: skip
+        active = np.flatnonzero(voice_activity(voice, sr, hold=0.0))
+        if active.size == 0:
+            raise RequestError(f"the voice-over {path.name} is silent", **bad, fix="pass a recording with speech")
+        speech_end = (active[-1] + 1) / sr
+        if speech_end > duration + 0.05:
+            raise RequestError(
+                f"the voice-over speaks for {speech_end:.2f} s, longer than the {duration:g} s clip", **bad,
+                fix=f"ask for a longer clip (duration={np.ceil(speech_end * 4) / 4:g}) or trim the voice-over",
+            )  # fmt: skip
+        return voice
 
     def _default_output(
-        self, req: RenderRequest, aspect: str, seed: int, duration: float, short: int
+        self, req: RenderRequest, aspect: str, seed: int, duration: float, short: int, music: dict | None = None
     ) -> Path:
-        key = json.dumps(
-            [self.profile.fingerprint, req.template, dict(req.variables), aspect, seed, duration, short],
-            sort_keys=True,
-            default=str,
-            ensure_ascii=False,
-        )
+        parts = [self.profile.fingerprint, req.template, dict(req.variables), aspect, seed, duration, short]
+        if req.music_mood or req.voiceover or (music or {}).get("select") == "rotate":
+            # another bed or voice is another clip (names of renders without them stay as they were)
+            vo = hashlib.sha256(Path(req.voiceover).read_bytes()).hexdigest() if req.voiceover else None
+            parts.append({"mood": req.music_mood, "voiceover": vo, "track": (music or {}).get("track")})
+        key = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
         digest = hashlib.sha256(key.encode()).hexdigest()[:8]
         return (
             self.output_dir
@@ -493,9 +740,21 @@ class BrandStudio:
             / f"{req.template}-{aspect.replace(':', 'x')}-s{seed}-{digest}.mp4"
         )
 
-    def _encode(self, out: Path, frames, fps, audio, cues, prompt, seed, label) -> None:
-        from .encode import write_mp4
+    def _encode(
+        self, out: Path, chain, source, fps, audio, cues, prompt, seed, label, marks=({}, {}), target=None,
+        *, size: tuple[int, int], observers=(), timer: _Timer | None = None, music: dict | None = None,
+    ) -> None:  # fmt: skip
+        """Stream ``source`` through ``chain`` into the MP4 (to ``target`` when given: the staging file
+        of a clip to be signed), then write the .srt.
+
+        The effects run in a producer thread while ffmpeg encodes the previous chunks
+        (:func:`brandstudio.post.stream.run_stream`); ``observers`` see every chunk first. The two
+        overlap, so the timings are: ``post`` (seconds making frames), ``encode`` (seconds waiting
+        for ffmpeg: blocked pipe writes and finishing the file) and ``post+encode`` (wall time).
+        """
+        from .encode import Mp4Writer
         from .post.captions import Cue, write_srt
+        from .post.stream import run_stream
 
         spec = self.profile.spec
         meta = {
@@ -508,27 +767,37 @@ class BrandStudio:
                     "seed": seed,
                     "profile": self.profile.id,
                     "profile_fingerprint": self.profile.fingerprint,
+                    **({"music": music} if music else {}),
+                    **marks[0],  # brandstudio.labels.machine_marks: digital source type, region, content id
                 },
                 ensure_ascii=False,
             ),
             "description": prompt,
+            **marks[1],  # extra tags, e.g. GB 45438's AIGC for region cn
         }
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_mp4(
-            frames,
-            fps,
-            out,
-            audio=audio,
-            sample_rate=spec.audio.sample_rate if spec.audio else 48000,
-            crf=spec.output.crf,
-            audio_bitrate=spec.output.audio_bitrate,
-            metadata=meta,
-        )
+        timer = timer or _Timer()
+        t0 = time.perf_counter()
+        if timer.on_stage is not None:
+            timer.on_stage("post")
+        n_frames = chain.n_frames(len(source))
+        width, height = size
+        with Mp4Writer(
+            target or out, width, height, fps, n_frames=n_frames, audio=audio,
+            sample_rate=spec.audio.sample_rate if spec.audio else 48000, crf=spec.output.crf,
+            audio_bitrate=spec.output.audio_bitrate, metadata=meta,
+        ) as mp4:  # fmt: skip
+            stats = run_stream(chain, source, mp4, observers=observers)
+            if timer.on_stage is not None:
+                timer.on_stage("encode")
+        timer.timings["post"] = round(stats.post_seconds, 4)
+        timer.timings["encode"] = round(mp4.wait_seconds, 4)
+        timer.timings["post+encode"] = round(time.perf_counter() - t0, 4)
         if cues:
             try:
                 write_srt([Cue(*c) for c in cues], out.with_suffix(".srt"))
             except BaseException:
-                out.unlink(missing_ok=True)
+                (target or out).unlink(missing_ok=True)
                 raise
 
     def _qc(self, out: Path, frames, fps, audio, seed, verdicts, timings):

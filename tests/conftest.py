@@ -19,6 +19,16 @@ def scene_cache_dir(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def lut_cache_dir(tmp_path_factory):
+    """A per-session baked-LUT cache (BRANDSTUDIO_LUT_CACHE), never the user's ~/.cache/brandstudio/luts."""
+    path = tmp_path_factory.mktemp("lut-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BRANDSTUDIO_LUT_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
 @pytest.fixture
 def make_profile(tmp_path):
     """Copy a demo profile into tmp_path, optionally editing brand.toml and writing files.

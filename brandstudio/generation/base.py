@@ -101,6 +101,11 @@ class Generator(Protocol):
     the pixels (model id and revision, dtype, scheduler, LoRA file hashes and weights, ...).
     The scene cache key is made of it, the spec and the profile's speed preset
     (:func:`brandstudio.generation.cache.scene_key`); a generator without it is never cached.
+
+    Optional: ``image_input`` (``"none"``, ``"optional"`` or ``"required"``; missing means
+    ``"none"``) and ``generate(spec, image=frame)`` with a ``uint8`` ``(height, width, 3)`` start
+    image, for multi-shot continuity (:mod:`brandstudio.prompts.shots`). The image is only passed
+    when the generator says it takes one.
     """
 
     model_id: str

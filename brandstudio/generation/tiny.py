@@ -22,6 +22,14 @@ scheduler           ``UniPCMultistepScheduler``: flow prediction, flow sigmas, s
 boundary_ratio      0.875
 ==================  ====================================================================
 
+``tiny-ti2v`` is the same at toy size for Wan2.2 TI2V-5B, the model that makes video from text
+*or* from text and a start image (multi-shot continuity, :mod:`brandstudio.prompts.shots`): one
+``WanTransformer3DModel`` (in/out 48 channels), the Wan2.2 VAE layout (``is_residual``, patch 2,
+12 in/out channels, z_dim 48: 4x16x16 compression, so sizes are multiples of 32),
+``expand_timesteps=True`` (the start image's latent frame is kept clean), flow shift 5, saved as
+a ``WanPipeline`` like the real checkpoint; the generator builds a ``WanImageToVideoPipeline`` on
+the same components for image-conditioned shots. Built at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-ti2v-v1``.
+
 Example:
     >>> from brandstudio.generation.tiny import tiny_model_dir, make_tiny_lora
     >>> path = tiny_model_dir()                     # doctest: +SKIP
@@ -44,7 +52,12 @@ __all__ = [
     "TINY_DIMS",
     "TINY_MODEL_VERSION",
     "brandstudio_home",
+    "TINY_TI2V_BASE_MODEL",
+    "TINY_TI2V_VERSION",
     "build_tiny_model",
+    "build_tiny_ti2v_model",
+    "tiny_model_path",
+    "tiny_ti2v_model_dir",
     "make_tiny_lora",
     "tiny_model_dir",
     "write_demo_loras",
@@ -55,6 +68,12 @@ TINY_BASE_MODEL = "tiny-wan2.2"
 
 TINY_MODEL_VERSION = 1
 """Bump when the tiny architecture changes: a new version is built into a new directory."""
+
+TINY_TI2V_BASE_MODEL = "tiny-wan2.2-ti2v"
+"""The model family of ``tiny-ti2v`` (toy Wan2.2 TI2V-5B: text or text + start image)."""
+
+TINY_TI2V_VERSION = 1
+"""Bump when the tiny TI2V architecture changes."""
 
 TINY_DIMS: Mapping[str, int] = {"dim": 24, "ffn_dim": 32, "num_layers": 2, "text_dim": 32}
 """Sizes of the tiny transformer experts (``dim`` = 2 heads x 12)."""
@@ -93,29 +112,35 @@ def _build_tokenizer():
     )
 
 
+def _build_text_encoder(vocab_size: int):
+    """The tiny ``UMT5EncoderModel`` (d_model 32, 2 layers, 2 heads), from the current torch RNG."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    return UMT5EncoderModel(
+        UMT5Config(
+            vocab_size=vocab_size,
+            d_model=TINY_DIMS["text_dim"],
+            d_kv=16,
+            d_ff=64,
+            num_layers=2,
+            num_heads=2,
+            relative_attention_num_buckets=32,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    ).eval()
+
+
 def _build_pipeline(seed: int):
     """Instantiate the tiny ``WanPipeline`` with weights drawn from ``torch.manual_seed(seed)``."""
     import torch
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-    from transformers import UMT5Config, UMT5EncoderModel
 
     tokenizer = _build_tokenizer()
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
         torch.manual_seed(seed)
-        text_encoder = UMT5EncoderModel(
-            UMT5Config(
-                vocab_size=len(tokenizer),
-                d_model=TINY_DIMS["text_dim"],
-                d_kv=16,
-                d_ff=64,
-                num_layers=2,
-                num_heads=2,
-                relative_attention_num_buckets=32,
-                pad_token_id=0,
-                eos_token_id=1,
-                decoder_start_token_id=0,
-            )
-        ).eval()
+        text_encoder = _build_text_encoder(len(tokenizer))
         vae = AutoencoderKLWan(
             base_dim=3,
             z_dim=16,
@@ -190,10 +215,15 @@ def tiny_model_dir(*, seed: int = 0) -> Path:
         >>> from diffusers import WanPipeline                        # doctest: +SKIP
         >>> pipe = WanPipeline.from_pretrained(tiny_model_dir())     # doctest: +SKIP
     """
+    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}" + (f"-seed{seed}" if seed else "")
+    return _build_once(name, lambda out: build_tiny_model(out, seed=seed))
+
+
+def _build_once(name: str, build) -> Path:
+    """``$BRANDSTUDIO_HOME/models/<name>``, made by ``build(dir)`` under a file lock, renamed into place."""
     from filelock import FileLock
 
     models = brandstudio_home() / "models"
-    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}" + (f"-seed{seed}" if seed else "")
     final = models / name
     if (final / MARKER_FILE).is_file():
         return final
@@ -205,11 +235,108 @@ def tiny_model_dir(*, seed: int = 0) -> Path:
             shutil.rmtree(final)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=models))
         try:
-            build_tiny_model(tmp / "model", seed=seed)
+            build(tmp / "model")
             os.replace(tmp / "model", final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _build_ti2v_pipeline(seed: int):
+    """The tiny TI2V ``WanPipeline`` (``expand_timesteps=True``), weights from ``torch.manual_seed(seed)``."""
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+
+    z_dim = 48  # as Wan2.2 TI2V-5B: the transformer's in/out channels are the VAE's latent channels
+    tokenizer = _build_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder = _build_text_encoder(len(tokenizer))
+        vae = AutoencoderKLWan(  # the Wan2.2 VAE layout at toy width
+            base_dim=8,
+            decoder_base_dim=8,
+            z_dim=z_dim,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            temperal_downsample=[False, True, True],
+            is_residual=True,
+            in_channels=12,
+            out_channels=12,
+            patch_size=2,
+            scale_factor_spatial=16,
+            latents_mean=[0.0] * z_dim,
+            latents_std=[1.0] * z_dim,
+        ).eval()
+        transformer = WanTransformer3DModel(
+            patch_size=(1, 2, 2),
+            num_attention_heads=2,
+            attention_head_dim=TINY_DIMS["dim"] // 2,
+            in_channels=z_dim,
+            out_channels=z_dim,
+            text_dim=TINY_DIMS["text_dim"],
+            freq_dim=64,
+            ffn_dim=TINY_DIMS["ffn_dim"],
+            num_layers=TINY_DIMS["num_layers"],
+            cross_attn_norm=True,
+            qk_norm="rms_norm_across_heads",
+            eps=1e-6,
+            rope_max_seq_len=1024,
+        ).eval()
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+    return WanPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        scheduler=scheduler,
+        transformer=transformer,
+        transformer_2=None,
+        expand_timesteps=True,
+    )
+
+
+def build_tiny_ti2v_model(out_dir: Path, *, seed: int = 0) -> Path:
+    """Build the tiny TI2V pipeline and save it in diffusers format (safetensors) into ``out_dir``.
+
+    Example:
+        >>> import tempfile, pathlib, json
+        >>> d = build_tiny_ti2v_model(pathlib.Path(tempfile.mkdtemp()) / "ti2v")   # doctest: +SKIP
+        >>> json.loads((d / "model_index.json").read_text())["expand_timesteps"]   # doctest: +SKIP
+        True
+    """
+    out_dir = Path(out_dir)
+    pipe = _build_ti2v_pipeline(seed)
+    with quiet_progress():
+        pipe.save_pretrained(out_dir, safe_serialization=True)
+    marker = {"base_model": TINY_TI2V_BASE_MODEL, "version": TINY_TI2V_VERSION, "seed": seed}
+    (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out_dir
+
+
+def tiny_ti2v_model_dir(*, seed: int = 0) -> Path:
+    """The directory of ``tiny-ti2v``, built on first use like :func:`tiny_model_dir`.
+
+    Example:
+        >>> tiny_ti2v_model_dir().name                               # doctest: +SKIP
+        'tiny-wan2.2-ti2v-v1'
+    """
+    name = f"{TINY_TI2V_BASE_MODEL}-v{TINY_TI2V_VERSION}" + (f"-seed{seed}" if seed else "")
+    return _build_once(name, lambda out: build_tiny_ti2v_model(out, seed=seed))
+
+
+_TINY_MODELS = {"tiny": (tiny_model_dir, TINY_MODEL_VERSION), "tiny-ti2v": (tiny_ti2v_model_dir, TINY_TI2V_VERSION)}
+
+
+def tiny_model_path(model_id: str) -> tuple[Path, int] | None:
+    """``(directory, version)`` of an offline tiny model id (``"tiny"``, ``"tiny-ti2v"``), else ``None``.
+
+    Example:
+        >>> tiny_model_path("Wan-AI/Wan2.2-T2V-A14B-Diffusers") is None
+        True
+    """
+    if model_id not in _TINY_MODELS:
+        return None
+    make, version = _TINY_MODELS[model_id]
+    return make(), version
 
 
 def _lora_module_names(num_layers: int) -> list[tuple[str, str]]:

@@ -152,11 +152,20 @@ class WanGenerator:
         dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"float32"``, ``"bfloat16"`` or
             ``"float16"``. The VAE always runs in float32, as Wan recommends.
         boundary_ratio: override the checkpoint's expert switch point (0 < r < 1).
+        memory: memory plan: ``"auto"`` (the fastest that fits the free GPU memory at the first
+            requested size; on a CPU ``"resident"``), ``"resident"``, ``"swap"`` (idle expert on
+            the CPU) or ``"group-offload"`` (see :mod:`brandstudio.generation.presets`).
+        vae_tiling: decode the VAE in tiles (less memory at 720p and above).
+        quantization: ``"none"``, ``"int8"``, ``"fp8"`` or ``"fp8-dynamic"`` (torchao, both experts).
+        parallel: ``"ulysses:N"`` or ``"ring:N"``: one clip on N GPUs with diffusers context
+            parallelism, in both experts; the script must run under ``torchrun --nproc-per-node N``.
 
     Attributes:
         model_id: the ``model`` string given.
         model_family: e.g. ``"tiny-wan2.2"`` or ``"wan2.2-t2v-a14b"`` (see :func:`model_family_of`).
         pipeline: the loaded ``WanPipeline`` (for presets: offload, VAE tiling, ...).
+        runtime: the :class:`~brandstudio.generation.runtime.PipelineRuntime` (memory plan, cache
+            hooks, attention kernel, ...); :meth:`configure` switches it.
         loras: the adapters given.
 
     Raises:
@@ -186,22 +195,27 @@ class WanGenerator:
         device: str = "auto",
         dtype: str = "auto",
         boundary_ratio: float | None = None,
+        memory: str = "auto",
+        vae_tiling: bool = False,
+        quantization: str = "none",
+        parallel: str | None = None,
     ) -> None:
         import torch
 
+        from brandstudio.generation.runtime import parallel_device
+
         self.model_id = model
         self.revision = revision
-        self.device = _resolve_device(device)
+        self.device = parallel_device(parallel, _resolve_device(device))
+        self.memory, self.quantization = memory, quantization
         self.dtype = _resolve_dtype(dtype, self.device)
         self.loras: tuple[LoraAdapter, ...] = tuple(loras)
 
         # 1. Where the weights are
-        if model == "tiny":
-            from brandstudio.generation.tiny import tiny_model_dir
+        from brandstudio.generation.tiny import tiny_model_path
 
-            source = str(tiny_model_dir())
-        else:
-            source = model
+        tiny = tiny_model_path(model)  # "tiny" / "tiny-ti2v": the offline toy models, built on first use
+        source = str(tiny[0]) if tiny else model
 
         # 2. Load the pipeline (the VAE in float32 whatever the transformer dtype)
         self.pipeline = self._load_pipeline(source, torch)
@@ -211,11 +225,35 @@ class WanGenerator:
         if boundary_ratio is not None:
             self._set_boundary_ratio(boundary_ratio)
 
-        # 4. The model family, to match LoRAs against
+        # 4. The model family, to match LoRAs against; whether it takes a start image (multi-shot continuity)
         self.model_family = model_family_of(self.pipeline, source if Path(source).is_dir() else None)
+        from brandstudio.generation.conditioning import image_input_of
+
+        self.image_input = image_input_of(self.pipeline)  # "none" | "optional" | "required"
 
         # 5. LoRAs, into each expert with its own weight
         self._load_loras(self.loras)
+
+        # 6. Speed and memory: the memory plan, VAE tiling, context parallelism (brandstudio.generation.runtime)
+        from brandstudio.generation.runtime import PipelineRuntime
+
+        self.runtime = PipelineRuntime(
+            self, memory=memory, vae_tiling=vae_tiling, quantization=quantization, parallel=parallel
+        )
+
+    def configure(self, settings=None, *, memory: str | None = None) -> None:
+        """Switch this loaded generator to a resolved speed preset and/or memory plan, in place.
+
+        ``settings`` is a :class:`~brandstudio.generation.presets.PresetSettings` (from
+        ``resolve_preset``): its cache hook, distilled LoRA, attention kernel and compile
+        setting are applied (its sampler numbers go into the :class:`GenerationSpec`).
+        ``memory`` is a memory plan name. See :class:`~brandstudio.generation.runtime.PipelineRuntime`.
+
+        Example:
+            >>> from brandstudio.generation.presets import resolve_preset           # doctest: +SKIP
+            >>> gen.configure(resolve_preset("balanced", gen.model_family, model), memory="swap")  # doctest: +SKIP
+        """
+        self.runtime.configure(settings, memory=memory)
 
     def __repr__(self) -> str:
         return (
@@ -238,7 +276,7 @@ class WanGenerator:
         if getattr(self, "_identity", None) is None:
             import hashlib
 
-            from brandstudio.generation.tiny import TINY_MODEL_VERSION
+            from brandstudio.generation.tiny import _TINY_MODELS
 
             loras = []
             for a in self.loras:
@@ -258,19 +296,23 @@ class WanGenerator:
             self._identity = {
                 "model_id": self.model_id,
                 "revision": self.revision,
-                "model_version": TINY_MODEL_VERSION if self.model_id == "tiny" else None,
+                "model_version": _TINY_MODELS[self.model_id][1] if self.model_id in _TINY_MODELS else None,
                 "model_family": self.model_family,
                 "dtype": str(self.dtype).removeprefix("torch."),
                 "scheduler": type(self.pipeline.scheduler).__name__,
                 "boundary_ratio": None if boundary is None else float(boundary),
                 "loras": loras,
+                "quantization": self.quantization,
+                "vae_tiling": bool(self.runtime.vae_tiling),
             }
         return dict(self._identity)
 
     # ------------------------------------------------------------------ loading
 
     def _load_pipeline(self, source: str, torch):
-        from diffusers import AutoencoderKLWan, WanPipeline
+        from diffusers import AutoencoderKLWan
+
+        from brandstudio.generation.conditioning import pipeline_class_for
 
         try:
             extra = {}
@@ -278,21 +320,28 @@ class WanGenerator:
                 extra["vae"] = AutoencoderKLWan.from_pretrained(
                     source, subfolder="vae", revision=self.revision, **_dtype_kwargs(torch.float32)
                 )
+            from brandstudio.generation.runtime import PipelineRuntime, quantization_config
             from brandstudio.generation.tiny import quiet_progress
 
+            quant = quantization_config(self.quantization, self.device)  # torchao on the experts, or None
+            if quant is not None:
+                extra["quantization_config"] = quant
             with quiet_progress(Path(source).is_dir()):
-                pipe = WanPipeline.from_pretrained(
+                pipe = pipeline_class_for(source, self.revision).from_pretrained(  # WanPipeline or WanImageToVideoPipeline
                     source, revision=self.revision, **_dtype_kwargs(self.dtype), **extra
                 )
-            return pipe.to(self.device)
+            # without CUDA it goes to the device now; on CUDA the runtime places it per memory plan (step 6)
+            return pipe.to(self.device) if PipelineRuntime.place_at_load(self.memory, self.device) else pipe
         except torch.OutOfMemoryError as e:
             raise GenerationError(
-                f"out of memory loading `{self.model_id}` on {self.device}",
-                field="model",
-                value=self.model_id,
-                fix="use a smaller model (e.g. Wan-AI/Wan2.2-TI2V-5B-Diffusers), a GPU with more memory, "
-                "or a memory-saving speed preset (CPU offload)",
+                f"out of memory loading `{self.model_id}` on {self.device} under memory plan `{self.memory}`",
+                field="model.memory",
+                value=self.memory,
+                fix='use memory plan "auto" (it picks the fastest plan that fits), "swap" or "group-offload", '
+                'or quantization = "int8"',
             ) from e
+        except BrandStudioError:
+            raise
         except Exception as e:
             raise GenerationError(
                 f"could not load the Wan pipeline `{self.model_id}`"
@@ -468,11 +517,15 @@ class WanGenerator:
                 scheduler.config, flow_shift=float(flow_shift)
             )
 
-    def generate(self, spec: GenerationSpec) -> np.ndarray:
+    def generate(self, spec: GenerationSpec, image: np.ndarray | None = None) -> np.ndarray:
         """Render ``spec`` into frames: ``uint8`` ``(num_frames, height, width, 3)``.
 
         Deterministic: the initial noise comes from a CPU ``torch.Generator`` seeded with
         ``spec.seed``, so the same spec gives bit-identical frames on the same machine.
+
+        ``image`` (``uint8`` ``(height, width, 3)``) is a start image, for models with image input
+        (``self.image_input`` ``"optional"``: TI2V-5B, ``tiny-ti2v``; ``"required"``: I2V-A14B);
+        see :mod:`brandstudio.generation.conditioning`.
 
         Raises:
             RequestError: the spec is invalid (e.g. "`height` must be divisible by 16, got 700").
@@ -486,6 +539,9 @@ class WanGenerator:
 
         # 1. Check the request
         self._check_spec(spec)
+        from brandstudio.generation.conditioning import check_image, image_call
+
+        check_image(image, image_input=self.image_input, width=spec.width, height=spec.height, model_id=self.model_id)
         pipe = self.pipeline
 
         # 2. Sampler settings for this call
@@ -495,11 +551,14 @@ class WanGenerator:
         if pipe.config.boundary_ratio is not None:
             kwargs["guidance_scale_2"] = float(spec.guidance_low)
 
-        # 3. Denoise and decode
+        # 3. Denoise and decode (from the start image, if any)
         try:
-            output = pipe(
-                prompt=spec.prompt,
-                negative_prompt=spec.negative_prompt,
+            self.runtime.prepare(spec)  # memory plan for `auto`, per-expert cache hooks
+            call, inputs = pipe, {"prompt": spec.prompt, "negative_prompt": spec.negative_prompt}
+            if image is not None:
+                call, inputs = image_call(pipe, spec, image)
+            output = call(
+                **inputs,
                 height=int(spec.height),
                 width=int(spec.width),
                 num_frames=int(spec.num_frames),
@@ -510,13 +569,9 @@ class WanGenerator:
                 **kwargs,
             )
         except torch.OutOfMemoryError as e:
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            raise GenerationError(
-                f"out of memory generating {spec.width}x{spec.height}x{spec.num_frames} frames with "
-                f"`{self.model_id}` on {self.device}",
-                fix="render at a lower resolution or fewer frames and upscale in the post stage, or use a "
-                "memory-saving speed preset (CPU offload, VAE tiling)",
+            # names the memory plan that would fit (brandstudio.generation.presets.oom_advice)
+            raise self.runtime.oom_error(
+                spec, f"generating {spec.width}x{spec.height}x{spec.num_frames} frames"
             ) from e
         except BrandStudioError:
             raise

@@ -453,14 +453,26 @@ class Captions:
             )
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Burn the cues into a whole clip (frame ``i`` is at ``i / fps`` seconds); returns new frames."""
+        return self.apply_at(frames, 0)
+
+    def apply_at(self, frames: np.ndarray, start: int) -> np.ndarray:
+        """Burn the cues into a chunk of a clip: ``frames[k]`` is frame ``start + k`` (at ``(start + k) / fps`` s).
+
+        Each cue is laid out and rendered once per frame size and reused by later chunks.
+        """
         frames = check_frames(frames)
-        out = frames.copy()
-        T, H, W, _ = out.shape
-        t = np.arange(T, dtype=np.float64) / float(self.fps)
-        for cue in self.cues:
+        T, H, W, _ = frames.shape
+        t = (int(start) + np.arange(T, dtype=np.float64)) / float(self.fps)
+        cache = self.__dict__.setdefault("_rendered", {})
+        out = None
+        for i, cue in enumerate(self.cues):
             active = np.flatnonzero((t >= cue.start) & (t < cue.end))
             if active.size == 0:
                 continue
-            rgba, x, y = render_cue(cue.text, self.style, W, H)
+            out = frames.copy() if out is None else out
+            if (i, W, H) not in cache:
+                cache[(i, W, H)] = render_cue(cue.text, self.style, W, H)
+            rgba, x, y = cache[(i, W, H)]
             composite(out[active[0] : active[-1] + 1], rgba, x, y)
-        return out
+        return frames if out is None else out  # no cue in these frames: nothing to draw, nothing copied

@@ -12,10 +12,17 @@ of them:
   float32, a chunk of pixels at a time, so memory stays bounded.
 * For large clips :class:`Grade` *bakes* the whole grade (LUT + strength blend) into a
   256^3 table once (16.7 M interpolations, about as many as 18 frames of 720p) and then
-  grades every pixel with a single table lookup.
+  grades every pixel with a single table lookup. Baked tables are kept on disk
+  (:mod:`brandstudio.post.lut_cache`, keyed by the LUT's content, strength, method and
+  table version), so the bake is paid once per LUT, not once per render; whenever a table
+  is on disk, even a short clip uses it.
+* ``backend="torch"`` (:mod:`brandstudio.post.grade_torch`) runs the same kernels on a torch
+  device; ``backend="auto"`` picks it when CUDA is available (no bake needed there).
 
-Both paths agree with ``colour.LUT3D.apply(x, interpolator=table_interpolation_tetrahedral)``
-to within 1/255 on 8-bit output (``tests/post/test_grade.py`` checks it).
+All paths agree with ``colour.LUT3D.apply(x, interpolator=table_interpolation_tetrahedral)``
+to within 1/255 on 8-bit output (``tests/post/test_grade.py`` and
+``tests/test_grade_fast.py`` check it); ``bench/grade.py`` measures them against
+colour-science and ffmpeg's ``lut3d`` filter.
 
 Example:
     >>> import numpy as np
@@ -42,7 +49,7 @@ import numpy as np
 from brandstudio.errors import AssetError
 from brandstudio.frames import check_frames
 
-__all__ = ["INTERPOLATORS", "LUT", "Grade", "read_lut"]
+__all__ = ["BACKENDS", "INTERPOLATORS", "LUT", "Grade", "read_lut"]
 
 #: pixels per chunk of the direct kernel (bounds temporary memory to ~100 MB)
 _CHUNK = 1 << 20
@@ -251,6 +258,12 @@ def _from_colour(raw, name: str) -> LUT:
     return LUT(table=table, domain=domain, name=name)
 
 
+#: where the grade runs, by name: ``"numpy"`` (CPU kernels + baked table), ``"torch"``
+#: (:mod:`brandstudio.post.grade_torch`, on ``device``), ``"auto"`` (torch on CUDA when
+#: available, else numpy)
+BACKENDS = ("auto", "numpy", "torch")
+
+
 @dataclass(frozen=True, eq=False)
 class Grade:
     """Grade frames through a LUT, blended with the original by ``strength``.
@@ -261,22 +274,36 @@ class Grade:
         lut: from :func:`read_lut` or :class:`LUT`.
         strength: 0 (no change) .. 1 (the full LUT).
         method: ``"tetrahedral"`` (default, what grading tools use) or ``"trilinear"``.
+        backend: ``"auto"`` (default: torch on a CUDA GPU when there is one and torch is
+            already imported, as in a render; else numpy),
+            ``"numpy"`` or ``"torch"`` (see :data:`BACKENDS`).
+        device: the torch device for ``backend="torch"`` (``"auto"``: CUDA when available).
+        cache: where baked tables are kept on disk: ``None`` for the default
+            (:func:`brandstudio.post.lut_cache.default_lut_cache_dir`), a directory, a
+            :class:`~brandstudio.post.lut_cache.LutCache`, or ``False`` for none.
 
     Example:
         >>> import numpy as np
-        >>> g = Grade(LUT.identity(3), strength=1.0, method="trilinear")
+        >>> g = Grade(LUT.identity(3), strength=1.0, method="trilinear", cache=False)
         >>> g.apply(np.zeros((1, 2, 2, 3), np.uint8)).shape
         (1, 2, 2, 3)
+        >>> Grade(LUT.identity(3), backend="torch", device="cpu").apply(np.full((1, 1, 1, 3), 7, np.uint8)).ravel().tolist()
+        [7, 7, 7]
     """
 
     lut: LUT
     strength: float = 1.0
     method: Literal["tetrahedral", "trilinear"] = "tetrahedral"
+    backend: Literal["auto", "numpy", "torch"] = "auto"
+    device: str = "auto"
+    cache: object = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.strength) <= 1.0:
             raise ValueError(f"`strength` must be between 0 and 1, got {self.strength}")
         _check_method(self.method)
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown grade backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
 
     def _grade_uint8(self, pixels: np.ndarray) -> np.ndarray:
         """``(n, 3)`` uint8 -> ``(n, 3)`` uint8, the direct kernel, chunks spread over CPU threads."""
@@ -293,23 +320,83 @@ class Grade:
         _parallel(run, range(0, pixels.shape[0], _CHUNK))
         return out
 
+    def _disk(self):
+        """The :class:`LutCache` to use, or ``None``."""
+        if self.cache is False:
+            return None
+        from .lut_cache import LutCache
+
+        return self.cache if isinstance(self.cache, LutCache) else LutCache(self.cache)
+
+    def _key(self) -> str:
+        key = self.__dict__.get("_bake_key")
+        if key is None:
+            from .lut_cache import bake_key
+
+            key = bake_key(self.lut, self.strength, self.method)
+            object.__setattr__(self, "_bake_key", key)
+        return key
+
+    def cached_table(self) -> np.ndarray | None:
+        """The baked table if it is in memory or in the disk cache (no baking), else ``None``."""
+        table = self.__dict__.get("_baked")
+        if table is None and (disk := self._disk()) is not None:
+            table = disk.get(self._key())
+            if table is not None:
+                object.__setattr__(self, "_baked", table)
+        return table
+
     def baked(self) -> np.ndarray:
-        """The whole grade as a ``(256**3, 3)`` uint8 table indexed by ``r << 16 | g << 8 | b``."""
-        cached = self.__dict__.get("_baked")
-        if cached is None:
+        """The whole grade as a ``(256**3, 3)`` uint8 table indexed by ``r << 16 | g << 8 | b``.
+
+        Read from the disk cache when it is there; otherwise baked (2.5-3.5 s on two cores)
+        and stored for the next render.
+        """
+        table = self.cached_table()
+        if table is None:
             v = np.arange(256, dtype=np.uint8)
             grid = np.stack(np.meshgrid(v, v, v, indexing="ij"), axis=-1).reshape(-1, 3)
-            cached = self._grade_uint8(grid)
-            object.__setattr__(self, "_baked", cached)
-        return cached
+            table = self._grade_uint8(grid)
+            object.__setattr__(self, "_baked", table)
+            if (disk := self._disk()) is not None:
+                disk.put(self._key(), table)
+        return table
+
+    def _use_torch(self) -> bool:
+        if self.backend == "numpy":
+            return False
+        if self.backend == "torch":
+            return True
+        import sys
+
+        # "auto": torch only on a CUDA GPU (on a CPU the baked numpy table is faster), and only
+        # when torch is already loaded (as in a render): grading alone never pays torch's import
+        if "torch" not in sys.modules:
+            return False
+        import torch
+
+        return self.device != "cpu" and torch.cuda.is_available()
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Told once that a clip of ``shape`` ``(T, H, W, 3)`` will be graded in chunks
+        (:mod:`brandstudio.post.stream`): bakes the table when grading that clip whole would,
+        so every chunk gets exactly the pixels a whole-clip :meth:`apply` gives."""
+        if self.strength == 0 or self._use_torch():
+            return
+        if int(np.prod(shape[:-1])) >= _BAKE_THRESHOLD:
+            self.baked()
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """Grade ``(T, H, W, 3)`` uint8 frames; returns new frames."""
         frames = check_frames(frames)
         if self.strength == 0:
             return frames.copy()
+        if self._use_torch():
+            from .grade_torch import grade_uint8_torch
+
+            return grade_uint8_torch(frames, self.lut, self.strength, self.method, self.device)
         pixels = frames.reshape(-1, 3)
-        if pixels.shape[0] < _BAKE_THRESHOLD and "_baked" not in self.__dict__:
+        if pixels.shape[0] < _BAKE_THRESHOLD and self.cached_table() is None:
             return self._grade_uint8(pixels).reshape(frames.shape)
         table = self.baked()
         out = np.empty_like(frames)

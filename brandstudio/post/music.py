@@ -5,11 +5,20 @@
   measured with pyloudnorm.
 * :func:`true_peak_db` is the BS.1770 true peak (dBTP): the peak of the signal
   oversampled 4x with a polyphase FIR (``scipy.signal.resample_poly``).
-* :func:`fit_music` trims or loops (equal-power crossfade at each seam) to the exact
-  duration, fades in and out, sets the gain for the target loudness and runs a
-  look-ahead true-peak limiter, repeating gain + limiting until the loudness is within
-  0.2 LU of the target. The limiter aims 0.5 dB under the ceiling so that AAC encoding
-  (which adds a little overshoot) still meets it.
+* :func:`cut_cost` is how bad a cut would be at each moment of a track: an onset envelope
+  (spectral flux of the log-magnitude STFT, plus the RMS level) smoothed over a fraction of
+  a beat, so its minima lie *between* beats, away from drum hits and note attacks.
+* :func:`plan_length` chooses where to cut: when the track is longer than the clip, the start
+  offset (at most 0.75 s in) that puts both the start and the end between beats; when it must
+  loop, a loop-out point near the end and a loop-in point near the start, both between beats
+  and with matching rhythmic context around them (so the beat grid runs on across the seam),
+  plus the start offset that makes the clip end between beats too.
+  :func:`loop_to_length` renders the plan, joining each seam with a short equal-power crossfade.
+* :func:`fit_music` fits to the exact duration that way, fades in and out, sets the gain
+  for the target loudness and runs a look-ahead true-peak limiter, repeating gain +
+  limiting until the loudness is within 0.2 LU of the target (:func:`normalise`). The
+  limiter aims 0.5 dB under the ceiling so that AAC encoding (which adds a little
+  overshoot) still meets it.
 
 Example:
     >>> import numpy as np
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +45,15 @@ import numpy as np
 from brandstudio.errors import AssetError, PostError
 
 __all__ = [
+    "LengthPlan",
+    "cut_cost",
     "fit_music",
     "integrated_loudness",
     "limit_true_peak",
     "load_audio",
     "loop_to_length",
+    "normalise",
+    "plan_length",
     "true_peak_db",
 ]
 
@@ -145,34 +159,199 @@ def true_peak_db(audio: np.ndarray, sr: int) -> float:
     """True peak in dBTP: the peak of ``audio`` oversampled 4x (BS.1770 style)."""
     audio = _stereo(audio)
     peak = float(_oversampled_peaks(audio).max()) if audio.size else 0.0
-    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+    return float(20 * np.log10(peak)) if peak > 0 else float("-inf")
 
 
-def loop_to_length(audio: np.ndarray, n: int, sr: int, crossfade: float = 0.05) -> np.ndarray:
-    """Trim ``audio`` to ``n`` samples, or loop it with an equal-power crossfade at each seam."""
-    audio = _stereo(audio)
-    if audio.shape[0] == 0:
+#: analysis hop of :func:`cut_cost`, seconds
+CUT_HOP = 0.005
+#: the most of a track's head skipped to put the start and the end of a trimmed clip between beats
+MAX_SKIP = 0.75
+#: how far from each end of a track the loop points may be looked for, seconds (at most a third of it)
+LOOP_SEARCH = 2.0
+
+
+def cut_cost(audio: np.ndarray, sr: int, *, bpm: float | None = None, hop: float = CUT_HOP) -> np.ndarray:
+    """How audible a cut would be, every ``hop`` seconds of ``audio``: low between beats, high on them.
+
+    The onset envelope is the spectral flux (summed positive change of the log-magnitude STFT,
+    1024-point Hann frames) scaled by its 95th percentile (at least a tenth of its peak), plus the frame RMS scaled by its
+    maximum; it is then smoothed with a Gaussian of a sixth of a beat (``60 / bpm / 6`` s; 40 ms
+    without a tempo), so a point is cheap only when onsets are far from it on both sides.
+    Returns float ``(ceil(n / hop_samples),)``; entry ``k`` is about sample ``k * hop * sr``.
+
+    Example:
+        >>> import numpy as np
+        >>> sr = 48000; x = np.zeros(2 * sr); x[::sr // 2] = 1.0   # clicks every 0.5 s
+        >>> c = cut_cost(x, sr, bpm=120)
+        >>> t = (np.argmin(c[100:200]) + 100) * 0.005    # the cheapest cut between the clicks at 0.5 and 1.0 s
+        >>> bool(abs(t - 0.75) < 0.02)
+        True
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    x = _stereo(audio).mean(axis=1)
+    step = max(1, int(round(hop * sr)))
+    n_fft = 1024
+    frames_n = max(1, -(-x.shape[0] // step))
+    # reflected edges: the track's ends are not onsets
+    padded = np.pad(x, (n_fft // 2, n_fft // 2 + step * frames_n - x.shape[0]), mode="reflect")
+    win = np.hanning(n_fft)
+    flux, rms = np.empty(frames_n), np.empty(frames_n)
+    prev = None
+    for a in range(0, frames_n, 1024):  # blocks of frames: bounded memory for long tracks
+        idx = np.arange(n_fft)[None, :] + step * np.arange(a, min(frames_n, a + 1024))[:, None]
+        block = padded[idx]
+        logmag = np.log1p(100.0 * np.abs(np.fft.rfft(block * win, axis=1)))
+        before = logmag[:1] if prev is None else prev
+        flux[a : a + len(block)] = np.maximum(np.diff(logmag, axis=0, prepend=before), 0.0).sum(axis=1)
+        rms[a : a + len(block)] = np.sqrt((block**2).mean(axis=1))
+        prev = logmag[-1:]
+    env = flux / (max(np.percentile(flux, 95), 0.1 * flux.max()) + 1e-9) + rms / (rms.max() + 1e-12)
+    beat = 60.0 / bpm if bpm else 0.24
+    return gaussian_filter1d(env, sigma=max(1.0, beat / 6 / hop), mode="nearest")
+
+
+@dataclass(frozen=True)
+class LengthPlan:
+    """Where a track is cut to fill ``n`` samples (all in samples of the track).
+
+    The output plays ``track[start:loop_out]``, then ``track[loop_in:loop_out]`` again and again,
+    cut at ``n`` samples; each seam (``loop_out`` -> ``loop_in``) is an equal-power crossfade
+    of ``crossfade`` samples centred on it. Without a loop (``loop_in is None``) it is
+    ``track[start:start + n]``. ``end`` is where in the track the output stops.
+    """
+
+    n: int
+    start: int
+    end: int
+    loop_in: int | None = None
+    loop_out: int | None = None
+    crossfade: int = 0
+
+    @property
+    def seams(self) -> tuple[int, ...]:
+        """Output sample indices where a seam (loop_out -> loop_in) falls."""
+        if self.loop_in is None:
+            return ()
+        first, period = self.loop_out - self.start, self.loop_out - self.loop_in
+        return tuple(range(first, self.n, period))
+
+
+def _at(cost: np.ndarray, samples: np.ndarray, step: int) -> np.ndarray:
+    return cost[np.clip(np.round(np.asarray(samples) / step).astype(int), 0, len(cost) - 1)]
+
+
+def plan_length(
+    audio: np.ndarray, n: int, sr: int, *, crossfade: float = 0.05, bpm: float | None = None
+) -> LengthPlan:
+    """Choose beat-free cut points to fill ``n`` samples from ``audio`` (see :class:`LengthPlan`).
+
+    * track long enough: start offset ``s`` in ``[0, min(0.75 s, len - n)]`` minimising the cut
+      cost at ``s`` and at ``s + n`` (a small penalty keeps ``s`` near 0);
+    * track too short: a loop-out point in the last ~2 s (at most a third of the track) and a
+      loop-in point in the first ~2 s, minimising the cut cost at both plus how differently the
+      onset envelope runs around them (over +-0.5 s), so the loop length keeps the beat; then
+      the start offset (up to 0.75 s, within the loop) that puts the clip's end between beats.
+
+    Tracks too short to search (under ~4 crossfades) loop whole, seam at the end.
+    """
+    x = _stereo(audio)
+    L = x.shape[0]
+    if L == 0:
         raise PostError("the music track is empty")
-    if audio.shape[0] >= n:
-        return audio[:n].copy()
-    xf = int(min(crossfade * sr, audio.shape[0] // 4))
-    theta = np.linspace(0.0, np.pi / 2, xf)[:, None] if xf > 0 else None
-    pieces = [audio]
-    total = audio.shape[0]
-    while total < n:
-        pieces.append(audio)
-        total += audio.shape[0] - xf
-    out = np.empty((total, 2))
-    pos = 0
-    for k, piece in enumerate(pieces):
-        if k == 0 or xf == 0:
-            out[pos : pos + piece.shape[0]] = piece
-        else:
-            seam = out[pos : pos + xf]
-            seam[...] = seam * np.cos(theta) + piece[:xf] * np.sin(theta)
-            out[pos + xf : pos + piece.shape[0]] = piece[xf:]
-        pos += piece.shape[0] - xf
-    return out[:n]
+    step = max(1, int(round(CUT_HOP * sr)))
+    xf = int(min(crossfade * sr, L // 4)) // 2 * 2
+    h = xf // 2
+    if L >= n:
+        top = min(int(MAX_SKIP * sr), L - n)
+        cand = np.arange(0, top + 1, step)
+        # only the head and the stretch around the end are analysed (a track may be minutes long)
+        margin = int((0.5 + 4 * (60.0 / bpm if bpm else 0.24) / 4) * sr)
+        cost = np.full(-(-L // step), np.inf)
+        for a, b in ((0, top + margin), (n - margin, n + top + margin)):
+            a, b = max(0, a // step * step), min(L, b)
+            part = cut_cost(x[a:b], sr, bpm=bpm)
+            cost[a // step : a // step + len(part)] = part[: len(cost) - a // step]
+        seen = cost[np.isfinite(cost)]
+        cost = (cost - seen.min()) / (np.percentile(seen, 95) - seen.min() + 1e-12)  # 0 quiet .. 1 onset
+        head = np.where(cand == 0, 0.0, _at(cost, cand, step))  # the track's own start is no cut
+        score = head + _at(cost, np.minimum(cand + n, L - 1), step) + 0.05 * cand / max(1, int(MAX_SKIP * sr))
+        s = int(cand[np.argmin(score)])
+        return LengthPlan(n=n, start=s, end=s + n)
+    cost = cut_cost(x, sr, bpm=bpm)
+    lo, hi = cost.min(), np.percentile(cost, 95)
+    cost = (cost - lo) / (hi - lo + 1e-12)  # 0 = the quietest moment, 1 = a typical onset
+    window = min(int(LOOP_SEARCH * sr), L // 3)
+    if window < 4 * max(h, step) or L - h - window <= window:
+        return _plan_loop(n, L, 0, L - h if h else L, h, xf)
+    ins = np.arange(max(h, step), window, 2 * step)
+    outs = np.arange(L - window, L - h, 2 * step)
+    ci, co = _at(cost, ins, step), _at(cost, outs, step)
+    # rhythmic context: the cost envelope over +-0.5 s (clipped to the track) around each point
+    k = int(round(0.5 * sr / (4 * step)))
+    offs = np.arange(-k, k + 1) * 4 * step
+    ctx_i = _at(cost, np.clip(ins[:, None] + offs[None, :], 0, L - 1), step)
+    ctx_o = _at(cost, np.clip(outs[:, None] + offs[None, :], 0, L - 1), step)
+    mismatch = np.abs(ctx_o[:, None, :] - ctx_i[None, :, :]).mean(axis=2)  # (outs, ins)
+    score = co[:, None] + ci[None, :] + 0.5 * mismatch
+    o_k, i_k = np.unravel_index(np.argmin(score), score.shape)
+    i, o = int(ins[i_k]), int(outs[o_k])
+    # the start offset that puts the clip's end between beats
+    top = min(int(MAX_SKIP * sr), o - i - 1, o - h - 1)
+    cand = np.arange(0, max(0, top) + 1, step)
+    ends = np.array([_plan_loop(n, L, int(c), o, i, xf).end for c in cand])
+    head = np.where(cand == 0, 0.0, _at(cost, cand, step))
+    score = head + _at(cost, ends, step) + 0.05 * cand / max(1, int(MAX_SKIP * sr))
+    return _plan_loop(n, L, int(cand[np.argmin(score)]), o, i, xf)
+
+
+def _plan_loop(n: int, L: int, start: int, loop_out: int, loop_in: int, xf: int) -> LengthPlan:
+    if start + n <= loop_out:  # no seam needed after all
+        return LengthPlan(n=n, start=start, end=start + n)
+    period = loop_out - loop_in
+    rest = (n - (loop_out - start)) % period
+    return LengthPlan(n=n, start=start, end=loop_in + rest, loop_in=loop_in, loop_out=loop_out, crossfade=xf)
+
+
+def loop_to_length(
+    audio: np.ndarray, n: int, sr: int, crossfade: float = 0.05, *, bpm: float | None = None
+) -> np.ndarray:
+    """Fill exactly ``n`` samples from ``audio``: trimmed, or looped with an equal-power crossfade
+    at each seam, cutting between beats (:func:`plan_length`). Returns float64 ``(n, 2)``.
+    """
+    x = _stereo(audio)
+    if x.shape[0] == 0:
+        raise PostError("the music track is empty")
+    plan = plan_length(x, n, sr, crossfade=crossfade, bpm=bpm)
+    return render_plan(x, plan)
+
+
+def render_plan(audio: np.ndarray, plan: LengthPlan) -> np.ndarray:
+    """The ``(n, 2)`` samples a :class:`LengthPlan` describes."""
+    x = _stereo(audio)
+    if plan.loop_in is None:
+        return x[plan.start : plan.start + plan.n].copy()
+    i, o, xf = plan.loop_in, plan.loop_out, plan.crossfade
+    h = xf // 2
+    out = np.empty((plan.n, 2))
+    first = min(plan.n, o - plan.start)
+    out[:first] = x[plan.start : plan.start + first]
+    pos = first
+    while pos < plan.n:
+        k = min(plan.n - pos, o - i)
+        out[pos : pos + k] = x[i : i + k]
+        pos += k
+    if xf:
+        theta = np.linspace(0.0, np.pi / 2, xf)[:, None]
+        tail = x[o - h : o + h]  # the track running on past the loop-out point
+        head = x[i - h : i + h]  # ... and leading into the loop-in point
+        for q in plan.seams:
+            a, b = max(0, q - h), min(plan.n, q + h)
+            if b <= a:
+                continue
+            sl = slice(a - (q - h), b - (q - h))
+            out[a:b] = tail[sl] * np.cos(theta[sl]) + head[sl] * np.sin(theta[sl])
+    return out
 
 
 def _box(x: np.ndarray, width: int) -> np.ndarray:
@@ -213,43 +392,13 @@ def limit_true_peak(
     return audio * gain[:, None]
 
 
-def fit_music(
-    audio: np.ndarray,
-    sr: int,
-    duration: float,
-    *,
-    loudness: float = -14.0,
-    true_peak: float = -1.0,
-    fade_in: float = 0.3,
-    fade_out: float = 1.0,
-) -> np.ndarray:
-    """Fit a music track to a clip: exact length, fades, target loudness, true-peak ceiling.
+def normalise(audio: np.ndarray, sr: int, *, loudness: float = -14.0, true_peak: float = -1.0) -> np.ndarray:
+    """Gain to ``loudness`` LUFS and look-ahead true-peak limiting to ``true_peak`` dBTP (aiming 0.5 dB
+    lower, for the AAC encoder's overshoot), repeated until the loudness is within 0.2 LU.
 
-    Args:
-        audio: ``(n, 2)`` or mono float samples at ``sr``.
-        duration: the clip length in seconds; the result has ``round(duration * sr)`` samples.
-        loudness: integrated loudness target, LUFS.
-        true_peak: true-peak ceiling, dBTP (the limiter aims 0.5 dB lower).
-        fade_in / fade_out: seconds (raised-cosine curves; each at most half the clip).
-
-    Returns float32 ``(round(duration * sr), 2)``. Raises
-    :class:`~brandstudio.errors.PostError` for a silent track.
+    Raises :class:`~brandstudio.errors.PostError` for silence. Returns float32 ``(n, 2)``.
     """
-    if not duration > 0:
-        raise ValueError(f"`duration` must be positive, got {duration}")
-    n = round(duration * sr)
-    # 1. length: trim, or loop with crossfades
-    y = loop_to_length(audio, n, sr)
-    # 2. fades (raised cosine)
-    for seconds, head in ((fade_in, True), (fade_out, False)):
-        k = int(min(max(seconds, 0.0) * sr, n // 2))
-        if k > 1:
-            ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, k))[:, None]
-            if head:
-                y[:k] *= ramp
-            else:
-                y[-k:] *= ramp[::-1]
-    # 3. gain to the target, 4. true-peak limit; repeat until the loudness is on target
+    y = _stereo(audio)
     measured = _loudness_any_length(y, sr)
     if not np.isfinite(measured):
         raise PostError(
@@ -267,3 +416,46 @@ def fit_music(
         if gain_db > 60:  # the limiter eats every step: the target cannot be reached under the ceiling
             break
     return out.astype(np.float32)
+
+
+def fit_music(
+    audio: np.ndarray,
+    sr: int,
+    duration: float,
+    *,
+    loudness: float = -14.0,
+    true_peak: float = -1.0,
+    fade_in: float = 0.3,
+    fade_out: float = 1.0,
+    bpm: float | None = None,
+) -> np.ndarray:
+    """Fit a music track to a clip: exact length, fades, target loudness, true-peak ceiling.
+
+    Args:
+        audio: ``(n, 2)`` or mono float samples at ``sr``.
+        duration: the clip length in seconds; the result has ``round(duration * sr)`` samples.
+        loudness: integrated loudness target, LUFS.
+        true_peak: true-peak ceiling, dBTP (the limiter aims 0.5 dB lower).
+        fade_in / fade_out: seconds (raised-cosine curves; each at most half the clip).
+        bpm: the track's tempo if known; it sets how wide a "between beats" gap is when
+            choosing the cut points (:func:`cut_cost`).
+
+    Returns float32 ``(round(duration * sr), 2)``. Raises
+    :class:`~brandstudio.errors.PostError` for a silent track.
+    """
+    if not duration > 0:
+        raise ValueError(f"`duration` must be positive, got {duration}")
+    n = round(duration * sr)
+    # 1. length: trim or loop, cutting between beats, crossfading the seams
+    y = loop_to_length(audio, n, sr, bpm=bpm)
+    # 2. fades (raised cosine)
+    for seconds, head in ((fade_in, True), (fade_out, False)):
+        k = int(min(max(seconds, 0.0) * sr, n // 2))
+        if k > 1:
+            ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, k))[:, None]
+            if head:
+                y[:k] *= ramp
+            else:
+                y[-k:] *= ramp[::-1]
+    # 3. gain to the target, 4. true-peak limit; repeat until the loudness is on target
+    return normalise(y, sr, loudness=loudness, true_peak=true_peak)

@@ -57,6 +57,14 @@ def composite(frames: np.ndarray, rgba: np.ndarray, x: int, y: int, opacity: flo
     return frames
 
 
+def _rendered(overlay, width: int, height: int) -> tuple[np.ndarray, int, int]:
+    """``overlay.render(width, height)``, kept on the (frozen) overlay: a streamed clip applies it per chunk."""
+    cache = overlay.__dict__.setdefault("_rendered", {})
+    if (width, height) not in cache:
+        cache[(width, height)] = overlay.render(width, height)
+    return cache[(width, height)]
+
+
 def _margins(margins) -> Margins:
     """Accept ``(top, bottom, left, right)`` or anything with those attributes (a ``SafeArea``)."""
     if hasattr(margins, "top"):
@@ -165,7 +173,7 @@ class Logo:
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         frames = check_frames(frames)
-        img, x, y = self.render(frames.shape[2], frames.shape[1])
+        img, x, y = _rendered(self, frames.shape[2], frames.shape[1])
         return composite(frames.copy(), img, x, y, self.opacity)
 
 
@@ -265,5 +273,5 @@ class Label:
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         frames = check_frames(frames)
-        img, x, y = self.render(frames.shape[2], frames.shape[1])
+        img, x, y = _rendered(self, frames.shape[2], frames.shape[1])
         return composite(frames.copy(), img, x, y)

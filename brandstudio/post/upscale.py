@@ -1,13 +1,21 @@
 """Resize frames to the delivery size.
 
-Resamplers live in a string-keyed registry, :data:`UPSCALERS`; each takes one ``(H, W, 3)``
-uint8 frame and a ``(width, height)`` and returns the resized frame.
+Methods live in two string-keyed registries:
+
+* :data:`UPSCALERS`: resamplers (``"lanczos"``, always there; ``"bicubic"``); each takes one
+  ``(H, W, 3)`` uint8 frame and a ``(width, height)`` and returns the resized frame.
+* :data:`MODEL_UPSCALERS`: learned upscalers that need a weight file: ``"realesrgan"``
+  (:class:`brandstudio.post.sr.RealESRGAN`: RRDBNet and SRVGGNetCompact, detected from the
+  official weight files). The model upscales by its own factor (x2, x4), tiled, and Lanczos
+  then brings the result to the exact delivery size. Frames that need no enlargement skip
+  the model. fp32 on CPU, bf16 on CUDA: on a 2-core CPU a full-size model takes minutes per
+  clip, so it is a GPU feature.
 
 Example:
     >>> import numpy as np
-    >>> from brandstudio.post.upscale import Upscale, UPSCALERS
-    >>> sorted(UPSCALERS)
-    ['bicubic', 'lanczos']
+    >>> from brandstudio.post.upscale import Upscale, UPSCALERS, METHODS
+    >>> sorted(UPSCALERS), METHODS
+    (['bicubic', 'lanczos'], ('lanczos', 'bicubic', 'realesrgan'))
     >>> Upscale(64, 36).apply(np.zeros((3, 18, 32, 3), np.uint8)).shape
     (3, 36, 64, 3)
 """
@@ -16,13 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from brandstudio.frames import check_frames
 
-__all__ = ["UPSCALERS", "Upscale"]
+__all__ = ["METHODS", "MODEL_UPSCALERS", "UPSCALERS", "Upscale"]
 
 
 def _pil(resample: int) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray]:
@@ -39,22 +48,44 @@ UPSCALERS: dict[str, Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = {
 }
 
 
+def _realesrgan(weights, tile, tile_pad, device):
+    from .sr import RealESRGAN
+
+    return RealESRGAN(weights, tile=tile, tile_pad=tile_pad, device=device)
+
+
+#: learned upscalers by name: ``(weights, tile, tile_pad, device) -> model`` with ``.upscale(frames)``
+MODEL_UPSCALERS: dict[str, Callable] = {"realesrgan": _realesrgan}
+
+#: every method :class:`Upscale` accepts
+METHODS = (*UPSCALERS, *MODEL_UPSCALERS)
+
+
 @dataclass(frozen=True)
 class Upscale:
-    """Resize every frame to ``width`` x ``height`` with ``method`` (a key of :data:`UPSCALERS`).
+    """Resize every frame to ``width`` x ``height`` with ``method`` (a key of :data:`METHODS`).
 
-    It also downsizes; frames already at the size are returned unchanged (copied).
+    It also downsizes; frames already at the size are returned unchanged (copied). A model
+    method (``"realesrgan"``) needs ``weights`` (a ``.safetensors`` or ``.pth`` file); it runs
+    only when the frames must grow, with ``tile`` / ``tile_pad`` (input px) on ``device``,
+    and Lanczos takes its output to the exact size.
     """
 
     width: int
     height: int
     method: str = "lanczos"
+    weights: str | Path | None = None
+    tile: int = 256
+    tile_pad: int = 16
+    device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.method not in UPSCALERS:
+        if self.method not in METHODS:
             raise ValueError(
-                f"unknown upscale method {self.method!r}; use one of {', '.join(sorted(UPSCALERS))}"
+                f"unknown upscale method {self.method!r}; use one of {', '.join(sorted(METHODS))}"
             )
+        if self.method in MODEL_UPSCALERS and self.weights is None:
+            raise ValueError(f"upscale method {self.method!r} needs `weights` (a .safetensors or .pth file)")
         for name in ("width", "height"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value <= 0:
@@ -65,7 +96,12 @@ class Upscale:
         size = (int(self.width), int(self.height))
         if frames.shape[1:3] == (size[1], size[0]):
             return frames.copy()
-        resize = UPSCALERS[self.method]
+        resize = UPSCALERS.get(self.method, UPSCALERS["lanczos"])
+        if self.method in MODEL_UPSCALERS and (size[0] > frames.shape[2] or size[1] > frames.shape[1]):
+            model = MODEL_UPSCALERS[self.method](self.weights, self.tile, self.tile_pad, self.device)
+            frames = model.upscale(frames)
+            if frames.shape[1:3] == (size[1], size[0]):
+                return frames
         out = np.empty((frames.shape[0], size[1], size[0], 3), dtype=np.uint8)
         for i, frame in enumerate(frames):
             out[i] = resize(frame, size)

@@ -69,6 +69,34 @@ class BrandProfile:
         """The absolute path of the asset named by ``field_name`` (e.g. ``"colour.lut"``)."""
         return self.assets[field_name].path
 
+    def with_overrides(self, overrides: Mapping[str, object]) -> BrandProfile:
+        """A copy with settings replaced by dotted name, validated, assets re-resolved, new fingerprint.
+
+        ``profile.with_overrides({"output.reframe": "face", "colour.match": "reinhard"})``;
+        ``None`` values are skipped. Raises :class:`ProfileError` for an unknown name or a bad value.
+        """
+        data = self.spec.model_dump(mode="python", exclude_unset=True, by_alias=True)
+        changed = False
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            *parents, leaf = name.split(".")
+            node = data
+            for part in parents:
+                node = node.setdefault(part, {})
+                if not isinstance(node, dict):
+                    raise ProfileError(f"cannot override `{name}`", profile=self.id, field=name, value=value)
+            node[leaf] = value
+            changed = True
+        if not changed:
+            return self
+        try:
+            spec = BrandProfileSpec.model_validate(data)
+        except ValidationError as exc:
+            raise _validation_error(exc, self.id) from None
+        assets = _resolve_assets(self.root, spec, self.id)
+        return BrandProfile(self.root, spec, MappingProxyType(assets), _fingerprint(spec, assets))
+
     def summary(self) -> dict:
         """A JSON-ready description: settings, assets with hashes, fingerprint."""
         return {
@@ -215,7 +243,7 @@ def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[
             fix=f"copy the file into {root} and name it relative to that directory (no '..', no symlinks out)",
         )
     suffix = path.suffix.lower()
-    if suffix in _PICKLE_SUFFIXES:
+    if suffix in _PICKLE_SUFFIXES and suffix not in suffixes:  # unless the field reads it weights_only
         raise AssetError(
             f"{rel!r} is a pickle-based weight file; brandstudio loads weights from safetensors only "
             "because pickle files can run arbitrary code",
@@ -296,25 +324,91 @@ def _check_lora(path: Path) -> None:
     inspect_lora(path)
 
 
+def _check_pem_certs(path: Path) -> None:
+    from cryptography import x509
+
+    x509.load_pem_x509_certificates(path.read_bytes())
+
+
+def _check_pem_key(path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+
+def _check_reference(path: Path) -> None:
+    from ..post.match import load_reference
+
+    load_reference(path)
+
+
+def _check_sr_weights(path: Path) -> None:
+    from ..post.sr import inspect_weights
+
+    inspect_weights(path)
+
+
+_SR_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+def _env_sr_weights(label: str) -> Asset:
+    """``[upscale] method = "realesrgan"`` without ``weights``: the file in ``$BRANDSTUDIO_SR_WEIGHTS``."""
+    import os
+
+    env = os.environ.get("BRANDSTUDIO_SR_WEIGHTS")
+    if not env:
+        raise AssetError(
+            'upscale.method is "realesrgan" but no weights are named',
+            profile=label,
+            file=PROFILE_FILE,
+            field="upscale.weights",
+            fix="set upscale.weights to a .safetensors/.pth file inside the profile, or export "
+            "BRANDSTUDIO_SR_WEIGHTS=/path/to/RealESRGAN_x4plus.pth",
+        )
+    path = Path(env).expanduser().resolve()
+    if path.suffix.lower() not in _SR_SUFFIXES or not path.is_file():
+        raise AssetError(
+            f"$BRANDSTUDIO_SR_WEIGHTS names {env!r}, which is not a .safetensors/.pth file",
+            profile=label,
+            field="upscale.weights",
+            value=env,
+            fix="point BRANDSTUDIO_SR_WEIGHTS at an existing Real-ESRGAN weight file",
+        )
+    _check(_check_sr_weights, path, env, "upscale.weights", label)
+    return Asset("upscale.weights", env, path, _sha256(path), path.stat().st_size)
+
+
 def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str, Asset]:
     wanted: list[tuple[str, str, tuple[str, ...], Callable[[Path], object]]] = []
     if spec.colour.lut:
         wanted.append(("colour.lut", spec.colour.lut, (".cube",), _check_lut))
     wanted.append(("captions.font", spec.captions.font, (".ttf", ".otf", ".ttc"), _check_font))
+    if spec.colour.reference:
+        wanted.append(("colour.reference", spec.colour.reference, (".png", ".jpg", ".jpeg", ".webp"), _check_reference))
+    if spec.upscale.method == "realesrgan" and spec.upscale.weights:
+        wanted.append(("upscale.weights", spec.upscale.weights, _SR_SUFFIXES, _check_sr_weights))
     if spec.logo:
         wanted.append(("logo.file", spec.logo.file, (".png", ".webp"), _check_logo))
     if spec.audio:
-        for i, track in enumerate(spec.audio.tracks):
+        for i, track in enumerate(spec.audio.track_list):  # plain paths and {file, mood, bpm} tables
             wanted.append(
                 (
                     f"audio.tracks[{i}]",
-                    track,
+                    track.file,
                     (".m4a", ".mp3", ".wav", ".flac", ".ogg", ".aac", ".opus"),
                     _check_audio,
                 )
             )
     for i, lora in enumerate(spec.style.loras):
         wanted.append((f"style.loras[{i}].file", lora.file, (".safetensors",), _check_lora))
+    # the `fast` preset's step-distilled LoRA (brandstudio.generation.presets)
+    if spec.model.fast is not None:
+        wanted.append(("model.fast.lora", spec.model.fast.lora, (".safetensors",), _check_lora))
+    # the C2PA signer named by the profile (brandstudio.provenance; the env may override it)
+    if spec.provenance.cert:
+        wanted.append(("provenance.cert", spec.provenance.cert, (".pem", ".crt", ".cer"), _check_pem_certs))
+    if spec.provenance.key:
+        wanted.append(("provenance.key", spec.provenance.key, (".pem", ".key"), _check_pem_key))
 
     # the profile's own prompt templates change renders too, so they are part of the fingerprint
     tdir = root / "templates"
@@ -328,6 +422,8 @@ def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str,
         path = _resolve(root, rel, field_name, label, suffixes)
         _check(check, path, rel, field_name, label)
         assets[field_name] = Asset(field_name, rel, path, _sha256(path), path.stat().st_size)
+    if spec.upscale.method == "realesrgan" and not spec.upscale.weights:
+        assets["upscale.weights"] = _env_sr_weights(label)
     return assets
 
 

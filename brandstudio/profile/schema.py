@@ -22,22 +22,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "ASPECT_RATIOS",
     "AudioSection",
+    "BalancedSection",
     "BrandProfileSpec",
     "BrandSection",
     "CaptionsSection",
     "ColourSection",
+    "FastSection",
     "LabelSection",
     "LogoSection",
     "LoraSpec",
     "ModelSection",
+    "MusicTrack",
     "OutputSection",
     "PromptSection",
+    "ProvenanceSection",
     "QCSection",
     "SafeArea",
     "SafetyRule",
     "SafetySection",
     "SceneSpec",
     "StyleSection",
+    "UpscaleSection",
     "parse_aspect",
     "profile_json_schema",
 ]
@@ -79,6 +84,45 @@ class BrandSection(_Section):
     region: Literal["eu", "cn", "us", "none"] = Field("none", description="labelling rules to apply")
 
 
+class BalancedSection(_Section):
+    """``[model.balanced]``: the cache hook of the ``balanced`` preset, applied to each expert
+    separately (see :mod:`brandstudio.generation.presets`)."""
+
+    cache: Literal["mag", "first-block", "taylorseer", "none"] = Field(
+        "mag", description="MagCache (calibrated per expert), FirstBlockCache, TaylorSeer or none"
+    )
+    threshold: float | None = Field(
+        None, gt=0, le=1, description="MagCache / FirstBlockCache threshold; default: diffusers' (0.06 / 0.05)"
+    )
+    retention: float = Field(0.2, ge=0, le=1, description="MagCache: fraction of each expert's steps never skipped")
+    max_skip_steps: int = Field(3, ge=1, le=20, description="MagCache: most consecutive skipped steps")
+    interval: int = Field(4, ge=1, le=20, description="TaylorSeer: steps between full computations")
+    warmup: int = Field(2, ge=0, le=50, description="TaylorSeer: full steps at the start of each expert")
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _refused(cls, v):
+        if isinstance(v, str) and v.lower() in ("faster", "faster-cache", "fastercache", "faster_cache"):
+            raise ValueError(
+                "FasterCache does not work with Wan (it needs both CFG halves in one batch; Wan runs them "
+                "separately): use cache = 'mag' or 'first-block'"
+            )
+        return v
+
+
+class FastSection(_Section):
+    """``[model.fast]``: the step-distilled LoRA of the ``fast`` preset (e.g. lightx2v's), loaded
+    into both experts at per-expert weights; the user supplies the file."""
+
+    lora: str = Field(description="a .safetensors step-distilled LoRA inside the profile")
+    weight_high: float = Field(1.0, ge=-4, le=4, description="scale in the high-noise expert (0 skips it)")
+    weight_low: float = Field(1.0, ge=-4, le=4, description="scale in the low-noise expert (0 skips it)")
+    steps: int = Field(4, ge=1, le=50, description="steps the LoRA was distilled for")
+    flow_shift: float | None = Field(None, gt=0, le=100, description="default: the quality preset's shift")
+    fuse: bool = Field(True, description="fuse the LoRAs into both experts' weights (faster steps)")
+    base_model: str | None = Field(None, description="the model family it was trained for, e.g. 'wan2.2-t2v-a14b'")
+
+
 class ModelSection(_Section):
     """``[model]``: which Wan2.2 checkpoint and how to sample it."""
 
@@ -97,6 +141,30 @@ class ModelSection(_Section):
     fps: int = Field(16, ge=1, le=60, description="frame rate the model generates at")
     max_frames: int = Field(81, ge=5, le=241, description="frames per generated shot (4k+1)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    memory: Literal["auto", "resident", "swap", "group-offload"] = Field(
+        "auto", description="memory plan; auto: the fastest that fits the free GPU memory"
+    )
+    vae_tiling: bool = Field(False, description="decode the VAE in tiles (less memory)")
+    quantization: Literal["none", "int8", "fp8", "fp8-dynamic"] = Field(
+        "none", description="torchao weight quantization of the experts"
+    )
+    attention: Literal["auto", "native", "flash", "flash3", "sage"] = Field(
+        "auto", description="attention kernel; auto: as the preset says"
+    )
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="compile_repeated_blocks; auto: as the preset says, on CUDA only"
+    )
+    balanced: BalancedSection = BalancedSection()
+    fast: FastSection | None = None
+
+    @model_validator(mode="after")
+    def _fast_needs_lora(self) -> ModelSection:
+        if self.preset == "fast" and self.fast is None:
+            raise ValueError(
+                "preset 'fast' needs a step-distilled LoRA: add [model.fast] lora = "
+                "\"loras/lightx2v.safetensors\" (the file inside the profile), or use preset 'quality' or 'balanced'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelSection:
@@ -143,6 +211,13 @@ class ColourSection(_Section):
     interpolation: Literal["tetrahedral", "trilinear"] = "tetrahedral"
     palette: tuple[str, ...] = Field((), description="brand swatches as hex '#RRGGBB'")
     delta_e_tolerance: float = Field(12.0, gt=0, le=100, description="p95 ΔE2000 to the nearest swatch")
+    reference: str | None = Field(
+        None, description="brand reference still (.png/.jpg/.webp) inside the profile, for colour matching"
+    )
+    match: Literal["off", "reinhard", "mkl", "histogram"] = Field(
+        "off", description="match every frame's colours to `reference` (or the first frame) before the LUT"
+    )
+    match_strength: float = Field(1.0, ge=0, le=1)
 
     @field_validator("palette", mode="before")
     @classmethod
@@ -182,7 +257,24 @@ class SafetySection(_Section):
     competitors: tuple[str, ...] = ()
     competitor_action: Literal["block", "warn"] = "block"
     rules: tuple[SafetyRule, ...] = ()
-    nsfw: Literal["block", "blur", "warn", "off"] = "block"
+    nsfw: Literal["block", "blur", "warn", "off"] = Field(
+        "block", description="NSFW policy on the delivered frames (brandstudio.safety.frames)"
+    )
+    nsfw_labels: tuple[str, ...] = Field(
+        (), description="detector classes that count as NSFW on top of the default exposed-body classes"
+    )
+    nsfw_threshold: float = Field(0.5, gt=0, le=1, description="minimum detector score that counts")
+    nsfw_interval: float = Field(0.5, gt=0, le=10, description="seconds between checked frames")
+
+    @field_validator("nsfw_labels")
+    @classmethod
+    def _nsfw_labels(cls, v):
+        from ..safety.frames import DETECTOR_CLASSES
+
+        unknown = [x for x in v if x not in DETECTOR_CLASSES]
+        if unknown:
+            raise ValueError(f"unknown detector classes {unknown}; use some of {list(DETECTOR_CLASSES)}")
+        return v
 
 
 class SafeArea(_Section):
@@ -237,15 +329,58 @@ class LogoSection(_Section):
     opacity: float = Field(0.9, ge=0, le=1)
 
 
-class AudioSection(_Section):
-    """``[audio]``: the music bed."""
+class MusicTrack(_Section):
+    """One ``[audio] tracks`` entry written as a table: ``{file = "music/x.m4a", mood = "calm", bpm = 92}``."""
 
-    tracks: tuple[str, ...] = Field(min_length=1, description="audio files inside the profile")
+    file: str = Field(description="an audio file inside the profile")
+    mood: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$", description="what the track is for, e.g. calm, upbeat"
+    )
+    bpm: float | None = Field(None, gt=20, lt=320, description="tempo; sets the beat gap the cut points look for")
+
+
+class AudioSection(_Section):
+    """``[audio]``: the music bed, and how a voice-over is mixed over it.
+
+    ``tracks`` are plain paths or :class:`MusicTrack` tables. Which one a render gets
+    (:mod:`brandstudio.post.tracks`): the tracks of the requested mood (the render's
+    ``music_mood``, else its template's, else ``default_mood``; all tracks when there is
+    none), then by ``select``: ``"seed"`` (the render's seed), ``"rotate"`` (the next one
+    each render) or ``"mood"`` (like ``"seed"``, but a render must name a mood).
+    """
+
+    tracks: tuple[str | MusicTrack, ...] = Field(
+        min_length=1, description="audio files inside the profile, or {file, mood, bpm} tables"
+    )
+    select: Literal["seed", "rotate", "mood"] = Field("seed", description="how a track is chosen")
+    default_mood: str | None = Field(None, description="the mood of a render that asks for none")
     loudness: float = Field(-14.0, ge=-40, le=-5, description="integrated loudness target, LUFS")
     true_peak: float = Field(-1.0, ge=-12, le=0, description="true-peak ceiling, dBTP")
     fade_in: float = Field(0.3, ge=0, le=10)
     fade_out: float = Field(1.0, ge=0, le=10)
     sample_rate: int = Field(48000, ge=8000, le=192000)
+    duck_db: float = Field(12.0, ge=0, le=40, description="how far the music drops under a voice-over, dB")
+    duck_attack: float = Field(0.08, ge=0.005, le=2, description="seconds the music takes to drop (ahead of the voice)")
+    duck_release: float = Field(0.4, ge=0.01, le=5, description="seconds the music takes to come back after the voice")
+
+    @property
+    def track_list(self) -> tuple[MusicTrack, ...]:
+        """Every track as a :class:`MusicTrack` (plain paths have no mood or tempo)."""
+        return tuple(t if isinstance(t, MusicTrack) else MusicTrack(file=t) for t in self.tracks)
+
+    @property
+    def moods(self) -> tuple[str, ...]:
+        """The moods the tracks are tagged with, sorted."""
+        return tuple(sorted({t.mood for t in self.track_list if t.mood}))
+
+    @model_validator(mode="after")
+    def _moods(self) -> AudioSection:
+        if self.default_mood is not None and self.default_mood not in self.moods:
+            raise ValueError(
+                f"`default_mood` {self.default_mood!r} is not the mood of any track "
+                f"(moods: {', '.join(self.moods) or 'none: give tracks a mood'})"
+            )
+        return self
 
 
 class LabelSection(_Section):
@@ -254,6 +389,13 @@ class LabelSection(_Section):
     text: str | None = Field(None, description="override the region's default wording")
     position: Literal["top-left", "top-right", "bottom-left", "bottom-right"] = "top-left"
     size: float = Field(0.028, gt=0, le=0.2)
+    show: Literal["region", "clip", "opening"] = Field(
+        "region", description="frames that carry the visible label: the region's rule (cn: opening), all, or the opening"
+    )
+    opening_seconds: float = Field(2.0, ge=2.0, le=60, description="length of the opening label, seconds")
+    producer: str | None = Field(
+        None, description="cn: AIGC ContentProducer (provider code); default the brand's client or name"
+    )
 
 
 class OutputSection(_Section):
@@ -266,6 +408,13 @@ class OutputSection(_Section):
     codec: Literal["h264"] = "h264"
     crf: int = Field(18, ge=0, le=51)
     audio_bitrate: str = Field("192k", pattern=r"^\d+k$")
+    reframe: Literal["centre", "center", "saliency", "face"] = Field(
+        "centre", description="where the aspect crop sits: the centre, the most salient region, or the faces"
+    )
+    source_aspect: str | None = Field(
+        None, description="generate every clip at this aspect and reframe it to each delivery aspect "
+        "(one generation, all aspect ratios, through the scene cache); default: generate at each aspect"
+    )
 
     @field_validator("aspects")
     @classmethod
@@ -274,12 +423,32 @@ class OutputSection(_Section):
             parse_aspect(a)
         return v
 
+    @field_validator("source_aspect")
+    @classmethod
+    def _source_aspect(cls, v):
+        if v is not None:
+            parse_aspect(v)
+        return v
+
     @field_validator("resolution")
     @classmethod
     def _even(cls, v):
         if v % 2:
             raise ValueError(f"`resolution` must be even (H.264 yuv420p), got {v}")
         return v
+
+
+class UpscaleSection(_Section):
+    """``[upscale]``: how frames reach the delivery size (see :mod:`brandstudio.post.upscale`)."""
+
+    method: Literal["lanczos", "bicubic", "realesrgan"] = "lanczos"
+    weights: str | None = Field(
+        None,
+        description="Real-ESRGAN weights (.safetensors, or .pth read with weights_only=True) inside the "
+        "profile; default: $BRANDSTUDIO_SR_WEIGHTS",
+    )
+    tile: int = Field(256, ge=0, le=4096, description="tile size in input px for the model (0: whole frames)")
+    tile_pad: int = Field(16, ge=0, le=256, description="overlap around each tile, input px")
 
 
 class QCSection(_Section):
@@ -325,6 +494,25 @@ class QCSection(_Section):
         return self
 
 
+class ProvenanceSection(_Section):
+    """``[provenance]``: C2PA content credentials on the delivered MP4 (brandstudio.provenance).
+
+    The signer is a PEM certificate chain (leaf first) and its PEM private key.
+    ``$BRANDSTUDIO_C2PA_CERT`` / ``$BRANDSTUDIO_C2PA_KEY`` (file paths) take precedence over
+    ``cert`` / ``key`` here: keep private keys out of versioned profiles.
+    """
+
+    signing: Literal["auto", "required", "off"] = Field(
+        "auto", description="auto: sign when a signer is configured; required: refuse to render without one"
+    )
+    cert: str | None = Field(None, description="PEM certificate chain inside the profile (leaf first)")
+    key: str | None = Field(None, description="PEM private key inside the profile (prefer $BRANDSTUDIO_C2PA_KEY)")
+    alg: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    tsa_url: str | None = Field(
+        None, pattern=r"^https?://", description="RFC 3161 timestamp authority (needs network); none by default"
+    )
+
+
 class SceneSpec(_Section):
     """``[[scenes]]``: a common scene, pre-rendered into the scene cache."""
 
@@ -348,8 +536,10 @@ class BrandProfileSpec(_Section):
     audio: AudioSection | None = None
     label: LabelSection = LabelSection()
     output: OutputSection = OutputSection()
+    upscale: UpscaleSection = UpscaleSection()
     scenes: tuple[SceneSpec, ...] = ()
     qc: QCSection = QCSection()
+    provenance: ProvenanceSection = ProvenanceSection()
 
     @model_validator(mode="after")
     def _qc_thresholds(self) -> BrandProfileSpec:

@@ -31,6 +31,10 @@ File format (``templates/product-hero.toml``)::
 Cue times are seconds for a clip of ``duration``; a clip of another length scales them.
 A brand's own ``templates/`` directory overrides shared templates of the same name.
 
+A template may ask for a music mood (one of the profile's ``[audio]`` track moods), which may
+use its variables: ``music_mood = "upbeat"`` or ``music_mood = "{{ mood }}"``. A render's own
+``music_mood`` wins over it.
+
 Named scenes: instead of a ``prompt``, a template may name one of the profile's ``[[scenes]]``
 with ``scene``, which may use the template's variables like any other text::
 
@@ -47,6 +51,11 @@ so a render hits the scene that ``brandstudio cache prewarm`` put in the scene c
 the captions, grade or delivery size. A template has either a ``prompt`` or a ``scene``, and a
 scene template has no ``negative`` (it would change the scene's pixels). An unknown scene id
 is a :class:`~brandstudio.errors.TemplateError` that lists the profile's scenes.
+
+Multi-shot templates: ``[[shots]]`` tables (each a ``prompt`` or ``scene``, a ``duration``, an
+optional ``negative``, ``transition``/``crossfade`` and ``continue``) instead of a top-level
+``prompt``; the shots are generated one by one and cut together, and the cues are timed against
+the whole clip. The format and its rules are in :mod:`brandstudio.prompts.shots`.
 
 Example:
     >>> from pathlib import Path
@@ -70,6 +79,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .._toml import read_toml_model
 from ..errors import TemplateError
+from .shots import RenderedShot, ShotSpec, check_shots
 
 __all__ = ["CueSpec", "PromptTemplate", "RenderedTemplate", "TemplateLibrary", "TemplateSpec", "VariableSpec"]
 
@@ -110,12 +120,14 @@ class TemplateSpec(_Model):
     prompt: str = ""
     negative: str = ""
     scene: str | None = Field(None, min_length=1)
+    music_mood: str | None = Field(None, min_length=1)
     variables: dict[str, VariableSpec] = {}
     captions: tuple[CueSpec, ...] = ()
+    shots: tuple[ShotSpec, ...] = ()  # multi-shot templates: see brandstudio/prompts/shots.py
 
     @model_validator(mode="after")
     def _prompt_or_scene(self) -> TemplateSpec:
-        if self.scene is None and not self.prompt.strip():
+        if self.scene is None and not self.prompt.strip() and not self.shots:
             raise ValueError("a template needs a `prompt` (or a `scene` naming one of the profile's [[scenes]])")
         if self.scene is not None and (self.prompt.strip() or self.negative.strip()):
             raise ValueError(
@@ -136,6 +148,8 @@ class RenderedTemplate:
     duration: float
     variables: Mapping[str, Any]
     scene: str | None = None  # the id of a profile [[scenes]] entry, for scene templates
+    music_mood: str | None = None  # the music mood the template asks for
+    shots: tuple[RenderedShot, ...] = ()  # multi-shot templates; ``duration`` is then the shots' total
 
     def scaled_cues(self, clip_duration: float) -> tuple[tuple[float, float, str], ...]:
         """Cue times scaled from the template's nominal duration to ``clip_duration``."""
@@ -162,6 +176,8 @@ class PromptTemplate:
             fix="see the template format in brandstudio/prompts/templates.py or `brandstudio templates list`",
         )
         tpl = cls(name=name, path=path, spec=spec)
+        if spec.shots:
+            tpl._shots_duration()
         for where, source in tpl._sources():
             try:
                 _ENV.parse(source)
@@ -181,8 +197,20 @@ class PromptTemplate:
             yield "scene", self.spec.scene
         if self.spec.negative:
             yield "negative", self.spec.negative
+        if self.spec.music_mood:
+            yield "music_mood", self.spec.music_mood
         for i, cue in enumerate(self.spec.captions):
             yield f"captions[{i}].text", cue.text
+        for i, shot in enumerate(self.spec.shots):
+            for key in ("prompt", "scene", "negative"):
+                if getattr(shot, key):
+                    yield f"shots[{i}].{key}", getattr(shot, key)
+
+    def _shots_duration(self) -> float:
+        """Check the ``[[shots]]`` (:func:`~brandstudio.prompts.shots.check_shots`); the clip's length."""
+        s = self.spec
+        written = s.duration if "duration" in s.model_fields_set else None
+        return check_shots(self.name, self.path, s.shots, top_prompt=s.prompt, top_scene=s.scene, duration=written)
 
     def coerce(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``values`` against the declared variables; fill defaults; return the full set."""
@@ -272,12 +300,25 @@ class PromptTemplate:
 
         prompt = run("prompt", self.spec.prompt) if self.spec.prompt else ""
         scene = run("scene", self.spec.scene) if self.spec.scene is not None else None
+        music_mood = run("music_mood", self.spec.music_mood) if self.spec.music_mood else None
         negative = run("negative", self.spec.negative) if self.spec.negative else ""
         cues = tuple(
             (c.start, c.end, run(f"captions[{i}].text", c.text)) for i, c in enumerate(self.spec.captions)
         )
+        shots = tuple(
+            RenderedShot(
+                prompt=run(f"shots[{i}].prompt", sh.prompt) if sh.prompt else "",
+                scene=run(f"shots[{i}].scene", sh.scene) if sh.scene else None,
+                negative=run(f"shots[{i}].negative", sh.negative) if sh.negative else "",
+                duration=float(sh.duration), transition=sh.transition,
+                crossfade=float(sh.crossfade or 0.0), continues=sh.continue_,
+            )
+            for i, sh in enumerate(self.spec.shots)
+        )
+        duration = self._shots_duration() if shots else self.spec.duration
         return RenderedTemplate(
-            self.name, prompt, negative, tuple(c for c in cues if c[2]), self.spec.duration, full, scene
+            self.name, prompt, negative, tuple(c for c in cues if c[2]), duration, full, scene,
+            music_mood or None, shots,
         )
 
 

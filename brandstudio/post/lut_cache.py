@@ -1,0 +1,169 @@
+"""A disk cache for baked grades, so the 256³ bake is paid once per LUT, not once per render.
+
+:meth:`brandstudio.post.grade.Grade.baked` turns a LUT plus its strength and interpolation
+method into a ``(256**3, 3)`` uint8 table (48 MiB) that grades any 8-bit pixel with one
+lookup. Baking costs about as much as grading 18 frames of 720p directly (2.5-3.5 s on two
+CPU cores), which a single render cannot earn back; stored on disk, every later render
+(in this process or another) gets the table in tens of milliseconds.
+
+Entries live in ``$BRANDSTUDIO_LUT_CACHE``, else ``$BRANDSTUDIO_HOME/luts``
+(``~/.cache/brandstudio/luts``), one file per key::
+
+    <key>.bslut = b"BSLUT001" + sha256(payload) (32 bytes) + payload (256**3 * 3 bytes)
+
+* the key (:func:`bake_key`) is a SHA-256 of the table format version, the LUT's content
+  (table, domain, shaper: the same bytes whatever file they came from), the strength and
+  the method, so a changed LUT file, strength or method never reads a stale table;
+* writes are atomic (a temporary file in the same folder, then ``os.replace``), so a reader
+  never sees half a table, and two processes baking the same LUT at once both succeed;
+* every read checks the size and the payload's SHA-256; a damaged entry is deleted and
+  reported as a miss (the caller bakes again);
+* at most :data:`MAX_ENTRIES` tables are kept (the least recently used are removed first);
+  deleting the folder at any time is safe.
+
+Example:
+    >>> import numpy as np, tempfile
+    >>> from brandstudio.post.lut_cache import LutCache
+    >>> cache = LutCache(tempfile.mkdtemp())
+    >>> table = np.zeros((256**3, 3), np.uint8)
+    >>> cache.put("ab" * 32, table)
+    True
+    >>> bool((cache.get("ab" * 32) == table).all()), cache.get("cd" * 32) is None
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["MAX_ENTRIES", "TABLE_VERSION", "LutCache", "bake_key", "default_lut_cache_dir"]
+
+#: bumped whenever the baked table's meaning changes (rounding, layout, kernels)
+TABLE_VERSION = 1
+#: tables kept on disk (48 MiB each); the least recently used go first
+MAX_ENTRIES = 16
+
+_MAGIC = b"BSLUT001"
+_ENTRIES = 256**3
+_PAYLOAD = _ENTRIES * 3
+_HEADER = len(_MAGIC) + 32
+
+
+def default_lut_cache_dir() -> Path:
+    """``$BRANDSTUDIO_LUT_CACHE``, else ``$BRANDSTUDIO_HOME/luts`` (``~/.cache/brandstudio/luts``)."""
+    env = os.environ.get("BRANDSTUDIO_LUT_CACHE")
+    if env:
+        return Path(env).expanduser()
+    from brandstudio.generation.tiny import brandstudio_home
+
+    return brandstudio_home() / "luts"
+
+
+def bake_key(lut, strength: float, method: str) -> str:
+    """The cache key of ``lut`` baked at ``strength`` with ``method``: 64 hex digits.
+
+    Example:
+        >>> from brandstudio.post.grade import LUT
+        >>> bake_key(LUT.identity(3), 1.0, "tetrahedral") == bake_key(LUT.identity(3), 1.0, "tetrahedral")
+        True
+        >>> bake_key(LUT.identity(3), 1.0, "tetrahedral") == bake_key(LUT.identity(3), 0.5, "tetrahedral")
+        False
+    """
+    h = hashlib.sha256(f"brandstudio-bake-v{TABLE_VERSION}|{float(strength)!r}|{method}".encode())
+    stage = lut
+    while stage is not None:
+        h.update(f"|{stage.table.shape}|".encode())
+        h.update(np.ascontiguousarray(stage.table, np.float32).tobytes())
+        h.update(np.ascontiguousarray(stage.domain, np.float32).tobytes())
+        stage = stage.shaper
+    return h.hexdigest()
+
+
+class LutCache:
+    """Baked grade tables on local disk (see the module docstring for the format).
+
+    Args:
+        directory: where the tables live; ``None`` for :func:`default_lut_cache_dir`.
+        max_entries: how many tables to keep.
+    """
+
+    def __init__(self, directory: str | Path | None = None, max_entries: int = MAX_ENTRIES) -> None:
+        self.directory = Path(directory).expanduser() if directory is not None else default_lut_cache_dir()
+        self.max_entries = max_entries
+
+    def __repr__(self) -> str:
+        return f"LutCache({str(self.directory)!r})"
+
+    def _path(self, key: str) -> Path:
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"`key` must be 64 lowercase hex digits, got {key!r}")
+        return self.directory / f"{key}.bslut"
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The ``(256**3, 3)`` uint8 table stored under ``key``, or ``None`` (missing or damaged)."""
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                header = fh.read(_HEADER)
+                payload = np.empty(_PAYLOAD, np.uint8)
+                n = fh.readinto(memoryview(payload))
+                extra = fh.read(1)
+        except OSError:
+            return None
+        if header[: len(_MAGIC)] != _MAGIC or n != _PAYLOAD or extra:
+            self._drop(path, "it has the wrong size or header")
+            return None
+        if hashlib.sha256(payload).digest() != header[len(_MAGIC) :]:
+            self._drop(path, "its checksum does not match")
+            return None
+        try:
+            os.utime(path)  # least-recently-used order for pruning
+        except OSError:
+            pass
+        return payload.reshape(_ENTRIES, 3)
+
+    def put(self, key: str, table: np.ndarray) -> bool:
+        """Store ``table`` atomically under ``key``; ``False`` (with a warning) if the folder is unwritable."""
+        path = self._path(key)
+        table = np.ascontiguousarray(table, np.uint8)
+        if table.shape != (_ENTRIES, 3):
+            raise ValueError(f"`table` must have shape (256**3, 3), got {table.shape}")
+        tmp = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=self.directory)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_MAGIC)
+                fh.write(hashlib.sha256(table).digest())
+                fh.write(memoryview(table).cast("B"))
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is readable like any other
+            os.replace(tmp, path)
+            tmp = None
+        except OSError as exc:
+            warnings.warn(f"could not store the baked LUT table in {self.directory}: {exc}", stacklevel=2)
+            return False
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+        self._prune()
+        return True
+
+    def _drop(self, path: Path, why: str) -> None:
+        warnings.warn(
+            f"ignoring the cached LUT table {path.name}: {why} (it will be baked again)", stacklevel=3
+        )
+        path.unlink(missing_ok=True)
+
+    def _prune(self) -> None:
+        try:
+            entries = sorted(self.directory.glob("*.bslut"), key=lambda p: p.stat().st_mtime, reverse=True)
+        except OSError:
+            return
+        for old in entries[self.max_entries :]:
+            old.unlink(missing_ok=True)

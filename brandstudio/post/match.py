@@ -1,0 +1,362 @@
+"""Colour matching: pull every frame's colour statistics back to a reference.
+
+Wan clips often drift over a shot: the exposure creeps up or down and the saturation fades.
+:class:`ColourMatch` measures each frame and maps its colours so that their statistics
+match a reference image: the clip's first frame (default: holds the shot steady) or a brand
+reference still (``[colour] reference = "refs/still.png"``: every clip pulled to the brand's
+look). It runs before the LUT, so the grade sees steady footage.
+
+Methods, by name in :data:`MATCHERS` (``method="reinhard"`` etc.):
+
+* ``"reinhard"`` — Reinhard, Ashikhmin, Gooch & Shirley, "Color Transfer between Images"
+  (IEEE CG&A 2001): per channel, ``(x - mean_frame) * std_ref / std_frame + mean_ref``. As
+  most implementations do, it works in CIELAB (D65) rather than the paper's lαβ; both
+  decorrelate lightness from the two opponent-colour axes. The conversion is a float32
+  numpy one (:func:`srgb_to_lab`, :func:`lab_to_srgb`: sRGB decode by table, 3x3 matrix,
+  cube root; encode through a 16-bit table), checked against colour-science's
+  ``XYZ_to_Lab(sRGB_to_XYZ(...))`` in the tests, and ~10x faster than it on frames.
+  Scale factors are clamped to [1/4, 4] so a flat frame cannot explode.
+* ``"mkl"`` — Pitié & Kokaram, "The linear Monge-Kantorovitch linear colour mapping for
+  example-based colour transfer" (CVMP 2007): the affine map ``T (x - mean_frame) +
+  mean_ref`` with ``T = Σf^-1/2 (Σf^1/2 Σr Σf^1/2)^1/2 Σf^-1/2``, the linear map that moves
+  the frame's colour covariance ``Σf`` onto the reference's ``Σr`` with the least total
+  displacement. Works on the RGB values (as the authors' reference code does); it also
+  corrects colour casts that couple channels, which per-channel methods cannot.
+* ``"histogram"`` — per-channel histogram matching (the classic CDF mapping: each 8-bit
+  level goes to the reference level at the same quantile), in numpy on 256-bin histograms.
+  The most exact match of each channel's distribution (and the fastest), but per-channel
+  marginals cannot undo a change that mixes the channels: a saturation fade comes back only
+  in part (about 2.7x less chroma drift on the test clips, against 25x for Reinhard). Can
+  posterize a frame whose histogram is much narrower than the reference's.
+
+Statistics are taken from up to :data:`SAMPLES` pixels per image (an even stride), which
+moves the means by far less than one 8-bit level and keeps the cost in the per-pixel map.
+``strength`` blends the matched frame with the original (``0`` = off).
+
+:func:`colour_drift` measures what this fixes: per-frame mean L* and chroma over the clip,
+and the ΔE2000 of each frame's mean colour to the reference's. ``bench/match.py`` records it
+on synthetic drifting clips.
+
+Example:
+    >>> import numpy as np
+    >>> from brandstudio.post.match import ColourMatch, colour_drift
+    >>> rng = np.random.default_rng(0)
+    >>> still = rng.integers(40, 220, (1, 32, 48, 3)).astype(np.uint8)
+    >>> gain = np.linspace(1.0, 0.6, 8)[:, None, None, None]
+    >>> clip = (still * gain).astype(np.uint8)                      # darkens over 8 frames
+    >>> before = colour_drift(clip)["l_range"]
+    >>> after = colour_drift(ColourMatch("reinhard").apply(clip))["l_range"]
+    >>> bool(before > 10 * after)
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brandstudio.frames import check_frames
+
+__all__ = [
+    "MATCHERS",
+    "SAMPLES",
+    "ColourMatch",
+    "colour_drift",
+    "lab_to_srgb",
+    "load_reference",
+    "srgb_to_lab",
+]
+
+#: at most this many pixels per image feed the statistics
+SAMPLES = 1 << 16
+
+# -- sRGB <-> CIELAB (D65), float32 ---------------------------------------------------------
+
+_M_RGB_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]],
+    np.float32,
+)
+_M_XYZ_RGB = np.linalg.inv(_M_RGB_XYZ.astype(np.float64)).astype(np.float32)
+_WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)  # D65, 2°
+_EPS = (6 / 29) ** 3
+_K = 1 / (3 * (6 / 29) ** 2)
+
+
+def _decode(v: np.ndarray) -> np.ndarray:
+    v = v.astype(np.float64)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+_DECODE8 = _decode(np.arange(256) / 255.0).astype(np.float32)  # uint8 -> linear
+_ENC_BITS = 16
+_lin = np.arange(2**_ENC_BITS) / (2**_ENC_BITS - 1)
+_ENCODE16 = np.clip(
+    np.rint(255 * np.where(_lin <= 0.0031308, 12.92 * _lin, 1.055 * _lin ** (1 / 2.4) - 0.055)), 0, 255
+).astype(np.uint8)  # linear (16-bit) -> uint8 sRGB
+del _lin
+
+
+def _mat3(x: np.ndarray, m: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
+    """``x @ m.T (+ offset)`` for ``(..., 3)`` float32 ``x``, channel by channel (numpy's matmul with
+    an inner size of 3 is slow and erratic: 10x slower on a 2-D ``(n, 3)`` array)."""
+    m = np.asarray(m, np.float32)
+    out = np.empty(x.shape, np.float32)
+    for j in range(3):
+        c = x[..., 0] * m[j, 0]
+        c += x[..., 1] * m[j, 1]
+        c += x[..., 2] * m[j, 2]
+        if offset is not None:
+            c += np.float32(offset[j])
+        out[..., j] = c
+    return out
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 sRGB ``(..., 3)`` -> float32 CIELAB (D65) ``(..., 3)``.
+
+    Example:
+        >>> srgb_to_lab(np.array([[255, 255, 255], [0, 0, 0]], np.uint8)).round(2).tolist()
+        [[100.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    """
+    lin = _DECODE8[np.asarray(rgb, np.uint8)]
+    xyz = _mat3(lin, _M_RGB_XYZ / _WHITE[:, None])
+    f = np.where(xyz > _EPS, np.cbrt(xyz), xyz * np.float32(_K) + np.float32(4 / 29))
+    out = np.empty_like(f)
+    out[..., 0] = 116 * f[..., 1] - 16
+    out[..., 1] = 500 * (f[..., 0] - f[..., 1])
+    out[..., 2] = 200 * (f[..., 1] - f[..., 2])
+    return out
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """float CIELAB (D65) ``(..., 3)`` -> uint8 sRGB, out-of-gamut colours clipped.
+
+    Example:
+        >>> lab_to_srgb(srgb_to_lab(np.array([12, 128, 250], np.uint8))).tolist()
+        [12, 128, 250]
+    """
+    lab = np.asarray(lab, np.float32)
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
+    xyz = np.where(f > np.float32(6 / 29), f * f * f, (f - np.float32(4 / 29)) / np.float32(_K))
+    lin = _mat3(xyz, _M_XYZ_RGB * _WHITE[None, :])
+    idx = np.clip(lin * np.float32(2**_ENC_BITS - 1) + np.float32(0.5), 0, 2**_ENC_BITS - 1).astype(np.int32)
+    return _ENCODE16[idx]
+
+
+# -- statistics and methods ---------------------------------------------------------------
+
+
+def _sample(image: np.ndarray) -> np.ndarray:
+    """Up to :data:`SAMPLES` pixels of an ``(H, W, 3)`` image, as ``(n, 3)``, by an even stride."""
+    flat = image.reshape(-1, 3)
+    step = max(1, flat.shape[0] // SAMPLES)
+    return flat[::step]
+
+
+class _Reinhard:
+    """Per-channel mean/std transfer in CIELAB."""
+
+    name = "reinhard"
+
+    @staticmethod
+    def stats(image: np.ndarray, lab: np.ndarray | None = None):
+        lab = srgb_to_lab(_sample(image)) if lab is None else _sample(lab)
+        return lab.mean(axis=0, dtype=np.float64), lab.std(axis=0, dtype=np.float64)
+
+    @staticmethod
+    def match(frame: np.ndarray, ref) -> np.ndarray:
+        lab = srgb_to_lab(frame)
+        (ms, ss), (mr, sr) = _Reinhard.stats(frame, lab), ref
+        scale = np.clip(sr / np.maximum(ss, 1e-6), 0.25, 4.0)
+        lab *= scale.astype(np.float32)
+        lab += (mr - ms * scale).astype(np.float32)
+        return lab_to_srgb(lab)
+
+
+def _sqrtm_psd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sqrt, inverse sqrt) of a symmetric positive semi-definite 3x3 matrix (regularised)."""
+    w, u = np.linalg.eigh(m)
+    w = np.sqrt(np.maximum(w, 0) + 1e-8)
+    return (u * w) @ u.T, (u / w) @ u.T
+
+
+class _MKL:
+    """Monge-Kantorovich linear transfer (Pitié & Kokaram 2007) on RGB in [0, 1]."""
+
+    name = "mkl"
+
+    @staticmethod
+    def stats(image: np.ndarray):
+        x = _sample(image).astype(np.float64) / 255.0
+        return x.mean(axis=0), np.cov(x, rowvar=False)
+
+    @staticmethod
+    def match(frame: np.ndarray, ref) -> np.ndarray:
+        (ms, cs), (mr, cr) = _MKL.stats(frame), ref
+        a_half, a_inv_half = _sqrtm_psd(cs)
+        c_half, _ = _sqrtm_psd(a_half @ cr @ a_half)
+        t = a_inv_half @ c_half @ a_inv_half  # symmetric
+        # out = (x/255 - ms) T + mr, in 8-bit units: x T + 255 (mr - ms T)
+        offset = 255.0 * (mr - ms @ t)
+        out = _mat3(frame.astype(np.float32), t.T, offset)
+        np.rint(out, out=out)
+        return np.clip(out, 0, 255, out=out).astype(np.uint8)
+
+
+class _Histogram:
+    """Per-channel histogram matching through 256-entry lookup tables."""
+
+    name = "histogram"
+
+    @staticmethod
+    def stats(image: np.ndarray):
+        """(mid-bin quantile of each level, level present) per channel, both ``(3, 256)``."""
+        flat = image.reshape(-1, 3)
+        quantiles, present = [], []
+        for c in range(3):
+            hist = np.bincount(flat[:, c], minlength=256).astype(np.float64)
+            cdf = np.cumsum(hist)
+            quantiles.append((cdf - 0.5 * hist) / cdf[-1])
+            present.append(hist > 0)
+        return np.stack(quantiles), np.stack(present)
+
+    @staticmethod
+    def match(frame: np.ndarray, ref) -> np.ndarray:
+        (q_src, _), (q_ref, has_ref) = _Histogram.stats(frame), ref
+        levels = np.arange(256, dtype=np.float64)
+        out = np.empty_like(frame)
+        for c in range(3):
+            # the reference's present levels have strictly rising quantiles: interpolate between them
+            table = np.interp(q_src[c], q_ref[c][has_ref[c]], levels[has_ref[c]])
+            lut = np.clip(np.rint(table), 0, 255).astype(np.uint8)
+            out[..., c] = lut[frame[..., c]]
+        return out
+
+
+#: colour matching methods, by name
+MATCHERS: dict[str, type] = {"reinhard": _Reinhard, "mkl": _MKL, "histogram": _Histogram}
+
+
+def load_reference(path: str | Path, max_side: int = 512) -> np.ndarray:
+    """A reference still as ``(H, W, 3)`` uint8 sRGB, shrunk to at most ``max_side`` px (statistics only).
+
+    Raises :class:`~brandstudio.errors.AssetError` if the file is missing or not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from brandstudio.errors import AssetError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            return np.asarray(im).copy()
+    except FileNotFoundError:
+        raise AssetError(
+            f"reference still not found: {path.name}",
+            file=str(path),
+            fix="check the path, relative to the profile",
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise AssetError(
+            f"the reference still {path.name} is not a readable image: {exc}",
+            file=str(path),
+            fix="save the still as PNG or JPEG (RGB)",
+        ) from None
+
+
+@dataclass(frozen=True, eq=False)
+class ColourMatch:
+    """Match every frame's colour statistics to a reference.
+
+    Args:
+        method: a key of :data:`MATCHERS`: ``"reinhard"``, ``"mkl"`` or ``"histogram"``.
+        reference: an ``(H, W, 3)`` uint8 still (:func:`load_reference`), or ``None`` for the
+            clip's first frame.
+        strength: 0 (no change) .. 1 (the full match), a linear blend with the original.
+
+    Example:
+        >>> import numpy as np
+        >>> frames = np.full((2, 4, 4, 3), 100, np.uint8); frames[1] = 60   # frame 1 is darker
+        >>> ColourMatch("histogram").apply(frames)[1, 0, 0].tolist()
+        [100, 100, 100]
+    """
+
+    method: str = "reinhard"
+    reference: np.ndarray | None = None
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.method not in MATCHERS:
+            raise ValueError(f"unknown colour match method {self.method!r}; use one of {', '.join(MATCHERS)}")
+        if not 0.0 <= float(self.strength) <= 1.0:
+            raise ValueError(f"`strength` must be between 0 and 1, got {self.strength}")
+        if self.reference is not None:
+            ref = np.asarray(self.reference)
+            if ref.dtype != np.uint8 or ref.ndim != 3 or ref.shape[-1] != 3:
+                raise ValueError(f"`reference` must be a (H, W, 3) uint8 image, got {ref.dtype} {ref.shape}")
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Match ``(T, H, W, 3)`` uint8 frames; returns new frames."""
+        frames = check_frames(frames)
+        if self.strength == 0:
+            return frames.copy()
+        m = MATCHERS[self.method]
+        ref_stats = m.stats(self.reference if self.reference is not None else frames[0])
+        out = np.empty_like(frames)
+        s = np.float32(self.strength)
+
+        def run(i: int) -> None:
+            frame = frames[i]
+            matched = m.match(frame, ref_stats)
+            if s < 1:
+                blend = frame.astype(np.float32)
+                blend += s * (matched.astype(np.float32) - blend)
+                matched = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+            out[i] = matched
+
+        from brandstudio.post.grade import _parallel
+
+        _parallel(run, range(len(frames)))
+        return out
+
+
+def colour_drift(frames: np.ndarray, reference: np.ndarray | None = None) -> dict[str, float]:
+    """How much a clip's colour wanders: measured on each frame's sampled pixels.
+
+    Returns ``l_range`` (max - min over frames of the mean L*), ``chroma_range`` (the same
+    for the mean chroma C*ab), and ``delta_e_mean`` / ``delta_e_max``: the CIEDE2000
+    difference (colour-science) between each frame's mean Lab and the reference's (the
+    first frame when ``reference`` is ``None``).
+
+    Example:
+        >>> import numpy as np
+        >>> colour_drift(np.full((3, 4, 4, 3), 128, np.uint8))["l_range"]
+        0.0
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import colour
+
+    frames = check_frames(frames)
+    ref = frames[0] if reference is None else np.asarray(reference, np.uint8)
+    means, chroma = [], []
+    for frame in frames:
+        lab = srgb_to_lab(_sample(frame)).astype(np.float64)
+        means.append(lab.mean(axis=0))
+        chroma.append(np.hypot(lab[:, 1], lab[:, 2]).mean())
+    means = np.array(means)
+    ref_mean = srgb_to_lab(_sample(ref)).astype(np.float64).mean(axis=0)
+    de = colour.delta_E(means, np.broadcast_to(ref_mean, means.shape), method="CIE 2000")
+    return {
+        "l_range": round(float(np.ptp(means[:, 0])), 4),
+        "chroma_range": round(float(np.ptp(chroma)), 4),
+        "delta_e_mean": round(float(np.mean(de)), 4),
+        "delta_e_max": round(float(np.max(de)), 4),
+    }

@@ -1,0 +1,53 @@
+"""Generators that return given pictures as footage, for render-path tests that need known pixels.
+
+They stand in for the video model only (the unit under test is everything after it): a real
+photograph (matplotlib's bundled ``grace_hopper.jpg``, on which nudenet finds ``FACE_FEMALE``)
+or a flat grey field. Neither has ``cache_identity``, so the scene cache never stores them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def grace_hopper() -> np.ndarray:
+    """The photo shipped with matplotlib, RGB uint8 (600, 512, 3)."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+class PhotoGenerator:
+    """Every frame is the photo, fitted to the canvas height and centred on mid grey."""
+
+    model_id = "photo"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def generate(self, spec) -> np.ndarray:
+        from PIL import Image
+
+        self.calls += 1
+        img = Image.fromarray(grace_hopper())
+        canvas = Image.new("RGB", (spec.width, spec.height), (128, 128, 128))
+        h = spec.height
+        w = min(spec.width, round(img.width * h / img.height))
+        canvas.paste(img.resize((w, h), Image.Resampling.LANCZOS), ((spec.width - w) // 2, 0))
+        return np.repeat(np.asarray(canvas)[None], spec.num_frames, axis=0)
+
+
+class FlatGenerator:
+    """Every frame is one flat grey."""
+
+    model_id = "flat"
+
+    def __init__(self, level: int = 110) -> None:
+        self.level = level
+        self.calls = 0
+
+    def generate(self, spec) -> np.ndarray:
+        self.calls += 1
+        return np.full((spec.num_frames, spec.height, spec.width, 3), self.level, np.uint8)
