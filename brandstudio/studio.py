@@ -308,7 +308,8 @@ class BrandStudio:
         from .post.reframe import delivery_size
 
         width, height = delivery_size(aspect, short_side)
-        chain = self._post(frames, aspect, width, height, duration, spec.model.fps, fps, cues)
+        starts = tuple(r["start"] for r in generation["shots"]) if shots is not None else ()
+        chain = self._post(frames, aspect, width, height, duration, spec.model.fps, fps, cues, starts)
         n_out = chain.n_frames(len(frames))
 
         # 5a. frame safety: NSFW detector on the sampled delivered frames (made ahead from the chain),
@@ -350,7 +351,7 @@ class BrandStudio:
         with timer.stage("provenance"):
             provenance = sign_render(
                 staged, out, signer, profile=self.profile, model=self.generator.model_id, seed=seed,
-                template=req.template, aspect=aspect, label=label, sidecars=(out.with_suffix(".srt"),) if cues else (),
+                template=req.template, aspect=aspect, label=label, sidecars=(out.with_suffix(".srt"), out.with_suffix(".vtt")) if cues else (),
             )  # fmt: skip
 
         # 8. QC report: palette ΔE, flicker, loudness, safety against [qc]; .qc.json + .qc.html
@@ -584,11 +585,12 @@ class BrandStudio:
         record["runtime"] = ran or None
         return record
 
-    def _post(self, frames, aspect, width, height, duration, fps_in, fps_out, cues):
+    def _post(self, frames, aspect, width, height, duration, fps_in, fps_out, cues, shot_starts=()):
         """The post stage's effects, in order, as a :class:`~brandstudio.post.stream.PostChain`
         for the generated ``frames`` (which it only reads for their count, the colour-match reference
         and the reframe's subject windows): source effects at the model's rate, the retime, then the
-        effects on delivered frames."""
+        effects on delivered frames. ``shot_starts``: the first frame of each shot of a multi-shot
+        clip, so that a subject-aware reframe picks one window per shot."""
         from .post.captions import Captions, CaptionStyle, Cue
         from .post.grade import Grade, read_lut
         from .post.overlay import Logo, load_logo
@@ -609,7 +611,8 @@ class BrandStudio:
             lut = read_lut(self.profile.path("colour.lut"))
             c = spec.colour
             source.append(Grade(lut, strength=c.strength, method=c.interpolation, device=self.device))
-        source.append(Reframe(aspect, mode=spec.output.reframe, safe_area=safe).planned(frames))
+        reframe = Reframe(aspect, mode=spec.output.reframe, safe_area=safe, shots=tuple(shot_starts))
+        source.append(reframe.planned(frames))
         up = spec.upscale
         weights = self.profile.path("upscale.weights") if up.method == "realesrgan" else None
         source.append(
@@ -753,7 +756,7 @@ class BrandStudio:
         for ffmpeg: blocked pipe writes and finishing the file) and ``post+encode`` (wall time).
         """
         from .encode import Mp4Writer
-        from .post.captions import Cue, write_srt
+        from .post.captions import Cue, write_srt, write_vtt
         from .post.stream import run_stream
 
         spec = self.profile.spec
@@ -796,8 +799,10 @@ class BrandStudio:
         if cues:
             try:
                 write_srt([Cue(*c) for c in cues], out.with_suffix(".srt"))
+                write_vtt([Cue(*c) for c in cues], out.with_suffix(".vtt"))
             except BaseException:
                 (target or out).unlink(missing_ok=True)
+                out.with_suffix(".srt").unlink(missing_ok=True)
                 raise
 
     def _qc(self, out: Path, frames, fps, audio, seed, verdicts, timings):

@@ -112,6 +112,9 @@ def test_sidecars_and_result_record(aurora):
     studio, r = aurora
     srt = r.subtitles.read_text(encoding="utf-8")
     assert "Night Roast" in srt and "-->" in srt and srt.lstrip().startswith("1")
+    vtt = r.path.with_suffix(".vtt").read_text(encoding="utf-8")  # the same cues for web players
+    assert vtt.startswith("WEBVTT") and "Night Roast" in vtt
+    assert srt.count("-->") == vtt.count("-->") and srt.split("-->")[1].split(",")[0] in vtt
     record = read_json(r.path.with_suffix(".json"))
     assert record["profile_fingerprint"] == studio.profile.fingerprint
     assert record["seed"] == 7 and record["model_id"] == "tiny"
