@@ -90,6 +90,25 @@ def check_disk_agrees(out_dir: Path) -> dict[str, dict]:
     return last
 
 
+def kill_cli_run_after(path: Path, manifest: Path, done: int, *, env=None, timeout: float = 300) -> None:
+    """Start `brandstudio campaign run PATH --quiet` and SIGKILL it (and its ffmpeg, as a lost
+    machine would) once the manifest records ``done`` finished clips."""
+    cmd = [sys.executable, "-m", "brandstudio.cli", "campaign", "run", str(path), "--quiet"]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sum(r["status"] == "done" for r in read_manifest(manifest).values()) >= done:
+                break
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()
+
+
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     return BrandStudio(AURORA, output_dir=tmp_path_factory.mktemp("renders"))
@@ -260,22 +279,8 @@ def test_killed_run_resumes_without_rerendering(tmp_path, studio):
     )
     c = load_campaign(path)
     out_dir = c.output_dir
-    cmd = [sys.executable, "-m", "brandstudio.cli", "campaign", "run", str(path), "--quiet"]
     env = {**os.environ, "BRANDSTUDIO_SCENE_CACHE": str(tmp_path / "scenes")}  # nothing cached: real renders
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            last = read_manifest(out_dir / "manifest.jsonl")
-            if sum(r["status"] == "done" for r in last.values()) >= 2:
-                break
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its ffmpeg, as a lost machine would
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()
+    kill_cli_run_after(path, c.manifest_path, 2, env=env)
 
     last = read_manifest(out_dir / "manifest.jsonl")
     done_before = {k: r for k, r in last.items() if r["status"] == "done"}

@@ -7,15 +7,11 @@ through the scene cache, so after the first three scenes a job costs its post st
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, probe
+from helpers import probe
 from test_campaign import (
     AURORA,
     BAD,
@@ -23,6 +19,7 @@ from test_campaign import (
     audit_records,
     brief_rows,
     check_disk_agrees,
+    kill_cli_run_after,
     manifest_records,
     runner,
     sha256,
@@ -51,21 +48,7 @@ def local_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fifty")
     path = write_campaign(folder, 'template = "testimonial"\n' + TINY_DEFAULTS, rows=ROWS)
     c = load_campaign(path)
-    cmd = [sys.executable, "-m", "brandstudio.cli", "campaign", "run", str(path), "--quiet"]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            last = read_manifest(c.manifest_path)
-            if sum(r["status"] == "done" for r in last.values()) >= 10:
-                break
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the run and its ffmpeg, as a lost machine would
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()
+    kill_cli_run_after(path, c.manifest_path, 10)
     before = {k: r for k, r in read_manifest(c.manifest_path).items() if r["status"] == "done"}
     half_way = {
         "done": before,

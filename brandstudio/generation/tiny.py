@@ -182,6 +182,15 @@ def _build_pipeline(seed: int):
     )
 
 
+def _save(pipe, out_dir: Path, base_model: str, version, seed: int) -> Path:
+    """Save a built tiny pipeline in diffusers format (safetensors) with its ``brandstudio.json`` marker."""
+    with quiet_progress():
+        pipe.save_pretrained(out_dir, safe_serialization=True)
+    marker = {"base_model": base_model, "version": version, "seed": seed}
+    (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out_dir
+
+
 def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
     """Build the tiny pipeline and save it in diffusers format (safetensors) into ``out_dir``.
 
@@ -194,13 +203,7 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
         >>> sorted(p.name for p in d.iterdir())[:3]                            # doctest: +SKIP
         ['brandstudio.json', 'model_index.json', 'scheduler']
     """
-    out_dir = Path(out_dir)
-    pipe = _build_pipeline(seed)
-    with quiet_progress():
-        pipe.save_pretrained(out_dir, safe_serialization=True)
-    marker = {"base_model": TINY_BASE_MODEL, "version": TINY_MODEL_VERSION, "seed": seed}
-    (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return out_dir
+    return _save(_build_pipeline(seed), Path(out_dir), TINY_BASE_MODEL, TINY_MODEL_VERSION, seed)
 
 
 def tiny_model_dir(*, seed: int = 0) -> Path:
@@ -303,13 +306,7 @@ def build_tiny_ti2v_model(out_dir: Path, *, seed: int = 0) -> Path:
         >>> json.loads((d / "model_index.json").read_text())["expand_timesteps"]   # doctest: +SKIP
         True
     """
-    out_dir = Path(out_dir)
-    pipe = _build_ti2v_pipeline(seed)
-    with quiet_progress():
-        pipe.save_pretrained(out_dir, safe_serialization=True)
-    marker = {"base_model": TINY_TI2V_BASE_MODEL, "version": TINY_TI2V_VERSION, "seed": seed}
-    (out_dir / MARKER_FILE).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return out_dir
+    return _save(_build_ti2v_pipeline(seed), Path(out_dir), TINY_TI2V_BASE_MODEL, TINY_TI2V_VERSION, seed)
 
 
 def tiny_ti2v_model_dir(*, seed: int = 0) -> Path:
