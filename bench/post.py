@@ -94,7 +94,9 @@ def build(studio, source: np.ndarray):
     rendered = studio.templates.get("product-hero").render({"product": "Night Roast"})
     cues = rendered.scaled_cues(DURATION)
     chain = studio._post(source, "16:9", W, H, DURATION, spec.model.fps, FPS, cues)
-    label = RegionLabel(label_plan(spec), studio.profile.path("captions.font"), spec.captions.safe_area["16:9"], FPS)
+    label = RegionLabel(
+        label_plan(spec), studio.profile.path("captions.font"), spec.captions.safe_area["16:9"], FPS
+    )
     return chain.with_output_effects(label), cues
 
 
@@ -117,7 +119,9 @@ def child(name: str, workdir: Path) -> dict:
 
         from brandstudio.post import upscale
 
-        upscale.UPSCALERS["lanczos"] = lambda frame, size: cv2.resize(frame, size, interpolation=cv2.INTER_LANCZOS4)
+        upscale.UPSCALERS["lanczos"] = lambda frame, size: cv2.resize(
+            frame, size, interpolation=cv2.INTER_LANCZOS4
+        )
     source = np.fromfile(workdir / "source.rgb", np.uint8).reshape(T_SRC, H_SRC, W_SRC, 3)
     bed = np.fromfile(workdir / "bed.f32", "<f4").reshape(-1, 2)
     studio = make_studio(workdir)
@@ -187,7 +191,9 @@ def ffmpeg_inputs(workdir: Path) -> list[str]:
         Image.fromarray(img).save(png)
         cmd += ["-i", str(png)]
         en = f":enable='{enable}'" if enable else ""
-        graph.append(f"[v{k}][{k + 2}:v]overlay={x}:{y}:format=rgb{en}[v{k + 1}]")  # composite in RGB, as we do
+        graph.append(
+            f"[v{k}][{k + 2}:v]overlay={x}:{y}:format=rgb{en}[v{k + 1}]"
+        )  # composite in RGB, as we do
     graph.append(f"[v{len(overlays)}]scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd"
                  "+full_chroma_int,format=yuv420p[out]")  # fmt: skip
     cmd += ["-filter_complex", ";".join(graph), "-map", "[out]", "-map", "1:a:0", "-frames:v", "80",
@@ -212,6 +218,13 @@ def _hwm_mb(pid: int) -> float:
     return 0.0
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def run_measured(cmd: list[str], env: dict) -> tuple[float, dict, str]:
     """Run ``cmd`` (a ``--child`` process); return (wall s, memory MB, stdout).
 
@@ -228,7 +241,7 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, dict, str]:
     sampled = 0.0
     while proc.poll() is None:
         try:
-            kids = proc.children(recursive=True)
+            kids = [q for q in proc.children(recursive=True) if _comm(q.pid).startswith("ffmpeg")]  # exec'd
             procs = kids + ([] if wrapper_only else [proc])
             for q in procs:
                 hwm[q.pid] = max(hwm.get(q.pid, 0.0), _hwm_mb(q.pid))
@@ -241,7 +254,11 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, dict, str]:
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[-2]} failed: {err.decode()[-2000:]}")
     py = 0.0 if wrapper_only else hwm.pop(proc.pid, 0.0)
-    return wall, {"rss_py": py, "rss_ffmpeg": max(hwm.values(), default=0.0), "sampled": sampled}, out.decode()
+    return (
+        wall,
+        {"rss_py": py, "rss_ffmpeg": max(hwm.values(), default=0.0), "sampled": sampled},
+        out.decode(),
+    )
 
 
 def machine() -> str:
@@ -279,9 +296,17 @@ def main() -> None:
         warm_cache, cold_cache = work / "luts-warm", work / "luts-cold"
         env = {**os.environ, "BRANDSTUDIO_LUT_CACHE": str(warm_cache)}
         py = [sys.executable, str(Path(__file__).resolve()), "--child"]
-        subprocess.run([*py, "stream", str(work)], env=env, check=True, capture_output=True)  # fills the LUT cache
+        subprocess.run(
+            [*py, "stream", str(work)], env=env, check=True, capture_output=True
+        )  # fills the LUT cache
 
-        rows: dict[str, list[dict]] = {"stream": [], "stream-cold": [], "whole": [], "stream-cv2": [], "ffmpeg": []}
+        rows: dict[str, list[dict]] = {
+            "stream": [],
+            "stream-cold": [],
+            "whole": [],
+            "stream-cv2": [],
+            "ffmpeg": [],
+        }
         for _ in range(args.repeat):
             for name in rows:
                 e = env
@@ -309,10 +334,16 @@ def main() -> None:
         "stream-cv2": "experiment: streamed, OpenCV Lanczos-4 upscale instead of Pillow's",
         "ffmpeg": "ffmpeg command line (lut3d, crop, scale lanczos, 4× overlay, libx264, aac)",
     }
-    print(f"\n### Post stage, 81 frames 832×480 → 80 frames 1280×720 + encode ({date.today()}, {machine()})\n")
-    print(f"`python bench/post.py --repeat {args.repeat}`: median of {args.repeat} runs, variants alternated.\n")
-    print("| variant | wall s (median) | vs ffmpeg | min–max s | effects s | waiting on ffmpeg s "
-          "| peak RSS: python + ffmpeg MB | python before the stage MB | sampled peak MB |")
+    print(
+        f"\n### Post stage, 81 frames 832×480 → 80 frames 1280×720 + encode ({date.today()}, {machine()})\n"
+    )
+    print(
+        f"`python bench/post.py --repeat {args.repeat}`: median of {args.repeat} runs, variants alternated.\n"
+    )
+    print(
+        "| variant | wall s (median) | vs ffmpeg | min–max s | effects s | waiting on ffmpeg s "
+        "| peak RSS: python + ffmpeg MB | python before the stage MB | sampled peak MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, recs in rows.items():
         wall = statistics.median(r["wall"] for r in recs)
@@ -323,11 +354,15 @@ def main() -> None:
         samp = max(r["sampled"] for r in recs)
         base = max(r.get("rss_base", float("nan")) for r in recs)
         fmt = lambda v: "–" if v != v else f"{v:.2f}"  # noqa: E731
-        print(f"| {labels[name]} | {wall:.2f} | {wall / ff_wall:.2f}× | {min(r['wall'] for r in recs):.2f}–"
-              f"{max(r['wall'] for r in recs):.2f} | {fmt(post)} | {fmt(wait)} | "
-              f"{py_mb:.0f} + {ff_mb:.0f} = {py_mb + ff_mb:.0f} | {'–' if base != base else f'{base:.0f}'} | {samp:.0f} |")
-    print(f"\nSame pictures? PSNR of brandstudio's MP4 against ffmpeg's: {quality[0]:.1f} dB per pixel, "
-          f"{quality[1]:.1f} dB on 8×8 block means (the grain is resampled by two different Lanczos kernels).")
+        print(
+            f"| {labels[name]} | {wall:.2f} | {wall / ff_wall:.2f}× | {min(r['wall'] for r in recs):.2f}–"
+            f"{max(r['wall'] for r in recs):.2f} | {fmt(post)} | {fmt(wait)} | "
+            f"{py_mb:.0f} + {ff_mb:.0f} = {py_mb + ff_mb:.0f} | {'–' if base != base else f'{base:.0f}'} | {samp:.0f} |"
+        )
+    print(
+        f"\nSame pictures? PSNR of brandstudio's MP4 against ffmpeg's: {quality[0]:.1f} dB per pixel, "
+        f"{quality[1]:.1f} dB on 8×8 block means (the grain is resampled by two different Lanczos kernels)."
+    )
 
 
 def decode(path: Path) -> np.ndarray:
@@ -345,6 +380,7 @@ def blocks(frames: np.ndarray, k: int = 8) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255**2 / mse)) if mse > 0 else float("inf")
+
 
 if __name__ == "__main__":
     main()

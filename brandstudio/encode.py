@@ -153,6 +153,16 @@ def _check_audio(path: Path, audio, n_samples: int) -> np.ndarray:
     return np.ascontiguousarray(np.clip(audio[:n_samples], -1.0, 1.0))
 
 
+def _widen_pipe(pipe) -> None:
+    """Ask Linux for a 1 MiB pipe buffer (from 64 KiB): fewer wake-ups per 2.7 MB 720p frame."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError, ValueError):
+        pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default buffer works too
+
+
 class Mp4Writer:
     """Stream frames into an H.264/yuv420p (+ AAC) MP4, chunk by chunk; the file appears only when complete.
 
@@ -272,6 +282,7 @@ class Mp4Writer:
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
             )
+            _widen_pipe(self._proc.stdin)
         except BaseException:
             self._cleanup(keep_video=False)
             raise

@@ -117,7 +117,9 @@ def voiced_and_plain(tmp_path_factory):
     prof = base / "aurora"
     shutil.copytree(PROFILES / "aurora-coffee", prof)
     toml = prof / "brand.toml"
-    toml.write_text(toml.read_text(encoding="utf-8").replace('nsfw = "block"', 'nsfw = "off"'), encoding="utf-8")
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace('nsfw = "block"', 'nsfw = "off"'), encoding="utf-8"
+    )
     vo = base / "vo.wav"
     write_wav(vo, voice(3.0, SPANS, 44100)[: int(2.2 * 44100)], 44100)
     mp = pytest.MonkeyPatch()
@@ -186,6 +188,18 @@ def test_bad_voiceovers_are_clear_errors_before_anything_runs(tmp_path):
     with pytest.raises(RequestError, match="could not read the voice-over"):
         studio.render("product-hero", voiceover=tmp_path / "junk.wav", **kw)
     assert gen.calls == 0 and not (tmp_path / "out").exists()
-    res = CliRunner().invoke(app, ["render", str(PROFILES / "aurora-coffee"), "product-hero", "-v", "product=X",
-                                   "--voiceover", str(tmp_path / "nope.wav"), "--output-dir", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "render",
+            str(PROFILES / "aurora-coffee"),
+            "product-hero",
+            "-v",
+            "product=X",
+            "--voiceover",
+            str(tmp_path / "nope.wav"),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ],
+    )
     assert res.exit_code == 2 and "voiceover" in res.output and "Traceback" not in res.output

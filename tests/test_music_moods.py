@@ -104,7 +104,9 @@ def test_loop_seams_have_no_discontinuity():
 
 
 def test_fit_music_keeps_length_loudness_and_beat():
-    bed = fit_music(click_track(2.3), SR, 5.0, loudness=-14.0, true_peak=-1.0, fade_in=0.0, fade_out=0.0, bpm=120)
+    bed = fit_music(
+        click_track(2.3), SR, 5.0, loudness=-14.0, true_peak=-1.0, fade_in=0.0, fade_out=0.0, bpm=120
+    )
     assert bed.shape == (5 * SR, 2)
     from brandstudio.post.music import integrated_loudness, true_peak_db
 
@@ -156,7 +158,9 @@ def test_rotation_cycles_and_persists(tmp_path):
     got = [select_track(a, seed=0, state_dir=tmp_path, profile_id="p").index for _ in range(5)]
     assert got == [0, 1, 2, 3, 0]
     # per mood, and kept in a file (a new process continues where the last one stopped)
-    assert [select_track(a, seed=0, mood="calm", state_dir=tmp_path, profile_id="p").index for _ in range(3)] == [1, 3, 1]
+    assert [
+        select_track(a, seed=0, mood="calm", state_dir=tmp_path, profile_id="p").index for _ in range(3)
+    ] == [1, 3, 1]
     state = json.loads((tmp_path / "p.json").read_text())
     assert state["counters"] == {"*": 5, "calm": 3}
     assert select_track(a, seed=0, state_dir=tmp_path, profile_id="p").turn == 5
@@ -218,7 +222,9 @@ def renders(tmp_path_factory):
     prof = base / "aurora"
     shutil.copytree(PROFILES / "aurora-coffee", prof)
     toml = prof / "brand.toml"  # the NSFW scan is not under test here (flat grey frames)
-    toml.write_text(toml.read_text(encoding="utf-8").replace('nsfw = "block"', 'nsfw = "off"'), encoding="utf-8")
+    toml.write_text(
+        toml.read_text(encoding="utf-8").replace('nsfw = "block"', 'nsfw = "off"'), encoding="utf-8"
+    )
     (prof / "templates").mkdir()
     tpl = (PROFILES.parent / "templates" / "product-hero.toml").read_text(encoding="utf-8")
     (prof / "templates" / "hero-upbeat.toml").write_text('music_mood = "upbeat"\n' + tpl, encoding="utf-8")

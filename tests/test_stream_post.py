@@ -93,7 +93,13 @@ def test_source_effects_are_prepared_for_the_whole_clip_and_see_source_frame_num
     spy = Spy()
     c = PostChain((spy,), PostChain.retime_map(9, 16, 8, 4))  # source frames 0, 2, 4, 6
     list(c.chunks(src, chunk_size=2))
-    assert spy.calls == [("prepare", src.shape), ("apply", 0, 1), ("apply", 2, 1), ("apply", 4, 1), ("apply", 6, 1)]
+    assert spy.calls == [
+        ("prepare", src.shape),
+        ("apply", 0, 1),
+        ("apply", 2, 1),
+        ("apply", 4, 1),
+        ("apply", 6, 1),
+    ]
     spy.calls.clear()
     list(PostChain((spy,), PostChain.retime_map(9, 16, 32, 18)).chunks(src, chunk_size=4))
     applied = [c[1] for c in spy.calls if c[0] == "apply"]
@@ -167,7 +173,9 @@ def test_threaded_and_plain_streams_agree():
     got = {}
     for threaded in (True, False):
         seen = []
-        stats = run_stream(c, src, None, observers=[lambda s, f: seen.append((s, f.copy()))], threaded=threaded)
+        stats = run_stream(
+            c, src, None, observers=[lambda s, f, seen=seen: seen.append((s, f.copy()))], threaded=threaded
+        )
         got[threaded] = np.concatenate([f for _, f in seen])
         assert [s for s, _ in seen] == [0, 8] and stats.frames == 16 and stats.post_seconds > 0
     assert np.array_equal(got[True], got[False])
@@ -189,7 +197,10 @@ class Exploding:
 def test_failure_mid_stream_leaves_no_file(tmp_path, where):
     src = source(t=17)
     target = tmp_path / "clip.mp4"
-    c = PostChain((Reframe("16:9"), Upscale(64, 36)), output_effects=(Exploding(12) if where == "effect" else Label("AI", FONT),))
+    c = PostChain(
+        (Reframe("16:9"), Upscale(64, 36)),
+        output_effects=(Exploding(12) if where == "effect" else Label("AI", FONT),),
+    )
 
     def observer(start, frames):
         if start >= 8:

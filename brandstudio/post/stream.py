@@ -118,7 +118,12 @@ class PostChain:
         object.__setattr__(self, "output_effects", tuple(self.output_effects))
         if self.frame_map is not None:
             fmap = np.asarray(self.frame_map)
-            if fmap.ndim != 1 or fmap.size == 0 or not np.issubdtype(fmap.dtype, np.integer) or (fmap < 0).any():
+            if (
+                fmap.ndim != 1
+                or fmap.size == 0
+                or not np.issubdtype(fmap.dtype, np.integer)
+                or (fmap < 0).any()
+            ):
                 raise ValueError("`frame_map` must be a non-empty 1-D array of non-negative frame indices")
             object.__setattr__(self, "frame_map", fmap.astype(np.int64))
 
@@ -212,7 +217,9 @@ class PostChain:
             pending: deque = deque()
             try:
                 for start in starts:
-                    pending.append((start, pool.submit(self._chunk, source, fmap[start : start + chunk_size], start)))
+                    pending.append(
+                        (start, pool.submit(self._chunk, source, fmap[start : start + chunk_size], start))
+                    )
                     if len(pending) > workers:
                         s0, fut = pending.popleft()
                         yield s0, fut.result()[0]
@@ -292,7 +299,8 @@ class DeliveredFrames(Sequence):
 class StreamStats:
     """What one streamed run did and where its time went (seconds).
 
-    ``post_seconds`` is time spent making frames (the effects, in the producer thread);
+    ``post_seconds`` is the producer's wall time spent getting chunks from the effects (with
+    several workers they are made in parallel, so this is less than their CPU time);
     ``observer_seconds`` time in the observers; ``sink_seconds`` time blocked in
     ``sink.write`` (for an :class:`~brandstudio.encode.Mp4Writer`: waiting for ffmpeg to take
     the frames); ``wall_seconds`` the whole run. With the producer thread, effects and encoding

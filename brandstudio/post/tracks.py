@@ -142,7 +142,7 @@ def _candidates(audio, mood: str | None, profile_id: str | None) -> tuple[list[i
         return candidates, mood
     if audio.select == "mood":
         raise RequestError(
-            "this profile chooses music by mood (audio.select = \"mood\"), and the render names none",
+            'this profile chooses music by mood (audio.select = "mood"), and the render names none',
             profile=profile_id,
             file="brand.toml",
             field="audio.select",

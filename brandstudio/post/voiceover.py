@@ -143,7 +143,9 @@ def mix_voiceover(
     active = voice_activity(v, sr)
     if not active.any():
         raise PostError(
-            "the voice-over is silent over the clip", field="voiceover", fix="pass a voice-over file with speech"
+            "the voice-over is silent over the clip",
+            field="voiceover",
+            fix="pass a voice-over file with speech",
         )
     measure = v if n >= int(0.5 * sr) else np.tile(v, (int(0.5 * sr) // max(1, n) + 1, 1))
     v_lufs = integrated_loudness(measure, sr)
