@@ -25,6 +25,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import BrandStudioError
@@ -120,12 +121,12 @@ def render(
         highlight=False,
     )
     for warning in result.warnings:  # e.g. a multi-shot continuation the model could not do
-        err.print(f"[yellow]warning[/]: {warning}", highlight=False)
+        err.print(f"[yellow]warning[/]: {escape(str(warning))}", highlight=False)
     prov = result.provenance or {}
     if prov.get("signed"):
         err.print(f"[green]signed[/] C2PA, {prov.get('signer')} ({prov.get('alg')})", highlight=False)
     elif prov:
-        err.print(f"[yellow]unsigned[/]: {prov.get('reason')}", highlight=False)
+        err.print(f"[yellow]unsigned[/]: {escape(str(prov.get('reason')))}", highlight=False)
     print(result.path)
 
 
@@ -356,7 +357,7 @@ def cache_prewarm(
     try:
         studio = BrandStudio(profile, device=device, cache=store)
         if not studio.profile.spec.scenes:
-            err.print(f"{studio.profile.id} has no [[scenes]]: nothing to prewarm", highlight=False)
+            err.print(f"{studio.profile.id} has no [[scenes]]: nothing to prewarm", markup=False, highlight=False)
             return
         with err.status(f"prewarming {len(studio.profile.spec.scenes)} scenes of {studio.profile.name}…"):
             report = studio.prewarm(aspect=aspect, duration=duration)
@@ -436,8 +437,6 @@ def cache_prune(
 @campaign_app.command("plan")
 def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)")) -> None:
     """Show every job of a campaign and whether it is done, pending or failed."""
-    from rich.markup import escape
-
     from .campaign import load_campaign, plan
 
     try:
@@ -462,7 +461,7 @@ def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)"))
     )
     out.print(f"output: {campaign.destination}", highlight=False, markup=False)
     for w in campaign.warnings:
-        err.print(f"[yellow]warning:[/] {w}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
 
 
 @campaign_app.command("run")

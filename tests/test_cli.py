@@ -23,6 +23,7 @@ def test_render_prints_the_clip_path(tmp_path):
     assert path.endswith(".mp4")
     info = probe(__import__("pathlib").Path(path))
     assert (info["width"], info["height"]) == (228, 128) and info["audio_codec"] == "aac"
+    assert "unsigned" in res.output and "[provenance] cert/key" in res.output  # square brackets survive rich
 
 
 def test_render_json(tmp_path):
