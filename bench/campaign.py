@@ -23,7 +23,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -121,7 +120,6 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--markdown", action="store_true", help="print a RESULTS.md section")
     args = ap.parse_args()
-    import torch
 
     root = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
     try:
@@ -139,7 +137,9 @@ def main() -> None:
     local, ray_ = rows["local"], rows["ray"]
     per_job = local["wall"] / args.jobs
     left = args.jobs - res["done_before"]
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    from demo_render import machine as describe
+
+    machine = describe()
     lines = [
         f"### Campaign, {args.jobs} jobs ({dt.date.today().isoformat()}, {machine})",
         "",

@@ -19,10 +19,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def machine() -> str:
+def machine(with_torch: bool = True) -> str:
+    """The CPU model and core count (and the torch build and threads, unless ``with_torch=False``,
+    for benchmarks whose memory figure must not include torch)."""
     import os
-
-    import torch
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -32,6 +32,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    if not with_torch:
+        return f"{cpu}, {os.cpu_count()} cores"
+    import torch
+
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 

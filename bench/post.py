@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -262,15 +261,9 @@ def run_measured(cmd: list[str], env: dict) -> tuple[float, dict, str]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
+    from demo_render import machine as describe
+
+    return describe(with_torch=False)  # this benchmark's memory figure must not include torch
 
 
 def main() -> None:
