@@ -132,10 +132,32 @@ def _build_text_encoder(vocab_size: int):
     ).eval()
 
 
+def _tiny_transformer(channels: int):
+    """One tiny ``WanTransformer3DModel`` (random weights from the current torch seed)."""
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=TINY_DIMS["dim"] // 2,
+        in_channels=channels,
+        out_channels=channels,
+        text_dim=TINY_DIMS["text_dim"],
+        freq_dim=64,
+        ffn_dim=TINY_DIMS["ffn_dim"],
+        num_layers=TINY_DIMS["num_layers"],
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        eps=1e-6,
+        # Must cover the patch grid (frames and sides / 16); same as the real model.
+        rope_max_seq_len=1024,
+    ).eval()
+
+
 def _build_pipeline(seed: int):
     """Instantiate the tiny ``WanPipeline`` with weights drawn from ``torch.manual_seed(seed)``."""
     import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline
 
     tokenizer = _build_tokenizer()
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
@@ -149,25 +171,7 @@ def _build_pipeline(seed: int):
             temperal_downsample=[False, True, True],
         ).eval()
 
-        def expert():
-            return WanTransformer3DModel(
-                patch_size=(1, 2, 2),
-                num_attention_heads=2,
-                attention_head_dim=TINY_DIMS["dim"] // 2,
-                in_channels=16,
-                out_channels=16,
-                text_dim=TINY_DIMS["text_dim"],
-                freq_dim=64,
-                ffn_dim=TINY_DIMS["ffn_dim"],
-                num_layers=TINY_DIMS["num_layers"],
-                cross_attn_norm=True,
-                qk_norm="rms_norm_across_heads",
-                eps=1e-6,
-                # Must cover the patch grid (frames and sides / 16); same as the real model.
-                rope_max_seq_len=1024,
-            ).eval()
-
-        transformer, transformer_2 = expert(), expert()
+        transformer, transformer_2 = _tiny_transformer(16), _tiny_transformer(16)
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=12.0
     )
@@ -248,7 +252,7 @@ def _build_once(name: str, build) -> Path:
 def _build_ti2v_pipeline(seed: int):
     """The tiny TI2V ``WanPipeline`` (``expand_timesteps=True``), weights from ``torch.manual_seed(seed)``."""
     import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline
 
     z_dim = 48  # as Wan2.2 TI2V-5B: the transformer's in/out channels are the VAE's latent channels
     tokenizer = _build_tokenizer()
@@ -270,21 +274,7 @@ def _build_ti2v_pipeline(seed: int):
             latents_mean=[0.0] * z_dim,
             latents_std=[1.0] * z_dim,
         ).eval()
-        transformer = WanTransformer3DModel(
-            patch_size=(1, 2, 2),
-            num_attention_heads=2,
-            attention_head_dim=TINY_DIMS["dim"] // 2,
-            in_channels=z_dim,
-            out_channels=z_dim,
-            text_dim=TINY_DIMS["text_dim"],
-            freq_dim=64,
-            ffn_dim=TINY_DIMS["ffn_dim"],
-            num_layers=TINY_DIMS["num_layers"],
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            eps=1e-6,
-            rope_max_seq_len=1024,
-        ).eval()
+        transformer = _tiny_transformer(z_dim)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
     return WanPipeline(
         tokenizer=tokenizer,
