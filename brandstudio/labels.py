@@ -167,18 +167,33 @@ class RegionLabel:
             self.plan.text, self.font, position=self.plan.position, size=min(size, 0.2), margins=self.margins
         )
 
-    def apply_at(self, frames: np.ndarray, start: int) -> np.ndarray:
+    def _label_for(self, width: int, height: int) -> Label:
+        """The :class:`Label` for this frame size, made once (its rendered image is kept with it)."""
+        labels = self.__dict__.setdefault("_labels", {})
+        if (width, height) not in labels:
+            labels[(width, height)] = self._label(width, height)
+        return labels[(width, height)]
+
+    def _stop(self, n: int, start: int) -> int:
+        """How many of the frames ``start .. start + n - 1`` carry the label (they lead the block)."""
         if self.plan.text is None or self.plan.show == "none":
+            return 0
+        return max(0, min(n, self.plan.labelled_frames(start + n, self.fps) - start))
+
+    def apply_at(self, frames: np.ndarray, start: int) -> np.ndarray:
+        """Label the block ``frames`` (frames ``start, ...`` of the clip); a new array, or
+        ``frames`` itself when none of them carries the label."""
+        if self._stop(len(frames), start) == 0:
             return frames
-        stop = self.plan.labelled_frames(start + len(frames), self.fps) - start  # frames of this block
-        if stop <= 0:
-            return frames
-        label = self._label(frames.shape[2], frames.shape[1])
-        if stop >= len(frames):
-            return label.apply(frames)
-        out = frames.copy()
-        out[:stop] = label.apply(frames[:stop])
+        out = np.array(frames, dtype=np.uint8, copy=True)
+        self.apply_inplace_at(out, start)
         return out
+
+    def apply_inplace_at(self, frames: np.ndarray, start: int) -> None:
+        """Draw the label into ``frames`` themselves (uint8, writable; the post stream's own chunk)."""
+        stop = self._stop(len(frames), start)
+        if stop:
+            self._label_for(frames.shape[2], frames.shape[1]).apply_inplace_at(frames[:stop])
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         return self.apply_at(frames, 0)

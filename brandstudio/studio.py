@@ -94,6 +94,7 @@ class BrandStudio:
         self.device = device
         self._generator = generator
         self._speed: tuple[str | None, str | None] = (None, None)  # this render's preset / memory overrides
+        self._grades: dict[tuple, Any] = {}  # Grade objects kept across renders (their baked tables)
         from .generation.cache import SceneCache
 
         if cache is False or isinstance(cache, SceneCache):
@@ -585,6 +586,19 @@ class BrandStudio:
         record["runtime"] = ran or None
         return record
 
+    def _grade(self, lut):
+        """The :class:`~brandstudio.post.grade.Grade` for ``lut`` at the profile's settings, kept
+        across renders so its 48 MiB baked table is read (or baked) once per studio, not per clip."""
+        from .post.grade import Grade
+
+        c = self.profile.spec.colour
+        key = (id(lut), c.strength, c.interpolation, self.device)
+        grade = self._grades.get(key)
+        if grade is None or grade.lut is not lut:
+            self._grades.clear()  # one LUT per profile: the previous entry is stale
+            grade = self._grades[key] = Grade(lut, strength=c.strength, method=c.interpolation, device=self.device)
+        return grade
+
     def _post(self, frames, aspect, width, height, duration, fps_in, fps_out, cues, shot_starts=()):
         """The post stage's effects, in order, as a :class:`~brandstudio.post.stream.PostChain`
         for the generated ``frames`` (which it only reads for their count, the colour-match reference
@@ -592,7 +606,7 @@ class BrandStudio:
         effects on delivered frames. ``shot_starts``: the first frame of each shot of a multi-shot
         clip, so that a subject-aware reframe picks one window per shot."""
         from .post.captions import Captions, CaptionStyle, Cue
-        from .post.grade import Grade, read_lut
+        from .post.grade import read_lut
         from .post.overlay import Logo, load_logo
         from .post.reframe import Reframe
         from .post.stream import PostChain
@@ -607,12 +621,12 @@ class BrandStudio:
             still = spec.colour.reference
             ref = load_reference(self.profile.path("colour.reference")) if still else frames[0]
             source.append(ColourMatch(spec.colour.match, ref, spec.colour.match_strength))
-        if spec.colour.lut:
-            lut = read_lut(self.profile.path("colour.lut"))
-            c = spec.colour
-            source.append(Grade(lut, strength=c.strength, method=c.interpolation, device=self.device))
+        # the reframe crops before the grade (a per-pixel map, so the order changes no pixel):
+        # a 9:16 delivery from a landscape generation grades a third of the pixels
         reframe = Reframe(aspect, mode=spec.output.reframe, safe_area=safe, shots=tuple(shot_starts))
         source.append(reframe.planned(frames))
+        if spec.colour.lut:
+            source.append(self._grade(read_lut(self.profile.path("colour.lut"))))
         up = spec.upscale
         weights = self.profile.path("upscale.weights") if up.method == "realesrgan" else None
         source.append(

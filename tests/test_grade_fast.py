@@ -176,3 +176,30 @@ def test_cache_off_and_unwritable_folder(tmp_path):
     blocker.write_text("not a folder")
     with pytest.warns(UserWarning, match="could not store"):
         assert LutCache(blocker / "luts").put("ab" * 32, np.zeros((256**3, 3), np.uint8)) is False
+
+
+def test_table_lookup_reads_any_layout_and_the_last_pixel():
+    """The baked table's lookup (a 3-byte-stride view of the pixel bytes) on contiguous frames,
+    a cropped (non-contiguous) view, a single pixel, and frames whose last pixel differs from
+    all others: the same pixels as the direct kernel."""
+    from brandstudio.post.grade import _lookup
+
+    g = Grade(LUT(table=_creative(9)), strength=0.9, cache=False)
+    table = g.baked()
+    big = np.random.default_rng(2).integers(0, 256, (3, 20, 30, 3), dtype=np.uint8)
+    big[-1, -1, -1] = (255, 0, 7)
+    for frames in (big, big[:, 2:17, 5:21], big[:1, :1, :1], big[-1, -1:, -1:]):
+        direct = g._grade_uint8(np.ascontiguousarray(frames).reshape(-1, 3)).reshape(frames.shape)
+        assert np.array_equal(_lookup(table, frames), direct)
+
+
+def test_read_lut_parses_a_file_once_and_again_when_it_changes(tmp_path):
+    path = tmp_path / "x.cube"
+    colour.io.write_LUT(colour.LUT3D(_creative(5), name="x"), str(path))
+    first = read_lut(path)
+    assert read_lut(path) is first  # the profile loader and every render share one parse
+    assert not first.table.flags.writeable and not first.domain.flags.writeable
+    assert repr(first) == "LUT(name='x', 5-point cube, domain=[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])"
+    colour.io.write_LUT(colour.LUT3D(_creative(7), name="x"), str(path))  # edited: new size, new mtime
+    again = read_lut(path)
+    assert again is not first and again.size == 7

@@ -146,6 +146,24 @@ def test_lazy_frames_match_the_stream():
         assert np.array_equal(lazy[i], whole[i])
 
 
+@pytest.mark.parametrize("sources", ["all", "none"])
+def test_overlays_draw_in_place_on_the_streams_own_frames_only(sources):
+    """Captions, logo and label draw into the chunk the stream made (no whole-chunk copies); a
+    frame the retime shows again in the next chunk is not drawn twice, and without source
+    effects the caller's frames are never drawn on. Reference: single frames through copying
+    ``apply_effect`` (``frames_at``)."""
+    src = source()
+    before = src.copy()
+    full = chain(len(src), 16, 24, 25)
+    c = full if sources == "all" else PostChain((), full.frame_map, full.output_effects)
+    lazy = c.frames_at(src)
+    for chunk in (1, 3, 8):
+        streamed = np.concatenate([f for _, f in c.chunks(src, chunk_size=chunk)])
+        assert all(np.array_equal(streamed[i], lazy[i]) for i in range(len(lazy)))
+    assert np.array_equal(src, before)
+    assert np.array_equal(c.apply(src), streamed) and np.array_equal(src, before)
+
+
 def test_streamed_mp4_decodes_like_the_whole_clip_mp4(tmp_path):
     src = source(t=17, h=72, w=128)
     c = PostChain((Reframe("16:9"), Upscale(96, 54)), PostChain.retime_map(17, 16, 16, 16))

@@ -459,20 +459,34 @@ class Captions:
     def apply_at(self, frames: np.ndarray, start: int) -> np.ndarray:
         """Burn the cues into a chunk of a clip: ``frames[k]`` is frame ``start + k`` (at ``(start + k) / fps`` s).
 
-        Each cue is laid out and rendered once per frame size and reused by later chunks.
+        Returns a new array, or ``frames`` itself when no cue is on screen in them (nothing
+        to draw, nothing copied). Each cue is laid out and rendered once per frame size and
+        reused by later chunks.
         """
         frames = check_frames(frames)
+        if not self._on_screen(len(frames), start):
+            return frames
+        out = frames.copy()
+        self.apply_inplace_at(out, start)
+        return out
+
+    def apply_inplace_at(self, frames: np.ndarray, start: int) -> None:
+        """Burn the cues into ``frames`` themselves (uint8, writable; the post stream's own chunk)."""
         T, H, W, _ = frames.shape
-        t = (int(start) + np.arange(T, dtype=np.float64)) / float(self.fps)
         cache = self.__dict__.setdefault("_rendered", {})
-        out = None
+        for i, first, last in self._on_screen(T, start):
+            if (i, W, H) not in cache:
+                cache[(i, W, H)] = render_cue(self.cues[i].text, self.style, W, H)
+            rgba, x, y = cache[(i, W, H)]
+            composite(frames[first : last + 1], rgba, x, y)
+
+    def _on_screen(self, n: int, start: int) -> list[tuple[int, int, int]]:
+        """``(cue index, first, last)`` for each cue shown in frames ``start .. start + n - 1``
+        (``first``/``last`` relative to ``start``)."""
+        t = (int(start) + np.arange(n, dtype=np.float64)) / float(self.fps)
+        spans = []
         for i, cue in enumerate(self.cues):
             active = np.flatnonzero((t >= cue.start) & (t < cue.end))
-            if active.size == 0:
-                continue
-            out = frames.copy() if out is None else out
-            if (i, W, H) not in cache:
-                cache[(i, W, H)] = render_cue(cue.text, self.style, W, H)
-            rgba, x, y = cache[(i, W, H)]
-            composite(out[active[0] : active[-1] + 1], rgba, x, y)
-        return frames if out is None else out  # no cue in these frames: nothing to draw, nothing copied
+            if active.size:
+                spans.append((i, int(active[0]), int(active[-1])))
+        return spans

@@ -45,7 +45,7 @@ import numpy as np
 __all__ = ["MAX_ENTRIES", "TABLE_VERSION", "LutCache", "bake_key", "default_lut_cache_dir"]
 
 #: bumped whenever the baked table's meaning changes (rounding, layout, kernels)
-TABLE_VERSION = 1
+TABLE_VERSION = 2
 #: tables kept on disk (48 MiB each); the least recently used go first
 MAX_ENTRIES = 16
 
@@ -106,20 +106,33 @@ class LutCache:
         return self.directory / f"{key}.bslut"
 
     def get(self, key: str) -> np.ndarray | None:
-        """The ``(256**3, 3)`` uint8 table stored under ``key``, or ``None`` (missing or damaged)."""
+        """The ``(256**3, 3)`` uint8 table stored under ``key`` (read-only), or ``None`` (missing or damaged).
+
+        The file is memory-mapped, not read into fresh memory: the pages come from the OS page
+        cache (shared with every process grading with the same table) and only the checksum
+        pass touches them all.
+        """
+        import mmap
+
         path = self._path(key)
         try:
             with open(path, "rb") as fh:
-                header = fh.read(_HEADER)
-                payload = np.empty(_PAYLOAD, np.uint8)
-                n = fh.readinto(memoryview(payload))
-                extra = fh.read(1)
-        except OSError:
+                size = os.fstat(fh.fileno()).st_size
+                if size != _HEADER + _PAYLOAD:
+                    header = b""
+                    view = None
+                else:
+                    view = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                    header = view[:_HEADER]
+        except (OSError, ValueError):
             return None
-        if header[: len(_MAGIC)] != _MAGIC or n != _PAYLOAD or extra:
+        if view is None or header[: len(_MAGIC)] != _MAGIC:
             self._drop(path, "it has the wrong size or header")
             return None
+        payload = np.frombuffer(view, np.uint8, count=_PAYLOAD, offset=_HEADER)
         if hashlib.sha256(payload).digest() != header[len(_MAGIC) :]:
+            del payload
+            view.close()
             self._drop(path, "its checksum does not match")
             return None
         try:

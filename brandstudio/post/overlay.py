@@ -172,9 +172,15 @@ class Logo:
         return img, x, y
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
-        frames = check_frames(frames)
+        """Draw the logo on a copy of ``frames``."""
+        out = check_frames(frames).copy()
+        self.apply_inplace_at(out, 0)
+        return out
+
+    def apply_inplace_at(self, frames: np.ndarray, start: int = 0) -> None:
+        """Draw the logo into ``frames`` (uint8, writable; the post stream's own chunk)."""
         img, x, y = _rendered(self, frames.shape[2], frames.shape[1])
-        return composite(frames.copy(), img, x, y, self.opacity)
+        composite(frames, img, x, y, self.opacity)
 
 
 # --------------------------------------------------------------------------- AI label
@@ -272,6 +278,12 @@ class Label:
         return np.asarray(img), x, y
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
-        frames = check_frames(frames)
+        """Draw the label on a copy of ``frames``."""
+        out = check_frames(frames).copy()
+        self.apply_inplace_at(out, 0)
+        return out
+
+    def apply_inplace_at(self, frames: np.ndarray, start: int = 0) -> None:
+        """Draw the label into ``frames`` (uint8, writable; the post stream's own chunk)."""
         img, x, y = _rendered(self, frames.shape[2], frames.shape[1])
-        return composite(frames.copy(), img, x, y)
+        composite(frames, img, x, y)

@@ -69,6 +69,7 @@ __all__ = [
     "PostChain",
     "StreamStats",
     "apply_effect",
+    "apply_owned",
     "run_stream",
 ]
 
@@ -89,6 +90,17 @@ def apply_effect(effect: Effect, frames: np.ndarray, start: int) -> np.ndarray:
     """``effect.apply_at(frames, start)`` when the effect is position-aware, else ``effect.apply(frames)``."""
     at = getattr(effect, "apply_at", None)
     return at(frames, start) if at is not None else effect.apply(frames)
+
+
+def apply_owned(effect: Effect, frames: np.ndarray, start: int) -> np.ndarray:
+    """:func:`apply_effect` on frames the caller owns and will not read again: an effect with
+    ``apply_inplace_at(frames, start)`` (the overlays: captions, logo, label) draws into them
+    instead of copying a whole chunk first."""
+    inplace = getattr(effect, "apply_inplace_at", None)
+    if inplace is None:
+        return apply_effect(effect, frames, start)
+    inplace(frames, start)
+    return frames
 
 
 def _runs(indices: np.ndarray) -> list[np.ndarray]:
@@ -183,9 +195,9 @@ class PostChain:
         fmap = self._map(len(frames))
         for effect in self.source_effects:
             frames = apply_effect(effect, frames, 0)
-        frames = np.ascontiguousarray(frames[fmap])
+        frames = frames[fmap]  # a new array (fancy indexing copies): the overlays may draw into it
         for effect in self.output_effects:
-            frames = apply_effect(effect, frames, 0)
+            frames = apply_owned(effect, frames, 0)
         return frames
 
     def chunks(
@@ -253,8 +265,13 @@ class PostChain:
         if out is None:
             out = np.stack([done[i] for i in idx.tolist()])
         last = (int(idx[-1]), done[int(idx[-1])])
-        for effect in self.output_effects:
-            out = apply_effect(effect, out, start)
+        if self.output_effects:
+            if np.may_share_memory(out, source) or not out.flags.writeable:
+                out = out.copy()  # no source effect made new frames: draw on a copy, never on the source
+            elif np.may_share_memory(out, last[1]):
+                last = (last[0], last[1].copy())  # the next chunk may show it again: keep it undrawn
+            for effect in self.output_effects:
+                out = apply_owned(effect, out, start)
         return np.ascontiguousarray(out), last
 
 
