@@ -138,7 +138,7 @@ def child(name: str, workdir: Path) -> dict:
         write_mp4(frames, FPS, out, **kw)
     else:
         with Mp4Writer(out, W, H, FPS, n_frames=n, **kw) as mp4:
-            stats = run_stream(chain, source, mp4, workers=int(os.environ.get("BENCH_WORKERS", "0")) or None, chunk_size=int(os.environ.get("BENCH_CHUNK", "8")))
+            stats = run_stream(chain, source, mp4)
         extra = {"post_s": stats.post_seconds, "encode_wait_s": mp4.wait_seconds}
     wall = time.perf_counter() - t0
     return {"wall": wall, "cpu": _cpu_s() - c0, "rss_base": base, "rss_py_self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -346,12 +346,13 @@ def main() -> None:
         f"`python bench/post.py --repeat {args.repeat}`: median of {args.repeat} runs, variants alternated.\n"
     )
     print(
-        "| variant | wall s (median) | vs ffmpeg | min–max s | effects s | waiting on ffmpeg s "
+        "| variant | wall s (median) | vs ffmpeg | min–max s | CPU s (median) | effects s | waiting on ffmpeg s "
         "| peak RSS: python + ffmpeg MB | python before the stage MB | sampled peak MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, recs in rows.items():
         wall = statistics.median(r["wall"] for r in recs)
+        cpu = statistics.median(r["cpu"] for r in recs)
         post = statistics.median(r.get("post_s", float("nan")) for r in recs)
         wait = statistics.median(r.get("encode_wait_s", float("nan")) for r in recs)
         py_mb = max(r.get("rss_py", 0.0) for r in recs)
@@ -361,7 +362,7 @@ def main() -> None:
         fmt = lambda v: "–" if v != v else f"{v:.2f}"  # noqa: E731
         print(
             f"| {labels[name]} | {wall:.2f} | {wall / ff_wall:.2f}× | {min(r['wall'] for r in recs):.2f}–"
-            f"{max(r['wall'] for r in recs):.2f} | {fmt(post)} | {fmt(wait)} | "
+            f"{max(r['wall'] for r in recs):.2f} | {cpu:.2f} | {fmt(post)} | {fmt(wait)} | "
             f"{py_mb:.0f} + {ff_mb:.0f} = {py_mb + ff_mb:.0f} | {'–' if base != base else f'{base:.0f}'} | {samp:.0f} |"
         )
     print(

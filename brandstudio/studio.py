@@ -297,6 +297,11 @@ class BrandStudio:
         # 4. generation, through the scene cache; a multi-shot clip: each shot, cut together at the model fps
         warnings: list[str] = []
         gen_spec = self._generation_spec(prompt, negative, seed, aspect, duration) if shots is None else None
+        if spec.colour.lut and gen_spec is not None:  # the grade's table is read or baked meanwhile
+            from .post.grade import read_lut
+
+            shape = (gen_spec.num_frames, gen_spec.height, gen_spec.width, 3)
+            self._grade(read_lut(self.profile.path("colour.lut"))).bake_ahead(shape)
         with timer.stage("generation"):
             if shots is None:
                 frames, cache_status, cache_key = self._generate(gen_spec)

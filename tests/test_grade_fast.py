@@ -203,3 +203,33 @@ def test_read_lut_parses_a_file_once_and_again_when_it_changes(tmp_path):
     colour.io.write_LUT(colour.LUT3D(_creative(7), name="x"), str(path))  # edited: new size, new mtime
     again = read_lut(path)
     assert again is not first and again.size == 7
+
+
+def test_a_render_bakes_its_table_during_generation(make_profile, tmp_path, monkeypatch):
+    """A render whose clip will use the baked table starts the bake (or the disk read) on a
+    background thread before generation; the post stage waits for it instead of baking again."""
+    import threading
+
+    import brandstudio.post.grade as grade_mod
+    from brandstudio import BrandStudio
+
+    monkeypatch.setattr(grade_mod, "_BAKE_THRESHOLD", 1)  # the tiny clip bakes, as a 720p one would
+    bakes: list[str] = []
+    real = Grade._grade_uint8
+
+    def spy(self, pixels):
+        if pixels.shape[0] == 256**3:
+            bakes.append(threading.current_thread().name)
+        return real(self, pixels)
+
+    monkeypatch.setattr(Grade, "_grade_uint8", spy)
+    root = make_profile(edit=lambda t: t.replace("strength = 0.85", "strength = 0.8125"))  # a fresh key
+    studio = BrandStudio(root, output_dir=tmp_path, cache=False)
+    r = studio.render("product-hero", product="Night Roast", duration=0.5, resolution=64, seed=1)
+    assert bakes == ["brandstudio-lut-bake"]
+    c = studio.profile.spec.colour
+    key = bake_key(read_lut(studio.profile.path("colour.lut")), c.strength, c.interpolation)
+    assert LutCache().get(key) is not None  # stored for the next process
+    studio.render("product-hero", product="Night Roast", duration=0.5, resolution=64, seed=2)
+    assert bakes == ["brandstudio-lut-bake"]  # the studio kept its table: no second bake
+    assert r.path.is_file()
