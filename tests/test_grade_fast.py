@@ -115,6 +115,22 @@ def test_1d_luts_sizes_2_and_256(tmp_path, size):
         assert np.abs(out.astype(int) - _ref(PX, ref, 0.7)).max() <= 1
 
 
+@pytest.mark.parametrize("size", [17, 64, 65])
+def test_3d_cube_files_of_common_sizes(tmp_path, size):
+    """17, 33 (the profiles') and 65 are what grading tools export; 64 is an even size. Read
+    from the file, applied directly and through the baked table: within 1 level of colour-science."""
+    path = tmp_path / f"look{size}.cube"
+    colour.io.write_LUT(colour.LUT3D(_creative(size), name=f"look {size}", comments=["a look"]), str(path))
+    lut = read_lut(path)
+    assert lut.dimensions == 3 and lut.size == size
+    ref = _ref(PX, colour.io.read_LUT(str(path)), 0.6)
+    g = Grade(lut, strength=0.6, backend="numpy", cache=False)
+    assert np.abs(g.apply(PX).astype(int) - ref).max() <= 1  # direct kernel (a small clip)
+    from brandstudio.post.grade import _lookup
+
+    assert np.abs(_lookup(g.baked(), PX).astype(int) - ref).max() <= 1
+
+
 def test_shaper_plus_cube(tmp_path):
     # a 1D shaper in front of a 3D cube, both in one .cube file (colour reads it as a LUTSequence)
     shaper = colour.LUT3x1D(np.stack([np.linspace(0, 1, 256) ** 0.6] * 3, -1))

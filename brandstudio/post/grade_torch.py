@@ -99,7 +99,7 @@ def apply_lut_torch(
     def on_device(arr: np.ndarray) -> torch.Tensor:
         key = (id(arr), str(device))
         if key not in tables:
-            tables[key] = torch.from_numpy(np.ascontiguousarray(arr, np.float32)).to(device)
+            tables[key] = torch.tensor(arr, dtype=torch.float32, device=device)  # a copy: LUT arrays are read-only
         return tables[key]
 
     if lut.shaper is not None:
