@@ -48,6 +48,28 @@ app.add_typer(cache_app, name="cache")
 out = Console()
 err = Console(stderr=True)
 
+#: loggers whose import-time notices are noise in the CLI's output: torchao (the `quant` extra)
+#: cannot load its CUDA kernels into a CPU torch, torch warns about torchao's pytree
+#: registrations, diffusers then says torchao's tensor types are unavailable, and transformers
+#: announces the PIL image processor it uses because torchvision is (deliberately) not installed
+QUIET_LOGGERS = (
+    "torchao",
+    "torch.utils._pytree",
+    "diffusers.quantizers.torchao.torchao_quantizer",
+    "transformers.utils.import_utils",  # "CLIPImageProcessor requires torchvision": the PIL fallback is intended
+)
+
+
+@app.callback()
+def _cli_logging() -> None:
+    """Brand-consistent marketing video."""
+    import logging
+
+    for name in QUIET_LOGGERS:  # an application's choice; the library itself leaves logging alone
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:  # unless the user configured it
+            logger.setLevel(logging.ERROR)
+
 
 def _fail(exc: BrandStudioError) -> None:
     err.print(f"[bold red]error:[/] {type(exc).__name__}", highlight=False)

@@ -74,3 +74,27 @@ def test_templates_list():
 def test_console_script_is_installed():
     res = subprocess.run([sys.executable, "-m", "brandstudio.cli", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "render" in res.stdout
+
+
+def test_cli_keeps_optional_libraries_import_notices_out_of_its_output():
+    """torchao (the `quant` extra) on a CPU torch, and transformers without torchvision, log
+    notices at import; the CLI silences those loggers (unless the user set them), the library does not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from typer.testing import CliRunner\n"
+        "from brandstudio.cli import app, QUIET_LOGGERS\n"
+        "logging.getLogger('torchao').setLevel(logging.INFO)  # the user's own choice stays\n"
+        f"r = CliRunner().invoke(app, ['profile', 'validate', {str(PROFILES / 'aurora-coffee')!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "levels = {n: logging.getLogger(n).level for n in QUIET_LOGGERS}\n"
+        "assert levels.pop('torchao') == logging.INFO and set(levels.values()) == {logging.ERROR}, levels\n"
+        "import diffusers.quantizers.torchao.torchao_quantizer\n"
+        "from transformers import CLIPImageProcessor\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for noise in ("Unable to import `torchao` Tensor objects", "requires torchvision (not installed)"):
+        assert noise not in proc.stderr
