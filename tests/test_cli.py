@@ -79,9 +79,6 @@ def test_console_script_is_installed():
 def test_cli_keeps_optional_libraries_import_notices_out_of_its_output():
     """torchao (the `quant` extra) on a CPU torch, and transformers without torchvision, log
     notices at import; the CLI silences those loggers (unless the user set them), the library does not."""
-    import subprocess
-    import sys
-
     code = (
         "import logging\n"
         "from typer.testing import CliRunner\n"
