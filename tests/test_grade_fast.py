@@ -249,3 +249,16 @@ def test_a_render_bakes_its_table_during_generation(make_profile, tmp_path, monk
     studio.render("product-hero", product="Night Roast", duration=0.5, resolution=64, seed=2)
     assert bakes == ["brandstudio-lut-bake"]  # the studio kept its table: no second bake
     assert r.path.is_file()
+
+
+def test_stale_temporary_files_are_pruned(tmp_path):
+    import os
+    import time
+
+    cache = LutCache(tmp_path)
+    old, fresh = tmp_path / ".abc-old.tmp", tmp_path / ".abc-new.tmp"
+    old.write_bytes(b"half a table")
+    fresh.write_bytes(b"being written now")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert cache.put("ab" * 32, np.zeros((256**3, 3), np.uint8))
+    assert not old.exists() and fresh.exists()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -128,6 +129,8 @@ class LutCache:
         except (OSError, ValueError):
             return None
         if view is None or header[: len(_MAGIC)] != _MAGIC:
+            if view is not None:
+                view.close()
             self._drop(path, "it has the wrong size or header")
             return None
         payload = np.frombuffer(view, np.uint8, count=_PAYLOAD, offset=_HEADER)
@@ -181,3 +184,10 @@ class LutCache:
             return
         for old in entries[self.max_entries :]:
             old.unlink(missing_ok=True)
+        # a temporary file of a write that never finished (a process killed mid-bake), after an hour
+        for tmp in self.directory.glob(".*.tmp"):
+            try:
+                if time.time() - tmp.stat().st_mtime > 3600:
+                    tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
