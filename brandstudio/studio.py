@@ -94,7 +94,7 @@ class BrandStudio:
         self.device = device
         self._generator = generator
         self._speed: tuple[str | None, str | None] = (None, None)  # this render's preset / memory overrides
-        self._grades: dict[tuple, Any] = {}  # Grade objects kept across renders (their baked tables)
+        self._grade_kept = None  # the profile's Grade, kept across renders (with its baked table)
         from .generation.cache import SceneCache
 
         if cache is False or isinstance(cache, SceneCache):
@@ -298,10 +298,7 @@ class BrandStudio:
         warnings: list[str] = []
         gen_spec = self._generation_spec(prompt, negative, seed, aspect, duration) if shots is None else None
         if spec.colour.lut and gen_spec is not None:  # the grade's table is read or baked meanwhile
-            from .post.grade import read_lut
-
-            shape = (gen_spec.num_frames, gen_spec.height, gen_spec.width, 3)
-            self._grade(read_lut(self.profile.path("colour.lut"))).bake_ahead(shape)
+            self._grade().bake_ahead((gen_spec.num_frames, gen_spec.height, gen_spec.width, 3))
         with timer.stage("generation"):
             if shots is None:
                 frames, cache_status, cache_key = self._generate(gen_spec)
@@ -591,18 +588,17 @@ class BrandStudio:
         record["runtime"] = ran or None
         return record
 
-    def _grade(self, lut):
-        """The :class:`~brandstudio.post.grade.Grade` for ``lut`` at the profile's settings, kept
-        across renders so its 48 MiB baked table is read (or baked) once per studio, not per clip."""
-        from .post.grade import Grade
+    def _grade(self):
+        """The :class:`~brandstudio.post.grade.Grade` of the profile's LUT, kept across renders so
+        its 48 MiB baked table is read (or baked) once per studio, not per clip; made anew only
+        when the LUT file changed (``read_lut`` then parses it again)."""
+        from .post.grade import Grade, read_lut
 
-        c = self.profile.spec.colour
-        key = (id(lut), c.strength, c.interpolation, self.device)
-        grade = self._grades.get(key)
-        if grade is None or grade.lut is not lut:
-            self._grades.clear()  # one LUT per profile: the previous entry is stale
-            grade = self._grades[key] = Grade(lut, strength=c.strength, method=c.interpolation, device=self.device)
-        return grade
+        lut = read_lut(self.profile.path("colour.lut"))
+        if self._grade_kept is None or self._grade_kept.lut is not lut:
+            c = self.profile.spec.colour
+            self._grade_kept = Grade(lut, strength=c.strength, method=c.interpolation, device=self.device)
+        return self._grade_kept
 
     def _post(self, frames, aspect, width, height, duration, fps_in, fps_out, cues, shot_starts=()):
         """The post stage's effects, in order, as a :class:`~brandstudio.post.stream.PostChain`
@@ -611,7 +607,6 @@ class BrandStudio:
         effects on delivered frames. ``shot_starts``: the first frame of each shot of a multi-shot
         clip, so that a subject-aware reframe picks one window per shot."""
         from .post.captions import Captions, CaptionStyle, Cue
-        from .post.grade import read_lut
         from .post.overlay import Logo, load_logo
         from .post.reframe import Reframe
         from .post.stream import PostChain
@@ -631,7 +626,7 @@ class BrandStudio:
         reframe = Reframe(aspect, mode=spec.output.reframe, safe_area=safe, shots=tuple(shot_starts))
         source.append(reframe.planned(frames))
         if spec.colour.lut:
-            source.append(self._grade(read_lut(self.profile.path("colour.lut"))))
+            source.append(self._grade())
         up = spec.upscale
         weights = self.profile.path("upscale.weights") if up.method == "realesrgan" else None
         source.append(
