@@ -160,9 +160,10 @@ def test_baked_table_is_cached_on_disk_and_verified(tmp_path, monkeypatch):
     assert files[0].stat().st_size == 40 + 256**3 * 3
 
     # a fresh Grade (a new render, or another process) reads it instead of baking
-    def no_bake(self, pixels):
-        raise AssertionError("baked again although the table is on disk")
+    def no_bake(self, *pixels):
+        raise AssertionError("baked (or graded directly) again although the table is on disk")
 
+    monkeypatch.setattr(Grade, "_bake", no_bake)
     monkeypatch.setattr(Grade, "_grade_uint8", no_bake)
     again = Grade(LUT(table=_creative(9), name="same content, other name"), strength=0.8, cache=cache)
     assert np.array_equal(again.apply(PX), direct)
@@ -231,14 +232,13 @@ def test_a_render_bakes_its_table_during_generation(make_profile, tmp_path, monk
 
     monkeypatch.setattr(grade_mod, "_BAKE_THRESHOLD", 1)  # the tiny clip bakes, as a 720p one would
     bakes: list[str] = []
-    real = Grade._grade_uint8
+    real = Grade._bake
 
-    def spy(self, pixels):
-        if pixels.shape[0] == 256**3:
-            bakes.append(threading.current_thread().name)
-        return real(self, pixels)
+    def spy(self):
+        bakes.append(threading.current_thread().name)
+        return real(self)
 
-    monkeypatch.setattr(Grade, "_grade_uint8", spy)
+    monkeypatch.setattr(Grade, "_bake", spy)
     root = make_profile(edit=lambda t: t.replace("strength = 0.85", "strength = 0.8125"))  # a fresh key
     studio = BrandStudio(root, output_dir=tmp_path, cache=False)
     r = studio.render("product-hero", product="Night Roast", duration=0.5, resolution=64, seed=1)

@@ -131,22 +131,27 @@ class LUT:
         rgb = np.asarray(rgb, dtype=np.float32)
         if self.shaper is not None:
             rgb = self.shaper.apply_float(rgb, method)
-        # domain -> [0, 1] per channel
-        lo, hi = self.domain
-        unit = (rgb - lo) / (hi - lo)
         if self.dimensions == 1:
+            lo, hi = self.domain
+            unit = (rgb - lo) / (hi - lo)  # domain -> [0, 1] per channel
             xs = np.linspace(0.0, 1.0, self.size, dtype=np.float32)
             out = np.empty_like(unit)
             for c in range(3):
                 out[..., c] = np.interp(unit[..., c], xs, self.table[:, c])
             return out
         kernel = INTERPOLATORS[_check_method(method)]
-        flat = unit.reshape(-1, 3)
+        flat = rgb.reshape(-1, 3)
         out = np.empty_like(flat)
-        planes, n = self.planes, self.size
+        planes, n, domain = self.planes, self.size, self._domain_or_none
         for s in range(0, flat.shape[0], _CHUNK):
-            out[s : s + _CHUNK] = kernel(flat[s : s + _CHUNK], planes, n)
+            out[s : s + _CHUNK] = kernel(flat[s : s + _CHUNK], planes, n, domain)
         return out.reshape(rgb.shape)
+
+    @property
+    def _domain_or_none(self) -> np.ndarray | None:
+        """The domain, or ``None`` when it is the unit cube (nothing to map)."""
+        lo, hi = self.domain
+        return None if (lo == 0).all() and (hi == 1).all() else self.domain
 
     @property
     def planes(self) -> np.ndarray:
@@ -170,14 +175,20 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _cell(unit: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where ``unit`` ``(N, 3)`` (clipped to [0, 1]) falls in an ``n``-point cube.
+def _cell(points: np.ndarray, n: int, domain: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``points`` ``(N, 3)`` fall in an ``n``-point cube spanning ``domain`` ``(2, 3)``
+    (``None``: the unit cube); points outside it are clipped to it.
 
     Returns ``(base, frac)``: the flat index of each point's cell corner 000 (``r*n*n + g*n + b``,
     ``intp``) and its fractional position in the cell, planar ``(3, N)`` float32 (one contiguous
     row per axis, which is what makes the kernels below fast in numpy).
     """
-    x = np.array(unit.T, dtype=np.float32, order="C")  # (3, N), a private copy: changed in place
+    x = np.array(points.T, dtype=np.float32, order="C")  # (3, N), a private copy: changed in place
+    if domain is not None:  # domain -> [0, 1], per row (as fast as the rest; (N, 3) broadcasting is not)
+        lo, hi = domain
+        for c in range(3):
+            x[c] -= lo[c]
+            x[c] /= hi[c] - lo[c]
     np.clip(x, 0.0, 1.0, out=x)
     x *= np.float32(n - 1)
     corner = np.floor(x)
@@ -207,8 +218,9 @@ def _weighted(planes: np.ndarray, corners: list[np.ndarray], weights: list[np.nd
     return out
 
 
-def _tetrahedral(unit: np.ndarray, planes: np.ndarray, n: int) -> np.ndarray:
-    """Tetrahedral interpolation of ``unit`` ``(N, 3)`` in [0, 1] (clipped) in an ``n``-point cube.
+def _tetrahedral(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndarray | None = None) -> np.ndarray:
+    """Tetrahedral interpolation of ``points`` ``(N, 3)`` in an ``n``-point cube over ``domain``
+    (see :func:`_cell`).
 
     The cell is split into six tetrahedra sharing the main diagonal; the one holding the point
     is given by the order of its fractional coordinates. Its four vertices are corner 000,
@@ -217,7 +229,7 @@ def _tetrahedral(unit: np.ndarray, planes: np.ndarray, n: int) -> np.ndarray:
     axis: the weights of the vertices that differ are then 0. ``planes``: the table as
     ``(3, n**3)`` float32 (:attr:`LUT.planes`).
     """
-    base, (fr, fg, fb) = _cell(unit, n)
+    base, (fr, fg, fb) = _cell(points, n, domain)
     fmax = np.maximum(fr, fg)
     np.maximum(fmax, fb, out=fmax)
     fmin = np.minimum(fr, fg)
@@ -240,9 +252,10 @@ def _tetrahedral(unit: np.ndarray, planes: np.ndarray, n: int) -> np.ndarray:
     return _weighted(planes, [base, v1, v2, v3], [w0, w1, w2, fmin])
 
 
-def _trilinear(unit: np.ndarray, planes: np.ndarray, n: int) -> np.ndarray:
-    """Trilinear interpolation of ``unit`` ``(N, 3)`` in [0, 1] (clipped) in an ``n``-point cube."""
-    base, (fr, fg, fb) = _cell(unit, n)
+def _trilinear(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndarray | None = None) -> np.ndarray:
+    """Trilinear interpolation of ``points`` ``(N, 3)`` in an ``n``-point cube over ``domain``
+    (see :func:`_cell`)."""
+    base, (fr, fg, fb) = _cell(points, n, domain)
     one = np.float32(1.0)
     corners, weights = [], []
     for dr, wr in ((0, one - fr), (1, fr)):
@@ -390,19 +403,22 @@ class Grade:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown grade backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
 
+    def _grade_chunk(self, pixels: np.ndarray, out: np.ndarray) -> None:
+        """Grade ``(n, 3)`` uint8 ``pixels`` (any strides) into ``out``, the direct kernel, on this thread."""
+        src = pixels.astype(np.float32) * np.float32(1 / 255)
+        graded = self.lut.apply_float(src, self.method)
+        s = np.float32(self.strength)
+        if s < 1:
+            graded = src + s * (graded - src)
+        out[...] = np.clip(np.rint(graded * 255.0), 0, 255).astype(np.uint8)
+
     def _grade_uint8(self, pixels: np.ndarray) -> np.ndarray:
         """``(n, 3)`` uint8 -> ``(n, 3)`` uint8, the direct kernel, chunks spread over CPU threads."""
-        s = np.float32(self.strength)
         out = np.empty_like(pixels)
-
-        def run(start: int) -> None:
-            src = pixels[start : start + _CHUNK].astype(np.float32) * np.float32(1 / 255)
-            graded = self.lut.apply_float(src, self.method)
-            if s < 1:
-                graded = src + s * (graded - src)
-            out[start : start + _CHUNK] = np.clip(np.rint(graded * 255.0), 0, 255).astype(np.uint8)
-
-        _parallel(run, range(0, pixels.shape[0], _CHUNK))
+        _parallel(
+            lambda a: self._grade_chunk(pixels[a : a + _CHUNK], out[a : a + _CHUNK]),
+            range(0, pixels.shape[0], _CHUNK),
+        )
         return out
 
     def _disk(self):
@@ -443,13 +459,22 @@ class Grade:
     def _baked_locked(self) -> np.ndarray:
         table = self.cached_table()
         if table is None:
-            v = np.arange(256, dtype=np.uint8)
-            b, g, r = np.meshgrid(v, v, v, indexing="ij")  # row r | g << 8 | b << 16 holds (r, g, b)
-            grid = np.stack([r.ravel(), g.ravel(), b.ravel()], axis=-1)
-            table = self._grade_uint8(grid)
+            table = self._bake()
             object.__setattr__(self, "_baked", table)
             if (disk := self._disk()) is not None:
                 disk.put(self._key(), table)
+        return table
+
+    def _bake(self) -> np.ndarray:
+        """Grade every 8-bit colour: the ``(256**3, 3)`` table, made a chunk at a time on CPU threads."""
+        table = np.empty((256**3, 3), np.uint8)
+
+        def bake(start: int) -> None:
+            # row i holds the grade of (r, g, b) = the low three bytes of i (little-endian)
+            rows = np.arange(start, start + _CHUNK, dtype="<u4").view(np.uint8).reshape(-1, 4)[:, :3]
+            self._grade_chunk(rows, table[start : start + _CHUNK])
+
+        _parallel(bake, range(0, 256**3, _CHUNK))
         return table
 
     def _use_torch(self) -> bool:
