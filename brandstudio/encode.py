@@ -273,7 +273,16 @@ class Mp4Writer:
                 "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
             ]  # fmt: skip
             if self._audio is not None:
-                cmd += ["-map", "1:a:0", "-c:a", "aac", "-b:a", s["audio_bitrate"], "-ar", str(s["sample_rate"])]
+                cmd += [
+                    "-map",
+                    "1:a:0",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    s["audio_bitrate"],
+                    "-ar",
+                    str(s["sample_rate"]),
+                ]
             for key, value in s["metadata"].items():
                 cmd += ["-metadata", f"{key}={value}"]
             cmd += ["-movflags", "+faststart" + _mdta_flag(s["metadata"]), "-f", "mp4", str(self._tmp_video)]
@@ -324,7 +333,9 @@ class Mp4Writer:
             raise EncodeError(f"{self.path.name}: close() before open()", file=str(self.path))
         try:
             if self.frames_written == 0:
-                raise EncodeError(f"cannot encode {self.path.name}: no frames were written", file=str(self.path))
+                raise EncodeError(
+                    f"cannot encode {self.path.name}: no frames were written", file=str(self.path)
+                )
             if self.n_frames is not None and self.frames_written != self.n_frames:
                 raise EncodeError(
                     f"{self.path.name}: {self.frames_written} frames written, {self.n_frames} announced",
@@ -433,7 +444,9 @@ def write_mp4(
     except EncodeError:
         raise
     except Exception as exc:
-        raise EncodeError(f"could not write {path.name}: {type(exc).__name__}: {exc}", file=str(path)) from exc
+        raise EncodeError(
+            f"could not write {path.name}: {type(exc).__name__}: {exc}", file=str(path)
+        ) from exc
     return path
 
 
@@ -441,8 +454,8 @@ def probe(path: str | Path) -> dict:
     """Describe a media file: codecs, size, fps, duration, frame count, audio, tags.
 
     Uses PyAV when it is installed, else parses ``ffmpeg -i``. Keys: ``video_codec``,
-    ``pix_fmt``, ``width``, ``height``, ``fps``, ``frames`` (``None`` if unknown),
-    ``duration`` (seconds), ``has_audio``, ``audio_codec``, ``sample_rate``, ``metadata``.
+    ``pix_fmt``, ``width``, ``height``, ``fps``, ``frames`` and ``video_duration`` (the video
+    stream's own frame count and seconds, ``None`` if unknown), ``duration`` (the file's seconds), ``has_audio``, ``audio_codec``, ``sample_rate``, ``metadata``.
     """
     path = Path(path)
     if not path.is_file():
@@ -463,6 +476,7 @@ def probe(path: str | Path) -> dict:
                 "height": v.codec_context.height if v else None,
                 "fps": float(v.average_rate) if v and v.average_rate else None,
                 "frames": (v.frames or None) if v else None,
+                "video_duration": float(v.duration * v.time_base) if v and v.duration else None,
                 "duration": duration,
                 "has_audio": a is not None,
                 "audio_codec": a.codec_context.name if a else None,
@@ -475,6 +489,26 @@ def probe(path: str | Path) -> dict:
         ) from None
 
 
+def display_rotation(path: str | Path) -> int:
+    """The rotation in degrees (0, 90, 180 or 270, as ``ffmpeg -i`` reports it) a player
+    applies to ``path``'s video: its display matrix, or the older ``rotate`` tag; 0 if none.
+
+    Phone footage is often stored landscape with a 90-degree display matrix. ffmpeg rotates
+    such frames when it decodes them, so a reader must expect the rotated size.
+    """
+    out = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stderr
+    video = out.split("Video:", 1)[1] if "Video:" in out else ""
+    m = re.search(r"rotation of (-?[\d.]+) degrees", video) or re.search(
+        r"^\s*rotate\s*:\s*(-?[\d.]+)", video, re.M
+    )
+    return int(round(float(m[1]))) % 360 if m else 0
+
+
 def _probe_ffmpeg(path: Path) -> dict:
     out = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
@@ -484,7 +518,7 @@ def _probe_ffmpeg(path: Path) -> dict:
     ).stderr
     info: dict = {
         "video_codec": None, "pix_fmt": None, "width": None, "height": None, "fps": None, "frames": None,
-        "duration": None, "has_audio": False, "audio_codec": None, "sample_rate": None, "metadata": {},
+        "video_duration": None, "duration": None, "has_audio": False, "audio_codec": None, "sample_rate": None, "metadata": {},
     }  # fmt: skip
     m = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", out)
     if m:

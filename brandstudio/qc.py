@@ -45,6 +45,7 @@ import json
 import math
 import re
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -344,7 +345,9 @@ class QCCollector:
 
     def __call__(self, start: int, frames: np.ndarray) -> None:
         if start != len(self._col.small):
-            raise QCError(f"QC frames must arrive in order: expected frame {len(self._col.small)}, got {start}")
+            raise QCError(
+                f"QC frames must arrive in order: expected frame {len(self._col.small)}, got {start}"
+            )
         for frame in frames:
             self._col.add(frame)
 
@@ -588,25 +591,54 @@ def _thumbnails(col: _Collector) -> tuple[bytes, ...]:
 def qc_file(path: str | Path, profile, *, sample_rate: int = 48000) -> QCReport:
     """Run QC on any video file (generated here or not), read with moviepy.
 
-    The frames stream through (downscaled as they arrive); the soundtrack, if any, is decoded
-    at ``sample_rate`` for the loudness checks. Model, seed and the rendering profile's
-    fingerprint are read from the MP4's ``comment`` tag when brandstudio wrote it.
+    The frames stream through (downscaled as they arrive; a display rotation, as phone footage
+    has, is applied); the soundtrack, if any, is decoded at ``sample_rate`` in its own channel
+    layout (mono is measured as mono) for the loudness checks. Model, seed and the rendering
+    profile's fingerprint are read from the MP4's ``comment`` tag when brandstudio wrote it.
 
-    Raises :class:`~brandstudio.errors.QCError` if the file is missing or is not a video.
+    Raises :class:`~brandstudio.errors.QCError` if the file is missing, empty, not a video
+    (no video stream), or damaged (frames that do not decode, as in a truncated download):
+    a damaged clip gets no report, since its checks would measure repeated frames.
     """
+    from .encode import display_rotation, probe
+    from .errors import EncodeError
+
     t0 = time.perf_counter()
     path = Path(path)
     prof = _profile(profile)
     if not path.is_file():
         raise QCError(f"no such clip: {path}", file=str(path), fix="pass the path of an existing video file")
+    again = "export or download the clip again"
+    if path.stat().st_size == 0:
+        raise QCError(f"{path.name} is empty (0 bytes)", file=str(path), fix=again)
+    try:
+        info = probe(path)
+    except EncodeError:
+        raise QCError(
+            f"could not read {path.name} as a video: it is not a media file ffmpeg can read (or it is damaged)",
+            file=str(path),
+            fix="pass a video file ffmpeg can decode (MP4, MOV, WebM, ...)",
+        ) from None
+    if not info.get("width"):
+        raise QCError(
+            f"{path.name} has no video stream" + (" (it holds only audio)" if info.get("has_audio") else ""),
+            file=str(path),
+            fix="pass a video file",
+        )
     try:
         from moviepy import VideoFileClip
     except ImportError:  # pragma: no cover - a core dependency
         from .errors import missing_extra
 
         raise missing_extra("moviepy", "video") from None
+    # moviepy 2.2 reads the older `rotate` tag but not ffmpeg 7+'s display matrix: tell it the
+    # size ffmpeg's (rotated) frames come out at, or it squeezes them back into the stored size
+    turned = display_rotation(path) in (90, 270)
+    size = (info["height"], info["width"]) if turned else None
     try:
-        clip = VideoFileClip(str(path), audio=True, audio_fps=sample_rate)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            clip = VideoFileClip(str(path), audio=False, target_resolution=size)
     except Exception as exc:  # noqa: BLE001 - moviepy/ffmpeg raise many types for unreadable files
         raise QCError(
             f"could not read {path.name} as a video: {_ffmpeg_reason(exc)}",
@@ -615,18 +647,43 @@ def qc_file(path: str | Path, profile, *, sample_rate: int = 48000) -> QCReport:
         ) from None
     try:
         fps = float(clip.fps)
-        col = _Collector(int(round((clip.duration or 0) * fps)))
-        for frame in clip.iter_frames(dtype="uint8"):
-            col.add(frame[..., :3])
-        audio = _soundtrack(clip, sample_rate)
-    except BrandStudioError:
-        raise
+        # moviepy takes the file's duration (the longer of video and audio) for the video's: stop at
+        # the video stream's own end, so a soundtrack that runs on is not taken for lost frames
+        expected = int(round((clip.duration or 0) * fps))
+        own = info.get("frames") or round((info.get("video_duration") or 0) * fps)
+        expected = min(expected, own) if own else expected
+        col = _Collector(expected)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for frame in clip.iter_frames(dtype="uint8"):
+                col.add(frame[..., :3])
+                if own and len(col.small) >= expected:
+                    break  # before moviepy reads past the end
     except Exception as exc:  # noqa: BLE001
         raise QCError(
             f"could not decode {path.name}: {type(exc).__name__}: {str(exc).strip()[:300]}", file=str(path)
         ) from None
     finally:
         clip.close()
+    # moviepy repeats the last good frame for each one that does not decode, with a warning
+    lost = sum("last valid frame" in str(w.message) for w in caught)
+    if lost:
+        raise QCError(
+            f"{path.name} is damaged or truncated: {lost} of its {max(expected, len(col.small))} frames do not decode",
+            file=str(path),
+            fix=again,
+        )
+    audio = None
+    if info.get("has_audio"):
+        from .errors import AssetError
+        from .post.music import load_audio
+
+        try:
+            audio = load_audio(path, sample_rate, keep_mono=True)
+        except AssetError as exc:
+            raise QCError(
+                f"could not decode the soundtrack of {path.name}: {exc.message}", file=str(path), fix=again
+            ) from None
     tags = _brandstudio_tags(path)
     return _report(col, prof, t0, fps=fps, audio=audio, sample_rate=sample_rate if audio is not None else None,
                    clip=path, model=tags.get("model"), seed=tags.get("seed"), timings=None, safety=None)  # fmt: skip
@@ -637,25 +694,6 @@ def _ffmpeg_reason(exc: Exception) -> str:
     lines = [re.sub(r"^\[[^\]]*\]\s*", "", ln).strip() for ln in str(exc).splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith(("Error passing", "output:", "Error opening"))]
     return "; ".join(lines[-2:])[:300] or type(exc).__name__
-
-
-def _soundtrack(clip, sample_rate: int) -> np.ndarray | None:
-    """The clip's audio as float ``(n, channels)`` at ``sample_rate`` (``None`` if it has none).
-
-    Read in chunks through ``AudioClip.iter_chunks`` rather than one ``to_soundarray()``
-    call: moviepy 2.2's reader, asked for more than half its buffer at once, splits the
-    request but passes the boolean mask on as the times, and fails ("Accessing time
-    t=1.00-1.00") for any soundtrack longer than about a second. The clip is opened with
-    ``audio_fps=sample_rate`` so every sample is read as decoded, not picked by nearest index.
-    """
-    if clip.audio is None:
-        return None
-    chunk = max(1024, min(50000, clip.audio.reader.buffersize // 2))
-    parts = [
-        np.asarray(c, dtype=np.float64) for c in clip.audio.iter_chunks(chunksize=chunk, fps=sample_rate)
-    ]
-    parts = [p.reshape(len(p), -1) for p in parts if len(p)]
-    return np.concatenate(parts) if parts else None
 
 
 def _brandstudio_tags(path: Path) -> dict:

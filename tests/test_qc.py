@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 
 from brandstudio import BrandStudio, ProfileError, load_profile
 from brandstudio.cli import app
-from brandstudio.encode import write_mp4
+from brandstudio.encode import ffmpeg_exe, write_mp4
 from brandstudio.errors import QCError
 from brandstudio.post.music import fit_music, integrated_loudness
 from brandstudio.qc import QCReport, dominant_colours, flicker, palette_delta_e, qc_file, run_qc
@@ -211,6 +212,45 @@ def test_qc_file_errors(clips, aurora):
         qc_file(d / "notes.mp4", aurora)
     with pytest.raises(QCError, match="no such clip"):
         qc_file(d / "missing.mp4", aurora)
+
+
+def test_qc_file_refuses_empty_audio_only_and_truncated_files(clips, aurora, tmp_path):
+    d, _, bed = clips
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(QCError, match=r"empty.mp4 is empty \(0 bytes\)"):
+        qc_file(tmp_path / "empty.mp4", aurora)
+    write_mp4(stripes(AURORA_PALETTE, t=4), 16, tmp_path / "x.mp4", audio=bed, sample_rate=SR)
+    ffmpeg = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(tmp_path / "x.mp4")]
+    subprocess.run([*ffmpeg, "-vn", "-c:a", "copy", str(tmp_path / "voice.m4a")], check=True)
+    with pytest.raises(QCError, match="has no video stream .it holds only audio"):
+        qc_file(tmp_path / "voice.m4a", aurora)
+    # a download cut short: the moov atom is at the front (+faststart), the frames' bytes are missing
+    whole = (d / "on.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(QCError, match=r"cut.mp4 is damaged or truncated: \d+ of its 32 frames do not decode"):
+        qc_file(tmp_path / "cut.mp4", aurora)
+
+
+def test_qc_file_applies_the_display_rotation_and_measures_mono_as_mono(aurora, tmp_path):
+    # phone footage: stored 160x90 with a 90-degree display matrix, shown 90x160; a mono soundtrack
+    t = np.arange(2 * SR) / SR
+    tone = (0.9 * np.sin(2 * np.pi * 997 * t)).astype(np.float32)
+    frames = stripes(AURORA_PALETTE, t=16).transpose(0, 2, 1, 3).copy()  # landscape 160x90
+    write_mp4(frames, 16, tmp_path / "flat.mp4")
+    (tmp_path / "tone.f32").write_bytes(tone.tobytes())
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", "90", "-i", str(tmp_path / "flat.mp4"),
+         "-f", "f32le", "-ar", str(SR), "-ac", "1", "-i", str(tmp_path / "tone.f32"),
+         "-c:v", "copy", "-c:a", "pcm_s16le", str(tmp_path / "phone.mov")],
+        check=True,
+    )  # fmt: skip
+    got = qc_file(tmp_path / "phone.mov", aurora)
+    assert (got.width, got.height) == (90, 160)  # not the stored picture squeezed into 160x90
+    assert got.check("aspect").status == "pass"  # 9:16 is one of the profile's ratios
+    # a 0.9 sine peaks at -0.92 dBFS: measured as mono (ffmpeg's stereo upmix would read -3.9)
+    assert got.true_peak == pytest.approx(20 * np.log10(0.9), abs=0.1)
+    assert got.loudness == pytest.approx(integrated_loudness(tone, SR), abs=0.2)
+    assert got.check("true_peak").status == "pass"  # -0.92 is under the -1 dBTP ceiling's 0.1 dB grace
 
 
 def test_cli_exit_codes(clips, tmp_path):

@@ -63,12 +63,13 @@ _TOLERANCE_LU = 0.2
 _MARGIN_DB = 0.5
 
 
-def load_audio(path: str | Path, sample_rate: int = 48000) -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = False) -> np.ndarray:
     """Decode the first audio stream of ``path`` to float32 ``(n, 2)`` at ``sample_rate``.
 
-    Mono is copied to both channels at full level; more than two channels are downmixed by
-    ffmpeg. Raises :class:`~brandstudio.errors.AssetError` if the file is missing, cannot
-    be decoded, or has no audio stream.
+    Mono is copied to both channels at full level (``keep_mono=True``: returned as ``(n, 1)``,
+    for measuring it as it is); more than two channels are downmixed by ffmpeg. Raises
+    :class:`~brandstudio.errors.AssetError` if the file is missing, cannot be decoded, or has
+    no audio stream.
     """
     from brandstudio.encode import ffmpeg_exe
 
@@ -91,7 +92,9 @@ def load_audio(path: str | Path, sample_rate: int = 48000) -> np.ndarray:
             file=str(path),
             fix="export the track again (WAV, FLAC, MP3, AAC/M4A or OGG)",
         )
-    mix = ["-af", "pan=stereo|c0=c0|c1=c0"] if re.search(r",\s*mono\b", streams[0]) else ["-ac", "2"]
+    mono = bool(re.search(r",\s*mono\b", streams[0]))
+    channels = 1 if mono and keep_mono else 2
+    mix = ["-ac", "1"] if channels == 1 else ["-af", "pan=stereo|c0=c0|c1=c0"] if mono else ["-ac", "2"]
     cmd = [
         exe, "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", *mix,
         "-ar", str(int(sample_rate)), "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1",
@@ -105,30 +108,38 @@ def load_audio(path: str | Path, sample_rate: int = 48000) -> np.ndarray:
             file=str(path),
             fix="export the track again (WAV, FLAC, MP3, AAC/M4A or OGG)",
         )
-    audio = data[: data.size // 2 * 2].reshape(-1, 2).astype(np.float32)
+    audio = data[: data.size // channels * channels].reshape(-1, channels).astype(np.float32)
     if not np.isfinite(audio).all():
         raise AssetError(f"the audio track {path.name} holds NaN/inf samples", file=str(path))
     return audio
 
 
-def _stereo(audio: np.ndarray) -> np.ndarray:
+def _channels(audio: np.ndarray) -> np.ndarray:
+    """``audio`` as float64 ``(n, 1)`` (mono) or ``(n, 2)``."""
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim == 1:
         audio = audio[:, None]
     if audio.ndim != 2 or audio.shape[1] not in (1, 2):
         raise ValueError(f"`audio` must have shape (n,), (n, 1) or (n, 2), got {audio.shape}")
+    return audio
+
+
+def _stereo(audio: np.ndarray) -> np.ndarray:
+    audio = _channels(audio)
     return np.repeat(audio, 2, axis=1) if audio.shape[1] == 1 else audio
 
 
 def integrated_loudness(audio: np.ndarray, sr: int) -> float:
     """Integrated loudness in LUFS (BS.1770-4 gating, via pyloudnorm); ``-inf`` for silence.
 
+    Mono (``(n,)`` or ``(n, 1)``) is measured as one channel, as BS.1770 and ffmpeg's
+    ``ebur128`` do (the same signal as dual-mono stereo measures 3 LU louder).
     Raises :class:`~brandstudio.errors.PostError` for audio shorter than 0.4 s (one
     gating block), which has no integrated loudness.
     """
     import pyloudnorm
 
-    audio = _stereo(audio)
+    audio = _channels(audio)
     if audio.shape[0] < int(np.ceil(MIN_LOUDNESS_SECONDS * sr)) + 1:
         raise PostError(
             f"integrated loudness needs at least {MIN_LOUDNESS_SECONDS} s of audio, "
@@ -156,8 +167,8 @@ def _oversampled_peaks(audio: np.ndarray) -> np.ndarray:
 
 
 def true_peak_db(audio: np.ndarray, sr: int) -> float:
-    """True peak in dBTP: the peak of ``audio`` oversampled 4x (BS.1770 style)."""
-    audio = _stereo(audio)
+    """True peak in dBTP: the peak of ``audio`` (mono or stereo) oversampled 4x (BS.1770 style)."""
+    audio = _channels(audio)
     peak = float(_oversampled_peaks(audio).max()) if audio.size else 0.0
     return float(20 * np.log10(peak)) if peak > 0 else float("-inf")
 
