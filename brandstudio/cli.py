@@ -144,6 +144,19 @@ def render(
     )
     for warning in result.warnings:  # e.g. a multi-shot continuation the model could not do
         err.print(f"[yellow]warning[/]: {escape(str(warning))}", highlight=False)
+    for v in result.safety:  # rules that warned, frames blurred (a blocking one stops the render)
+        what = f"{v.get('rule')} ({v.get('action')}) in {v.get('where')}"
+        err.print(f"[yellow]safety[/]: {escape(what)}: {escape(str(v.get('message') or v.get('matched')))}", highlight=False)
+    if result.qc:
+        colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(result.qc.get("status"), "dim")
+        flagged = [f"{k} {c.get('status')}" for k, c in (result.qc.get("checks") or {}).items()
+                   if c.get("status") in ("warn", "fail")]  # fmt: skip
+        err.print(
+            f"[{colour}]QC {str(result.qc.get('status')).upper()}[/] {result.qc.get('score')}"
+            + (f" ({escape(', '.join(flagged))})" if flagged else "")
+            + (f": {result.qc_report}" if result.qc_report else ""),
+            highlight=False,
+        )
     prov = result.provenance or {}
     if prov.get("signed"):
         err.print(f"[green]signed[/] C2PA, {prov.get('signer')} ({prov.get('alg')})", highlight=False)
@@ -164,12 +177,16 @@ def qc(
     from .profile.loader import load_profile
     from .qc import qc_file
 
+    if html_out is not None and html_out.is_dir():  # before the work, not after it
+        err.print(f"[bold red]error:[/] --html {html_out} is a folder; name a file, e.g. {html_out / 'qc.html'}")
+        raise typer.Exit(2)
     try:
         prof = load_profile(profile)
         with err.status(f"checking {clip.name} against {prof.name}…"):
             report = qc_file(clip, prof)
         if html_out is not None:
             write_text_atomic(html_out, report.to_html())
+            err.print(f"HTML report: {html_out}", highlight=False)
     except BrandStudioError as exc:
         _fail(exc)
     if as_json:

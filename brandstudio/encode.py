@@ -85,6 +85,10 @@ def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> P
         'hi\\n'
     """
     path = Path(path)
+    if path.is_dir():
+        raise EncodeError(
+            f"cannot write {path.name}: it is an existing folder", file=str(path), fix="name a file, not a folder"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path, ".part" + path.suffix)
     try:
@@ -121,6 +125,11 @@ def _fps_arg(fps: float) -> str:
 
 
 def _check_settings(path: Path, width: int, height: int, fps: float, crf: int, audio_bitrate: str) -> None:
+    if path.is_dir():
+        raise EncodeError(
+            f"cannot write the clip to {path.name}: it is an existing folder", file=str(path),
+            fix="name a file inside it, e.g. " + str(path / "clip.mp4"),
+        )  # fmt: skip
     if height % 2 or width % 2:
         raise EncodeError(
             f"H.264 with yuv420p needs even frame sizes, got {width}x{height}",

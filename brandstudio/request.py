@@ -67,6 +67,18 @@ class RenderRequest(BaseModel):
             parse_aspect(v)
         return v
 
+    @field_validator("output")
+    @classmethod
+    def _mp4(cls, v):
+        if v is not None:
+            if v.is_dir():
+                raise ValueError(f"`output` {str(v)!r} is an existing folder; name a file in it, e.g. {str(v / 'clip.mp4')!r}")
+            if v.suffix.lower() not in (".mp4", ".m4v"):
+                raise ValueError(
+                    f"`output` must name an .mp4 (or .m4v) file (the clip is H.264 + AAC in MP4), got {str(v)!r}"
+                )
+        return v
+
     @field_validator("resolution")
     @classmethod
     def _even(cls, v):
@@ -86,7 +98,7 @@ class RenderRequest(BaseModel):
         return self.model_copy(update={"seed": seed})
 
     def with_output(self, output: str | Path) -> RenderRequest:
-        return self.model_copy(update={"output": Path(output)})
+        return type(self).model_validate({**dict(self), "output": Path(output)})
 
     def with_preset(self, preset: str, memory: str | None = None) -> RenderRequest:
         """A copy with this speed preset (and memory plan, when given): ``req.with_preset("fast")``."""

@@ -249,6 +249,16 @@ CASES = [
     ),
     ("too-long", {}, dict(duration=30.0), RequestError, "output.duration", "brand.toml"),
     ("odd-resolution", {}, dict(resolution=129), RequestError, "resolution", None),
+    ("output-not-mp4", {}, dict(output="clip.webm"), RequestError, "output", None),
+    ("output-is-a-folder", {}, dict(output="."), RequestError, "output", None),
+    (
+        "cross-field-threshold",  # a check across fields names the field, not the whole section
+        dict(edit=lambda t: t + "\n[qc]\ndelta_e_fail = 10\n"),
+        {},
+        ProfileError,
+        "qc.delta_e_fail",
+        "brand.toml",
+    ),
     ("blocked-competitor", {}, dict(product="S t a r b u c k s blend"), SafetyViolation, "prompt", None),
     ("blocked-caption", {}, dict(tagline="Cures diabetes!"), SafetyViolation, "caption[1]", None),
     (
@@ -291,7 +301,7 @@ def test_bad_input(make_profile, tmp_path, case_id, profile_kw, render_kw, error
         )
     if file is not None:
         assert exc.file == file, f"{case_id}: file {exc.file!r}\n{text}"
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "{'" not in text  # no dump of a parsed section
     assert list(out.rglob("*")) == [], f"{case_id}: output written: {list(out.rglob('*'))}"
 
 

@@ -24,6 +24,8 @@ def test_render_prints_the_clip_path(tmp_path):
     info = probe(__import__("pathlib").Path(path))
     assert (info["width"], info["height"]) == (228, 128) and info["audio_codec"] == "aac"
     assert "unsigned" in res.output and "[provenance] cert/key" in res.output  # square brackets survive rich
+    qc = json.loads(__import__("pathlib").Path(path).with_suffix(".qc.json").read_text(encoding="utf-8"))
+    assert f"QC {qc['status'].upper()} {qc['score']}" in res.output  # the verdict is on the terminal too
 
 
 def test_render_json(tmp_path):
@@ -46,6 +48,13 @@ def test_errors_exit_2_without_traceback(tmp_path):
     assert list(tmp_path.iterdir()) == []
     res = runner.invoke(app, ["render", str(PROFILES / "aurora-coffee"), "product-hero", "-v", "productname"])
     assert res.exit_code == 2 and "NAME=VALUE" in res.output
+    # an output that is a folder, or not an MP4, is refused before any work
+    for target in (tmp_path, tmp_path / "clip.webm"):
+        res = runner.invoke(app, ["render", str(PROFILES / "aurora-coffee"), "product-hero", "-v", "product=X",
+                                  "-o", str(target)])  # fmt: skip
+        assert res.exit_code == 2 and "RequestError" in res.output and "output" in res.output, res.output
+        assert "Traceback" not in res.output and "rendered" not in res.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_profile_validate_show_schema(make_profile):

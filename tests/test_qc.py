@@ -267,6 +267,8 @@ def test_cli_exit_codes(clips, tmp_path):
     assert json.loads(bad.stdout)["checks"][0]["status"] == "fail"
     broken = runner.invoke(app, ["qc", str(d / "notes.mp4"), "-p", profile])
     assert broken.exit_code == 2 and "QCError" in broken.output and "Traceback" not in broken.output
+    folder = runner.invoke(app, ["qc", str(d / "on.mp4"), "-p", profile, "--html", str(tmp_path)])
+    assert folder.exit_code == 2 and "is a folder" in folder.output and "Traceback" not in folder.output
     no_profile = runner.invoke(app, ["qc", str(d / "on.mp4"), "-p", str(tmp_path / "nope")])
     assert no_profile.exit_code == 2 and "ProfileNotFound" in no_profile.output
 

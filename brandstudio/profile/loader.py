@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,21 +179,33 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+def _where(err: dict) -> str:
+    """The dotted field an error is about. A check across fields (a section's or the whole file's
+    validator) is reported at the section; its message names the field in backticks."""
+    where = _loc(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+    if isinstance(err.get("input"), dict) and (m := re.search(r"`([A-Za-z_][\w.]*)`", err["msg"])):
+        name = m[1]
+        return name if not where or name.startswith(where + ".") else f"{where}.{name}"
+    return where
+
+
 def _validation_error(exc: ValidationError, label: str) -> ProfileError:
     errors = exc.errors(include_url=False)
     lines = []
     for err in errors:
-        where = _loc(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+        where = _where(err)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling; see `brandstudio profile schema` for the allowed keys)"
         elif err["type"] == "missing":
             msg = "required key is missing"
-        else:
+        elif not isinstance(err.get("input"), dict):  # a whole section is no use to read back
             msg = f"{msg} (got {err.get('input')!r})"
         lines.append(f"  - {where or '<top level>'}: {msg}")
     first = errors[0]
-    first_loc = _loc(first["loc"])
+    first_loc = _where(first)
+    if isinstance(first.get("input"), dict):
+        first = {**first, "input": None}
     if first["type"] == "extra_forbidden":
         fix = f"remove `{first_loc}` or correct its name"
     elif first["type"] == "missing":
