@@ -114,18 +114,50 @@ def _timestamp(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def _cue_lines(text: str) -> str:
+    """A cue's text without blank lines (a blank line ends a cue in both formats)."""
+    return "\n".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
 def srt_text(cues: Sequence[Cue]) -> str:
-    """The SubRip (``.srt``) text of ``cues`` (times ``HH:MM:SS,mmm``)."""
+    """The SubRip (``.srt``) text of ``cues`` (times ``HH:MM:SS,mmm``).
+
+    SubRip has no escapes: an arrow ``-->`` in a caption (which players take for a timing
+    line) is written as ``→``.
+
+    Example:
+        >>> print(srt_text([Cue(0.0, 1.5, "A --> B")]))
+        1
+        00:00:00,000 --> 00:00:01,500
+        A → B
+        <BLANKLINE>
+    """
     blocks = [
-        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{c.text.strip()}\n"
+        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{_cue_lines(c.text).replace('-->', '→')}\n"
         for i, c in enumerate(cues, start=1)
     ]
     return "\n".join(blocks)
 
 
 def vtt_text(cues: Sequence[Cue]) -> str:
-    """The WebVTT (``.vtt``) text of ``cues`` (times ``HH:MM:SS.mmm``)."""
-    blocks = [f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{c.text.strip()}\n" for c in cues]
+    """The WebVTT (``.vtt``) text of ``cues`` (times ``HH:MM:SS.mmm``).
+
+    ``&``, ``<`` and ``>`` are written as character references, as WebVTT requires, so a
+    caption such as ``We <3 mornings`` shows as written instead of being read as a tag.
+
+    Example:
+        >>> print(vtt_text([Cue(0.0, 1.5, "We <3 R&D")]))
+        WEBVTT
+        <BLANKLINE>
+        00:00:00.000 --> 00:00:01.500
+        We &lt;3 R&amp;D
+        <BLANKLINE>
+    """
+
+    def escape(text: str) -> str:
+        return _cue_lines(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    blocks = [f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{escape(c.text)}\n" for c in cues]
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 

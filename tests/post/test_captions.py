@@ -10,6 +10,7 @@ from brandstudio.post.captions import (
     missing_glyphs,
     render_cue,
     srt_text,
+    vtt_text,
     wrap_text,
     write_srt,
     write_vtt,
@@ -133,6 +134,23 @@ def test_srt_and_vtt_sidecars(tmp_path):
     assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.srt", "c.vtt"]  # no temp files left
     assert srt_text([]) == ""
+
+
+def test_sidecars_keep_caption_text_literal():
+    """Markup-like text stays text: WebVTT gets character references, and neither format sees an
+    arrow or a blank line in a caption (one reads as a timing line, the other ends the cue)."""
+    import html
+    import re
+
+    cues = [Cue(0.0, 1.0, "We <3 R&D --> <b>now</b>"), Cue(1.0, 2.0, "line one\n\nline two")]
+    vtt = vtt_text(cues)
+    payloads = re.findall(r"--> \S+\n(.*?)\n(?:\n|$)", vtt, flags=re.S)
+    assert payloads == ["We &lt;3 R&amp;D --&gt; &lt;b&gt;now&lt;/b&gt;", "line one\nline two"]
+    assert html.unescape(payloads[0]) == cues[0].text  # what a player shows
+    assert vtt.count("-->") == 2 and "<" not in vtt
+    srt = srt_text(cues)
+    assert "We <3 R&D → <b>now</b>\n" in srt and srt.count("-->") == 2
+    assert srt.split("\n\n")[1].startswith("2\n")  # the blank line inside cue 2 is gone
 
 
 def test_cue_validation():
