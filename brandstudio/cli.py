@@ -61,7 +61,7 @@ QUIET_LOGGERS = (
 
 
 @app.callback()
-def _cli_logging() -> None:
+def _cli_setup(ctx: typer.Context) -> None:
     """Brand-consistent marketing video."""
     import logging
 
@@ -69,6 +69,24 @@ def _cli_logging() -> None:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:  # unless the user configured it
             logger.setLevel(logging.ERROR)
+    _exit_cleanly_on_sigterm(ctx)
+
+
+def _exit_cleanly_on_sigterm(ctx: typer.Context) -> None:
+    """A ``kill`` (SIGTERM, as job runners and ``timeout`` send) unwinds like Ctrl-C does: the
+    encoder's ffmpeg is stopped and the hidden partial files are removed, and the command exits
+    with status 143. Without this, Python dies at once and leaves both behind."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def terminate(signum, frame) -> None:
+        raise SystemExit(128 + signum)  # a BaseException: every `finally` / cleanup runs
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
 
 
 def _fail(exc: BrandStudioError) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers import PROFILES, probe
 from typer.testing import CliRunner
@@ -104,3 +105,29 @@ def test_cli_keeps_optional_libraries_import_notices_out_of_its_output():
     assert proc.returncode == 0, proc.stderr[-2000:]
     for noise in ("Unable to import `torchao` Tensor objects", "requires torchvision (not installed)"):
         assert noise not in proc.stderr
+
+
+def test_sigterm_during_encoding_leaves_nothing_behind(tmp_path):
+    """`kill` (SIGTERM) mid-render unwinds like Ctrl-C: ffmpeg is stopped, the hidden partial
+    files are removed, nothing appears at the output path, and the exit status is 143."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "brandstudio.cli", "render", str(PROFILES / "aurora-coffee"), "product-hero",
+           "-v", "product=Night Roast", "--duration", "2", "--resolution", "128", "-o", str(out / "clip.mp4")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        if out.is_dir() and any(p.name.endswith(".part.mp4") for p in out.iterdir()):
+            break  # ffmpeg is encoding
+        time.sleep(0.02)
+    assert proc.poll() is None, "the render ended before its encoder started"
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert list(out.iterdir()) == []  # no clip, no .part files
+    for pid in children:  # the encoder (and any other child) is gone
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
