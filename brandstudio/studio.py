@@ -269,7 +269,7 @@ class BrandStudio:
             )
             negative = compose_negative(rendered.negative, spec.prompt.negative)
             cues = rendered.scaled_cues(duration)
-            seed = req.seed if req.seed is not None else _derived_seed(req.template, rendered.variables)
+            seed = req.seed if req.seed is not None else _derived_seed(req.template, prompt, negative, rendered.shots)
             seed = scene.seed if scene and req.seed is None else seed
             shots = self._plan_shots(rendered, req, seed) if rendered.shots else None  # brandstudio.prompts.shots
             if shots is not None:  # a multi-shot clip lasts as long as its cut; cues run across it
@@ -842,6 +842,10 @@ class BrandStudio:
         return report
 
 
-def _derived_seed(template: str, variables: dict) -> int:
-    key = json.dumps([template, variables], sort_keys=True, default=str, ensure_ascii=False)
+def _derived_seed(template: str, prompt: str, negative: str, shots=()) -> int:
+    """The seed a request without one gets: from what the footage is made of (the template and
+    its final prompts), not from caption-only variables, so a new tagline reuses the footage
+    (and its scene-cache entry) instead of generating a different one."""
+    shot_prompts = [(s.prompt, s.scene, s.negative) for s in shots or ()]
+    key = json.dumps([template, prompt, negative, shot_prompts], default=str, ensure_ascii=False)
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % (2**31)

@@ -334,6 +334,18 @@ def test_render_twice_second_is_a_hit_with_identical_frames(tmp_path, small_auro
     assert studio.cache.stats()["entries"] == 1
 
 
+def test_a_new_caption_reuses_the_footage_without_a_seed(tmp_path, small_aurora, aurora_gen):
+    """No seed given: the default seed comes from the prompts, so changing only a caption
+    (tagline, call to action) is a cache hit on the same footage; a new product is new footage."""
+    studio = BrandStudio(small_aurora, output_dir=tmp_path, cache=tmp_path / "scenes", generator=aurora_gen)
+    kw = {"product": "Night Roast", "duration": 0.3, "resolution": 64, "aspect": "16:9"}
+    first = studio.render("product-hero", tagline="Roasted at dawn.", output=tmp_path / "a.mp4", **kw)
+    recaptioned = studio.render("product-hero", tagline="Slow mornings.", cta="Order now", output=tmp_path / "b.mp4", **kw)
+    assert (first.cache, recaptioned.cache) == ("miss", "hit") and first.seed == recaptioned.seed
+    other = studio.render("product-hero", output=tmp_path / "c.mp4", **{**kw, "product": "Winter Blend"})
+    assert other.cache == "miss" and other.seed != first.seed
+
+
 def test_cache_off_and_generators_without_identity_are_not_cached(tmp_path):
     kw = {"scene": "pour-over", "duration": 0.3, "resolution": 64}
     studio = BrandStudio(
