@@ -102,16 +102,29 @@ class Payload:
         return (open, (str(self.marker), "w"))
 
 
-def test_pickle_with_code_is_refused_and_never_run(tmp_path):
+class SystemPayload:
+    """The classic payload: ``os.system`` (torch reports a blocked module, not an unsupported global)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("payload", [Payload, SystemPayload])
+def test_pickle_with_code_is_refused_and_never_run(tmp_path, payload):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
     with open(path, "wb") as fh:
-        torch.save({"params": tiny_srvgg(2).state_dict(), "extra": Payload(marker)}, fh, pickle_module=pickle)
+        torch.save({"params": tiny_srvgg(2).state_dict(), "extra": payload(marker)}, fh, pickle_module=pickle)
     assert not marker.exists()
     with pytest.raises(AssetError, match="could run code") as err:
         load_state_dict(path)
     assert not marker.exists(), "the payload ran"
-    assert "safetensors" in err.value.fix
+    assert "safetensors" in err.value.fix and "download" not in err.value.fix
 
 
 @pytest.mark.parametrize(
@@ -137,6 +150,18 @@ def test_other_state_dicts_are_refused(tmp_path):
     torch.save({"params": {"fc.weight": torch.zeros(2, 2)}}, other)
     with pytest.raises(AssetError, match="fit no known upscaler"):
         inspect_weights(other)
+    # a grey-scale model: valid keys, but the frames are RGB
+    grey = tmp_path / "grey.safetensors"
+    save_file(SRVGGNetCompact(num_in_ch=1, num_out_ch=1, num_feat=8, num_conv=2, upscale=2).state_dict(), str(grey))
+    with pytest.raises(AssetError, match=r"reads 1 colour channel\(s\).*RGB"):
+        inspect_weights(grey)
+    # one inner layer of the wrong shape: named, with both shapes, before any render
+    state = tiny_srvgg(2).state_dict()
+    state["body.2.weight"] = torch.zeros(state["body.2.weight"].shape[0], 5, 3, 3)
+    bent = tmp_path / "bent.safetensors"
+    save_file(state, str(bent))
+    with pytest.raises(AssetError, match=r"body\.2\.weight has shape \[\d+, 5, 3, 3\], the srvgg architecture needs"):
+        inspect_weights(bent)
 
 
 def test_upscale_registry_uses_the_model_then_lanczos_to_the_exact_size(tmp_path):
@@ -199,6 +224,10 @@ def test_profile_refuses_unsafe_weights_and_reads_the_env_path(make_profile, tmp
     with pytest.raises(AssetError) as err:
         load_profile(root)
     assert err.value.field == "upscale.weights" and not marker.exists()
+    bin_root = make_profile(edit=(lambda t: t + '\n[upscale]\nmethod = "realesrgan"\nweights = "models/x.bin"\n'),
+                            files={"models/x.bin": b"x"}, name="bin")  # fmt: skip
+    with pytest.raises(AssetError, match=r"loads `upscale.weights` as .safetensors, .pth, .pt because"):
+        load_profile(bin_root)
 
     good = tmp_path / "user" / "x2.safetensors"
     good.parent.mkdir()
@@ -206,6 +235,9 @@ def test_profile_refuses_unsafe_weights_and_reads_the_env_path(make_profile, tmp
     root = make_profile(edit=lambda t: t + '\n[upscale]\nmethod = "realesrgan"\n', name="env")
     monkeypatch.delenv("BRANDSTUDIO_SR_WEIGHTS", raising=False)
     with pytest.raises(AssetError, match="no weights"):
+        load_profile(root)
+    monkeypatch.setenv("BRANDSTUDIO_SR_WEIGHTS", str(good.with_name("typo.pth")))
+    with pytest.raises(AssetError, match="typo.pth', which does not exist"):
         load_profile(root)
     monkeypatch.setenv("BRANDSTUDIO_SR_WEIGHTS", str(good))
     prof = load_profile(root)

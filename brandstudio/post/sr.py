@@ -234,6 +234,30 @@ def _shapes(state: dict) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) if hasattr(v, "shape") else tuple(v) for k, v in state.items()}
 
 
+def _rgb(channels: int, verb: str) -> None:
+    if channels != 3:
+        raise ValueError(
+            f"a model that {verb} {channels} colour channel(s); brandstudio upscales RGB frames (3 in, 3 out)"
+        )
+
+
+def check_shapes(spec: SRSpec, shapes: dict) -> None:
+    """Raise ``ValueError`` naming the first key that the architecture ``spec`` lacks, does
+    not expect, or holds in another shape than ``shapes`` (``{key: shape}``); no weights are made."""
+    with torch.device("meta"):
+        want = {k: tuple(v.shape) for k, v in build(spec).state_dict().items()}
+    for key, shape in want.items():
+        if key not in shapes:
+            raise ValueError(f"the key {key} (shape {list(shape)}) is missing")
+        if tuple(shapes[key]) != shape:
+            raise ValueError(
+                f"{key} has shape {list(shapes[key])}, the {spec.arch} architecture needs {list(shape)}"
+            )
+    extra = sorted(set(shapes) - set(want))
+    if extra:
+        raise ValueError(f"unexpected key(s) {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}")
+
+
 def detect(state: dict) -> SRSpec:
     """The architecture and its sizes from a state dict (or a ``{key: shape}`` dict).
 
@@ -259,11 +283,11 @@ def detect(state: dict) -> SRSpec:
                 "an RRDBNet state dict whose body.N.rdbM blocks are missing or not numbered 0..N-1"
             )
         num_grow_ch = shapes["body.0.rdb1.conv1.weight"][0]
-        for num_in_ch in (3, num_out_ch):  # RGB in, or as many channels in as out
-            for factor, scale in ((1, 4), (4, 2), (16, 1)):  # x2 / x1 pixel-unshuffle by 2 / 4
-                if in_ch == num_in_ch * factor:
-                    return SRSpec("rrdb", scale, num_in_ch, num_out_ch, num_feat, len(blocks), num_grow_ch)
-        raise ValueError(f"an RRDBNet whose conv_first reads {in_ch} channels (expected 3, 12 or 48)")
+        _rgb(num_out_ch, "makes")
+        for factor, scale in ((1, 4), (4, 2), (16, 1)):  # x2 / x1 pixel-unshuffle by 2 / 4
+            if in_ch == 3 * factor:
+                return SRSpec("rrdb", scale, 3, num_out_ch, num_feat, len(blocks), num_grow_ch)
+        raise ValueError(f"an RRDBNet whose conv_first reads {in_ch} channels (expected 3, 12 or 48: RGB)")
     if "body.0.weight" in shapes and len(shapes["body.0.weight"]) == 4:
         convs = sorted(int(m.group(1)) for k in shapes if (m := re.match(r"body\.(\d+)\.weight$", k)))
         last = convs[-1]
@@ -277,13 +301,13 @@ def detect(state: dict) -> SRSpec:
             )
         num_conv = (last - 2) // 2
         out = shapes[f"body.{last}.weight"][0]
-        for num_out_ch in (num_in_ch, 3, 1):
-            scale = math.isqrt(out // num_out_ch) if out % num_out_ch == 0 else 0
-            if scale >= 1 and scale * scale * num_out_ch == out:
-                return SRSpec(
-                    "srvgg", scale, num_in_ch, num_out_ch, num_feat, num_conv=num_conv, act_type="prelu"
-                )
-        raise ValueError(f"an SRVGGNetCompact whose last conv makes {out} channels (expected 3 x scale²)")
+        _rgb(num_in_ch, "reads")
+        scale = math.isqrt(out // 3) if out % 3 == 0 else 0
+        if scale >= 1 and scale * scale * 3 == out:
+            return SRSpec("srvgg", scale, 3, 3, num_feat, num_conv=num_conv, act_type="prelu")
+        raise ValueError(
+            f"an SRVGGNetCompact whose last conv makes {out} channels (expected 3 x scale²: RGB)"
+        )
     if any(k.startswith("model.") for k in shapes):
         raise ValueError(
             "the old ESRGAN key layout (model.0.weight, ...); convert it to the BasicSR layout "
@@ -373,8 +397,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         lines = [
             ln.strip()
             for ln in str(exc).splitlines()
-            if "Unsupported global" in ln or "Unsupported class" in ln
-        ]
+            if "unsupported global" in ln.lower() or "unsupported class" in ln.lower()
+        ]  # torch 2.13: "Unsupported global: ..." or, for os/sys/..., "unsupported GLOBAL posix.system ... blocked"
         if not lines:  # weights_only's unpickler met bytes it cannot read: not a pickle at all
             raise _refuse(path, "not a readable torch file (bad pickle data)", "download it again") from None
         raise _refuse(
@@ -415,7 +439,9 @@ def inspect_weights(path: str | Path) -> SRSpec:
     else:
         shapes = _shapes(load_state_dict(path))
     try:
-        return detect(shapes)
+        spec = detect(shapes)
+        check_shapes(spec, shapes)
+        return spec
     except ValueError as exc:
         raise _refuse(
             path,
@@ -429,12 +455,13 @@ def _cached_model(path: str, size: int, mtime_ns: int, device: str, dtype: str) 
     state = load_state_dict(path)
     try:
         spec = detect(state)
+        check_shapes(spec, _shapes(state))
         model = build(spec)
         model.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError) as exc:
         raise _refuse(
             Path(path),
-            f"the weights do not fit the detected architecture: {str(exc).splitlines()[0][:300]}",
+            f"the weights do not fit the detected architecture: {' '.join(str(exc).split())[:400]}",
             "use unmodified Real-ESRGAN weights",
         ) from None
     model = model.eval().requires_grad_(False).to(device=device, dtype=getattr(torch, dtype))

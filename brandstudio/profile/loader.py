@@ -257,9 +257,11 @@ def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[
         )
     suffix = path.suffix.lower()
     if suffix in _PICKLE_SUFFIXES and suffix not in suffixes:  # unless the field reads it weights_only
+        also = [x for x in suffixes if x != ".safetensors"]
+        only = f"as {', '.join(['.safetensors', *also])}" if also else "from safetensors only"
         raise AssetError(
-            f"{rel!r} is a pickle-based weight file; brandstudio loads weights from safetensors only "
-            "because pickle files can run arbitrary code",
+            f"{rel!r} is a pickle-based weight file; brandstudio loads `{field_name}` {only} "
+            "because other pickle files can run arbitrary code",
             profile=label,
             file=rel,
             field=field_name,
@@ -380,8 +382,13 @@ def _env_sr_weights(label: str) -> Asset:
         )
     path = Path(env).expanduser().resolve()
     if path.suffix.lower() not in _SR_SUFFIXES or not path.is_file():
+        why = (
+            "which does not exist"
+            if path.suffix.lower() in _SR_SUFFIXES
+            else "which is not a .safetensors/.pth file"
+        )
         raise AssetError(
-            f"$BRANDSTUDIO_SR_WEIGHTS names {env!r}, which is not a .safetensors/.pth file",
+            f"$BRANDSTUDIO_SR_WEIGHTS names {env!r}, {why}",
             profile=label,
             field="upscale.weights",
             value=env,
@@ -397,7 +404,9 @@ def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str,
         wanted.append(("colour.lut", spec.colour.lut, (".cube",), _check_lut))
     wanted.append(("captions.font", spec.captions.font, (".ttf", ".otf", ".ttc"), _check_font))
     if spec.colour.reference:
-        wanted.append(("colour.reference", spec.colour.reference, (".png", ".jpg", ".jpeg", ".webp"), _check_reference))
+        wanted.append(
+            ("colour.reference", spec.colour.reference, (".png", ".jpg", ".jpeg", ".webp"), _check_reference)
+        )
     if spec.upscale.method == "realesrgan" and spec.upscale.weights:
         wanted.append(("upscale.weights", spec.upscale.weights, _SR_SUFFIXES, _check_sr_weights))
     if spec.logo:
