@@ -335,6 +335,7 @@ class BrandStudio:
         if spec.audio or voice:
             with timer.stage("music"):
                 audio, music = self._music(n_out / fps, seed, music_mood, voice)
+                warnings += self._loudness_warning(audio)
 
         # 7. post + encode, streamed: chunks of frames go through the chain into ffmpeg while observers
         #    (the QC sampler) see each one; MP4 with the region's machine-readable AI marks, and sidecars,
@@ -709,6 +710,24 @@ class BrandStudio:
         )  # fmt: skip
         info["duck_db"] = a.duck_db
         return mix.audio, info
+
+    def _loudness_warning(self, audio) -> list[str]:
+        """A warning when the soundtrack misses the profile's loudness target by more than the QC
+        tolerance (a true-peak ceiling too low for the target leaves the limiter no room)."""
+        from .post.music import MIN_LOUDNESS_SECONDS, integrated_loudness
+
+        a, tol = self.profile.spec.audio, self.profile.spec.qc.loudness_tolerance
+        sr, target = (a.sample_rate, a.loudness) if a else (48000, -14.0)
+        if audio is None or len(audio) <= MIN_LOUDNESS_SECONDS * sr:
+            return []
+        got = integrated_loudness(audio, sr)
+        if abs(got - target) <= tol:
+            return []
+        ceiling = a.true_peak if a else -1.0
+        return [
+            f"the soundtrack measures {got:.1f} LUFS, not the profile's {target:g} LUFS "
+            f"(true-peak ceiling {ceiling:g} dBTP): raise audio.true_peak or lower audio.loudness"
+        ]
 
     def _voiceover(self, path: Path, duration: float):
         """Decode a voice-over at the profile's sample rate (checked before anything is generated);

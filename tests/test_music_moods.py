@@ -260,6 +260,21 @@ def test_delivered_soundtracks_are_the_tracks_at_the_target(renders):
         assert r.qc["checks"]["loudness"]["status"] == "pass"
 
 
+def test_delivered_soundtracks_have_no_loudness_warning(renders):
+    assert all(not any("LUFS" in w for w in r.warnings) for r in renders.values())
+
+
+def test_an_unreachable_loudness_target_is_a_render_warning(make_profile, tmp_path):
+    """-10 LUFS under a -9 dBTP ceiling cannot be met: the clip is delivered, and says so."""
+    root = make_profile(edit=lambda t: t.replace("loudness = -14.0\ntrue_peak = -1.0", "loudness = -10.0\ntrue_peak = -9.0")
+                        .replace('nsfw = "block"', 'nsfw = "off"'))  # fmt: skip
+    r = BrandStudio(root, output_dir=tmp_path, generator=FlatGenerator(), cache=False).render("product-hero", **KW)
+    measured = ebur128(r.path)["integrated"]
+    assert measured < -11  # the limiter held the ceiling
+    [warning] = [w for w in r.warnings if "LUFS" in w]
+    assert "not the profile's -10 LUFS" in warning and "audio.true_peak" in warning
+
+
 def test_unknown_mood_in_a_render_is_a_clear_error_before_anything_runs(tmp_path):
     gen = FlatGenerator()
     studio = BrandStudio(PROFILES / "aurora-coffee", output_dir=tmp_path, generator=gen, cache=False)
