@@ -111,7 +111,29 @@ def load_audio(path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = 
     audio = data[: data.size // channels * channels].reshape(-1, channels).astype(np.float32)
     if not np.isfinite(audio).all():
         raise AssetError(f"the audio track {path.name} holds NaN/inf samples", file=str(path))
+    want = _stated_audio_seconds(path)
+    if want:  # a truncated download decodes (with errors ffmpeg only logs) to less than its header says
+        got = audio.shape[0] / sample_rate
+        if got < 0.9 * want - 0.1:
+            raise AssetError(
+                f"the audio track {path.name} is damaged or truncated: it decodes to {got:.2f} s of "
+                f"the {want:.2f} s its header states",
+                file=str(path),
+                fix="export or download the track again",
+            )
     return audio
+
+
+def _stated_audio_seconds(path: Path) -> float | None:
+    """The length of the first audio stream as its container states it (PyAV), if it states one."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            return float(stream.duration * stream.time_base) if stream.duration else None
+    except Exception:  # noqa: BLE001 - unknown is fine: ffmpeg already decoded the file
+        return None
 
 
 def _channels(audio: np.ndarray) -> np.ndarray:

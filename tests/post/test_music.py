@@ -144,3 +144,20 @@ def test_load_audio_errors(tmp_path):
     silent_video = write_mp4(np.zeros((4, 16, 16, 3), np.uint8), 4, tmp_path / "v.mp4")
     with pytest.raises(AssetError, match="no audio stream"):
         load_audio(silent_video, 48000)
+
+
+def test_load_audio_refuses_a_truncated_track_but_not_a_short_soundtrack(tmp_path):
+    track = sorted(PROFILES.glob("*/music/*.m4a"))[0]
+    data = track.read_bytes()
+    (tmp_path / "cut.m4a").write_bytes(data[: len(data) // 3])  # a download cut short (moov first)
+    with pytest.raises(AssetError, match=r"damaged or truncated: it decodes to [\d.]+ s of the [\d.]+ s"):
+        load_audio(tmp_path / "cut.m4a", 48000)
+    import subprocess
+
+    from brandstudio.encode import ffmpeg_exe
+
+    # a 3 s clip whose soundtrack is 1 s long is fine: the audio stream says 1 s, the file 3 s
+    short = tmp_path / "s.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=c=black:s=32x32:d=3", "-f", "lavfi",
+                    "-i", "sine=f=440:d=1", "-c:v", "libx264", "-c:a", "aac", str(short)], check=True)  # fmt: skip
+    assert abs(load_audio(short, 48000).shape[0] - 48000) < 2048
