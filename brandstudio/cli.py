@@ -133,6 +133,7 @@ def render(
     from .studio import BrandStudio
 
     overrides = {"output.reframe": reframe, "colour.match": match, "upscale.method": upscaler}
+    options = {"output.reframe": "--reframe", "colour.match": "--match", "upscale.method": "--upscaler"}
     try:
         studio = BrandStudio(profile, output_dir=output_dir, device=device, overrides=overrides)
         with err.status(f"rendering {template} for {studio.profile.name}…"):
@@ -150,6 +151,11 @@ def render(
                 **_parse_vars(var),
             )
     except BrandStudioError as exc:
+        if exc.field in options and overrides.get(exc.field) is not None:  # the option's value, not the profile
+            exc.message = f"{options[exc.field]} {overrides[exc.field]!r}: {exc.message}"
+            exc.fix = f"pass a valid {options[exc.field]} (brandstudio render --help lists the values)"
+        elif exc.fix and "help(BrandStudio.render)" in exc.fix:
+            exc.fix = "see brandstudio render --help for the accepted values"
         _fail(exc)
     if as_json:
         print(result.to_json())

@@ -56,6 +56,11 @@ def test_errors_exit_2_without_traceback(tmp_path):
         assert res.exit_code == 2 and "RequestError" in res.output and "output" in res.output, res.output
         assert "Traceback" not in res.output and "rendered" not in res.output
     assert list(tmp_path.iterdir()) == []
+    # a bad option value is the option's fault, not brand.toml's
+    res = runner.invoke(app, ["render", str(PROFILES / "aurora-coffee"), "product-hero", "-v", "product=X",
+                              "--upscaler", "foo"])  # fmt: skip
+    assert res.exit_code == 2 and "--upscaler 'foo'" in res.output and "lanczos" in res.output
+    assert "brand.toml is invalid" not in res.output and "file:    brand.toml" not in res.output
 
 
 def test_profile_validate_show_schema(make_profile):

@@ -94,6 +94,18 @@ class BrandProfile:
         try:
             spec = BrandProfileSpec.model_validate(data)
         except ValidationError as exc:
+            for err in exc.errors(include_url=False):  # the override's own value, not brand.toml, is wrong
+                where = _where(err)
+                name = next((n for n in overrides if overrides[n] is not None and where.startswith(n)), None)
+                if name is not None:
+                    msg = err["msg"].removeprefix("Value error, ")
+                    raise ProfileError(
+                        f"the override `{name}` = {overrides[name]!r} is invalid: {msg}",
+                        profile=self.id,
+                        field=name,
+                        value=overrides[name],
+                        fix=f"pass a value `{name}` accepts (brand.toml is unchanged and fine)",
+                    ) from None
             raise _validation_error(exc, self.id) from None
         assets = _resolve_assets(self.root, spec, self.id)
         return BrandProfile(self.root, spec, MappingProxyType(assets), _fingerprint(spec, assets))
