@@ -252,6 +252,14 @@ CASES = [
     ("output-not-mp4", {}, dict(output="clip.webm"), RequestError, "output", None),
     ("output-is-a-folder", {}, dict(output="."), RequestError, "output", None),
     (
+        "capitalised-mood",  # one problem, at the table's field (not "tracks[0].str: not a string")
+        dict(edit=lambda t: t.replace('mood = "calm"', 'mood = "Calm"', 1)),
+        {},
+        ProfileError,
+        "audio.tracks[0].mood",
+        "brand.toml",
+    ),
+    (
         "cross-field-threshold",  # a check across fields names the field, not the whole section
         dict(edit=lambda t: t + "\n[qc]\ndelta_e_fail = 10\n"),
         {},

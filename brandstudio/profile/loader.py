@@ -191,10 +191,33 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+_TYPE_TAGS = {"str", "int", "float", "bool", "none", "list", "dict", "tuple"}
+
+
+def _is_tag(part) -> bool:
+    """A union member's tag in a pydantic location (``str``, ``MusicTrack``, ``function-after[...]``),
+    not a key of brand.toml (keys are snake_case)."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or part[:1].isupper() or part.startswith("function-"))
+
+
+def _union_noise(errors: list[dict]) -> list[dict]:
+    """Drop the errors of a union's other members: for ``tracks = [{file, mood = "Calm"}]`` pydantic
+    also says the entry is not a ``str``; only the table's own problem helps."""
+    keep = []
+    for err in errors:
+        loc = err["loc"]
+        if loc and loc[-1] in _TYPE_TAGS and any(
+            o is not err and o["loc"][: len(loc) - 1] == loc[:-1] and len(o["loc"]) >= len(loc) for o in errors
+        ):
+            continue
+        keep.append(err)
+    return keep or errors
+
+
 def _where(err: dict) -> str:
     """The dotted field an error is about. A check across fields (a section's or the whole file's
     validator) is reported at the section; its message names the field in backticks."""
-    where = _loc(tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))))
+    where = _loc(tuple(p for p in err["loc"] if not _is_tag(p)))
     if isinstance(err.get("input"), dict) and (m := re.search(r"`([A-Za-z_][\w.]*)`", err["msg"])):
         name = m[1]
         return name if not where or name.startswith(where + ".") else f"{where}.{name}"
@@ -202,7 +225,7 @@ def _where(err: dict) -> str:
 
 
 def _validation_error(exc: ValidationError, label: str) -> ProfileError:
-    errors = exc.errors(include_url=False)
+    errors = _union_noise(exc.errors(include_url=False))
     lines = []
     for err in errors:
         where = _where(err)
