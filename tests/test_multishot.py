@@ -166,6 +166,19 @@ def test_image_only_model_is_refused_before_generating():
     assert "TI2V" in exc.value.fix and calls == []
 
 
+@pytest.mark.parametrize("duration", [None, 2.3, 3.0, 5.0, 12.0])
+def test_a_scaled_cut_lasts_exactly_the_requested_frames(duration):
+    """Shot boundaries are rounded on the timeline, so rounding never loses or adds a frame
+    (2 s + 2 s - 0.5 s + 1.5 s at 3 s used to come out at 47 frames, 2.94 s)."""
+    shots = (RenderedShot("a", None, "", 2.0, "cut", 0.0, False),
+             RenderedShot("b", None, "", 2.0, "crossfade", 0.5, False),
+             RenderedShot("c", None, "", 1.5, "cut", 0.0, False))  # fmt: skip
+    plan = plan_shots(shots, template="t", path="t.toml", nominal=5.0, fps=16, duration=duration, clip_seed=1,
+                      seed_given=False, compose=str, negative=str, scene=None)  # fmt: skip
+    assert plan.frames == round((duration or 5.0) * 16)
+    assert plan.duration == pytest.approx(round((duration or 5.0) * 16) / 16)
+
+
 def test_scene_shot_uses_the_scene_seed_and_the_prewarmed_length():
     shots = (RenderedShot("", "pour-over", "", 1.0, "cut", 0.0, False),
              RenderedShot("b", None, "", 0.5, "crossfade", 0.25, False))  # fmt: skip

@@ -328,9 +328,16 @@ def plan_shots(
     scale = duration / nominal if duration else 1.0
     planned: list[PlannedShot] = []
     start_frame = 0
+    prev_end = 0.0  # seconds (unscaled) on the cut's timeline
+    frame = lambda t: round(t * scale * fps)  # noqa: E731 - a time on the timeline, in frames
     for i, s in enumerate(shots):
-        n = round(s.duration * scale * fps)
-        k = round(s.crossfade * scale * fps) if s.transition == "crossfade" else 0
+        # shot boundaries are rounded on the timeline, not each length on its own, so the cut lasts
+        # exactly round(duration * fps) frames (47 + 1 lost to rounding made a 3 s clip 2.94 s)
+        overlap = s.crossfade if s.transition == "crossfade" and planned else 0.0
+        start, end = prev_end - overlap, prev_end - overlap + s.duration
+        n = frame(end) - frame(start)
+        k = frame(prev_end) - frame(start) if s.transition == "crossfade" else 0
+        prev_end = end
         prev_n = planned[-1].frames if planned else 0
         prev_k = planned[-1].crossfade_frames if planned else 0
         if n < 1:
