@@ -505,12 +505,7 @@ def display_rotation(path: str | Path) -> int:
     Phone footage is often stored landscape with a 90-degree display matrix. ffmpeg rotates
     such frames when it decodes them, so a reader must expect the rotated size.
     """
-    out = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stderr
+    out = ffmpeg_info(path)
     video = out.split("Video:", 1)[1] if "Video:" in out else ""
     m = re.search(r"rotation of (-?[\d.]+) degrees", video) or re.search(
         r"^\s*rotate\s*:\s*(-?[\d.]+)", video, re.M
@@ -518,13 +513,15 @@ def display_rotation(path: str | Path) -> int:
     return int(round(float(m[1]))) % 360 if m else 0
 
 
-def _probe_ffmpeg(path: Path) -> dict:
-    out = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
+def ffmpeg_info(path: str | Path) -> str:
+    """What ``ffmpeg -i path`` says about a file (its stderr: streams, duration, tags)."""
+    return subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, check=False
     ).stderr
+
+
+def _probe_ffmpeg(path: Path) -> dict:
+    out = ffmpeg_info(path)
     info: dict = {
         "video_codec": None, "pix_fmt": None, "width": None, "height": None, "fps": None, "frames": None,
         "video_duration": None, "duration": None, "has_audio": False, "audio_codec": None, "sample_rate": None, "metadata": {},

@@ -71,7 +71,7 @@ def load_audio(path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = 
     :class:`~brandstudio.errors.AssetError` if the file is missing, cannot be decoded, or has
     no audio stream.
     """
-    from brandstudio.encode import ffmpeg_exe
+    from brandstudio.encode import ffmpeg_exe, ffmpeg_info
 
     path = Path(path)
     if not path.is_file():
@@ -81,9 +81,7 @@ def load_audio(path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = 
             fix="check the audio.tracks paths in brand.toml",
         )
     exe = ffmpeg_exe()
-    info = subprocess.run(
-        [exe, "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, check=False
-    ).stderr
+    info = ffmpeg_info(path)
     streams = re.findall(r"Stream #\S+.*?: Audio: (.*)", info)
     if not streams:
         why = "it has no audio stream" if "Stream #" in info else "it is not a media file ffmpeg can read"
