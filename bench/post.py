@@ -167,7 +167,7 @@ def ffmpeg_inputs(workdir: Path) -> list[str]:
     import colour
     from PIL import Image
 
-    from brandstudio.encode import ffmpeg_exe
+    from brandstudio.media import ffmpeg_exe
     from brandstudio.post.captions import render_cue
     from brandstudio.post.grade import read_lut
 
@@ -288,7 +288,7 @@ def main() -> None:
         return
 
     from brandstudio import load_profile
-    from brandstudio.post.music import fit_music, load_audio
+    from brandstudio.audio.music import fit_music, load_audio
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -9,43 +9,22 @@ Example:
 
 from __future__ import annotations
 
-from .errors import (
-    AssetError,
-    BrandStudioError,
-    EncodeError,
-    GenerationError,
-    LoRAError,
-    MissingDependency,
-    PostError,
-    ProfileError,
-    ProfileNotFound,
-    RequestError,
-    SafetyViolation,
-    TemplateError,
-)
-from .profile.loader import BrandProfile, load_profile
+from . import errors
+from ._version import __version__
+from .errors import *  # noqa: F403 - the whole error tree is public (errors.__all__)
+from .profile import BrandProfile, load_profile
+from .progress import Progress, tqdm_progress
 from .request import RenderRequest, RenderResult
 from .studio import BrandStudio
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "AssetError",
     "BrandProfile",
     "BrandStudio",
-    "BrandStudioError",
-    "EncodeError",
-    "GenerationError",
-    "LoRAError",
-    "MissingDependency",
-    "PostError",
-    "ProfileError",
-    "ProfileNotFound",
+    "Progress",
     "RenderRequest",
     "RenderResult",
-    "RequestError",
-    "SafetyViolation",
-    "TemplateError",
     "__version__",
     "load_profile",
+    "tqdm_progress",
+    *errors.__all__,
 ]

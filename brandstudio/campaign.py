@@ -98,8 +98,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._toml import read_toml_model
 from .errors import BrandStudioError, CampaignError
+from .files import read_toml_model, sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from .request import RenderRequest, RenderResult
@@ -512,14 +512,6 @@ def read_manifest(path: str | Path) -> dict[str, dict]:
     return last
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _is_done(rec: dict | None, job: Job) -> bool:
     """Recorded done, and the clip is where the record says with the recorded content.
 
@@ -539,7 +531,7 @@ def _is_done(rec: dict | None, job: Job) -> bool:
             return False
     if not job.output.is_file():
         return False
-    return rec.get("sha256") == _sha256(job.output)
+    return rec.get("sha256") == sha256_file(job.output)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -839,7 +831,7 @@ def execute_job(
     t0 = time.perf_counter()
     try:
         result = _render_job(studio, job, on_stage or (lambda stage: None))
-        digest, size = _sha256(job.output), job.output.stat().st_size
+        digest, size = sha256_file(job.output), job.output.stat().st_size
         if job.url:
             publish(job)
     except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the rest

@@ -197,7 +197,7 @@ def qc(
     html_out: Path | None = typer.Option(None, "--html", help="also write the HTML report here"),
 ) -> None:
     """Check a clip against a brand profile: palette ΔE, flicker, loudness. Exit 1 if it fails."""
-    from .encode import write_text_atomic
+    from .files import write_text_atomic
     from .profile.loader import load_profile
     from .qc import qc_file
 

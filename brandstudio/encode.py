@@ -1,4 +1,4 @@
-"""Writing the delivered MP4 (H.264 + AAC), atomically; sidecar text files; probing.
+"""Writing the delivered MP4 (H.264 + AAC), atomically.
 
 :func:`write_mp4` pipes raw RGB frames straight into the ffmpeg binary that ships with
 ``imageio-ffmpeg`` (the same binary moviepy uses) rather than going through
@@ -26,7 +26,8 @@ new file or untouched.
 
 Example:
     >>> import numpy as np, tempfile, os
-    >>> from brandstudio.encode import write_mp4, probe
+    >>> from brandstudio.encode import write_mp4
+    >>> from brandstudio.media import probe
     >>> out = write_mp4(np.zeros((8, 32, 48, 3), np.uint8), 8, os.path.join(tempfile.mkdtemp(), "a.mp4"))
     >>> info = probe(out)
     >>> info["video_codec"], info["width"], info["height"], info["has_audio"]
@@ -45,62 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
-from brandstudio.errors import EncodeError
-from brandstudio.frames import check_frames
+from .errors import EncodeError
+from .files import temp_path
+from .frames import check_frames
+from .media import ffmpeg_exe
 
-__all__ = ["Mp4Writer", "ffmpeg_exe", "probe", "write_mp4", "write_text_atomic"]
-
-
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary bundled with imageio-ffmpeg."""
-    try:
-        import imageio_ffmpeg
-    except ImportError:  # pragma: no cover - a core dependency
-        from brandstudio.errors import MissingDependency
-
-        raise MissingDependency(
-            "encoding needs the package `imageio-ffmpeg` (it ships the ffmpeg binary), which is not installed",
-            fix="pip install imageio-ffmpeg (a core dependency: reinstalling brandstudio brings it back)",
-        ) from None
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _temp_path(path: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    # mkstemp makes 0600; a delivered file gets the usual permissions (0666 less the umask)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
-
-
-def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (temp file in the same directory + ``os.replace``).
-
-    Example:
-        >>> import tempfile, os
-        >>> p = write_text_atomic(os.path.join(tempfile.mkdtemp(), "a.srt"), "hi\\n")
-        >>> p.read_text()
-        'hi\\n'
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise EncodeError(
-            f"cannot write {path.name}: it is an existing folder", file=str(path), fix="name a file, not a folder"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path, ".part" + path.suffix)
-    try:
-        with open(tmp, "w", encoding=encoding, newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["Mp4Writer", "write_mp4"]
 
 
 #: tags ffmpeg's MP4 muxer writes as iTunes-style atoms; any other key needs QuickTime ``mdta`` keys
@@ -264,7 +215,7 @@ class Mp4Writer:
             raise EncodeError(f"{self.path.name}: this Mp4Writer was already opened", file=str(self.path))
         s = self._settings
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp_video = _temp_path(self.path, ".part.mp4")
+        self._tmp_video = temp_path(self.path, ".part.mp4")
         try:
             cmd = [
                 ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostdin",
@@ -272,7 +223,7 @@ class Mp4Writer:
                 "-framerate", _fps_arg(self.fps), "-i", "pipe:0",
             ]  # fmt: skip
             if self._audio is not None:
-                self._tmp_audio = _temp_path(self.path, ".part.f32")
+                self._tmp_audio = temp_path(self.path, ".part.f32")
                 self._audio.tofile(self._tmp_audio)
                 cmd += ["-f", "f32le", "-ar", str(s["sample_rate"]), "-ac", "2", "-i", str(self._tmp_audio)]
             cmd += [
@@ -459,88 +410,3 @@ def write_mp4(
     return path
 
 
-def probe(path: str | Path) -> dict:
-    """Describe a media file: codecs, size, fps, duration, frame count, audio, tags.
-
-    Uses PyAV when it is installed, else parses ``ffmpeg -i``. Keys: ``video_codec``,
-    ``pix_fmt``, ``width``, ``height``, ``fps``, ``frames`` and ``video_duration`` (the video
-    stream's own frame count and seconds, ``None`` if unknown), ``duration`` (the file's seconds), ``has_audio``, ``audio_codec``, ``sample_rate``, ``metadata``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise EncodeError(f"no such file: {path}", file=str(path))
-    try:
-        import av
-    except ImportError:
-        return _probe_ffmpeg(path)
-    try:
-        with av.open(str(path)) as container:
-            v = container.streams.video[0] if container.streams.video else None
-            a = container.streams.audio[0] if container.streams.audio else None
-            duration = container.duration / 1_000_000 if container.duration else None
-            return {
-                "video_codec": v.codec_context.name if v else None,
-                "pix_fmt": v.codec_context.pix_fmt if v else None,
-                "width": v.codec_context.width if v else None,
-                "height": v.codec_context.height if v else None,
-                "fps": float(v.average_rate) if v and v.average_rate else None,
-                "frames": (v.frames or None) if v else None,
-                "video_duration": float(v.duration * v.time_base) if v and v.duration else None,
-                "duration": duration,
-                "has_audio": a is not None,
-                "audio_codec": a.codec_context.name if a else None,
-                "sample_rate": a.codec_context.sample_rate if a else None,
-                "metadata": dict(container.metadata),
-            }
-    except Exception as exc:  # noqa: BLE001 - PyAV/ffmpeg errors of any kind mean unreadable
-        raise EncodeError(
-            f"could not read {path.name}: {type(exc).__name__}: {exc}", file=str(path)
-        ) from None
-
-
-def display_rotation(path: str | Path) -> int:
-    """The rotation in degrees (0, 90, 180 or 270, as ``ffmpeg -i`` reports it) a player
-    applies to ``path``'s video: its display matrix, or the older ``rotate`` tag; 0 if none.
-
-    Phone footage is often stored landscape with a 90-degree display matrix. ffmpeg rotates
-    such frames when it decodes them, so a reader must expect the rotated size.
-    """
-    out = ffmpeg_info(path)
-    video = out.split("Video:", 1)[1] if "Video:" in out else ""
-    m = re.search(r"rotation of (-?[\d.]+) degrees", video) or re.search(
-        r"^\s*rotate\s*:\s*(-?[\d.]+)", video, re.M
-    )
-    return int(round(float(m[1]))) % 360 if m else 0
-
-
-def ffmpeg_info(path: str | Path) -> str:
-    """What ``ffmpeg -i path`` says about a file (its stderr: streams, duration, tags)."""
-    return subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, text=True, check=False
-    ).stderr
-
-
-def _probe_ffmpeg(path: Path) -> dict:
-    out = ffmpeg_info(path)
-    info: dict = {
-        "video_codec": None, "pix_fmt": None, "width": None, "height": None, "fps": None, "frames": None,
-        "video_duration": None, "duration": None, "has_audio": False, "audio_codec": None, "sample_rate": None, "metadata": {},
-    }  # fmt: skip
-    m = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", out)
-    if m:
-        info["duration"] = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
-    m = re.search(r"Stream #\S+: Video: (\w+)[^,]*, (\w+)[^,]*(?:\([^)]*\))?, (\d+)x(\d+)", out)
-    if m:
-        info.update(video_codec=m[1], pix_fmt=m[2], width=int(m[3]), height=int(m[4]))
-    m = re.search(r"Video:.*?, ([\d.]+) fps", out)
-    if m:
-        info["fps"] = float(m[1])
-    m = re.search(r"Stream #\S+: Audio: (\w+)[^,]*, (\d+) Hz", out)
-    if m:
-        info.update(has_audio=True, audio_codec=m[1], sample_rate=int(m[2]))
-    head = out.split("Duration:")[0]
-    for key, value in re.findall(r"^\s{4}(\w+)\s*: (.*)$", head, flags=re.MULTILINE):
-        info["metadata"][key] = value
-    if info["video_codec"] is None and not info["has_audio"]:
-        raise EncodeError(f"could not read {path.name}: not a media file", file=str(path))
-    return info

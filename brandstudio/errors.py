@@ -39,6 +39,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "AssetError",
     "BrandStudioError",
@@ -55,6 +58,7 @@ __all__ = [
     "RequestError",
     "SafetyViolation",
     "TemplateError",
+    "error_context",
 ]
 
 
@@ -179,3 +183,28 @@ def missing_extra(module: str, extra: str) -> MissingDependency:
         f"this feature needs the optional package `{module}`, which is not installed",
         fix=f'pip install "brandstudio[{extra}]"',
     )
+
+
+@contextmanager
+def error_context(*, profile: str | None = None, file: str | None = None, field: str | None = None) -> Iterator[None]:
+    """Add where a problem is to any :class:`BrandStudioError` raised inside the block.
+
+    The one place context is added (httpx's ``request_context`` is the model): a stage raises
+    with what it knows (the field and value), and the caller that knows the profile or file
+    wraps the call. Context already on the error is kept: the innermost is the most precise.
+
+    Example:
+        >>> try:
+        ...     with error_context(profile="aurora-coffee"):
+        ...         raise RequestError("`aspect` must be W:H, got 'wide'", field="aspect")
+        ... except RequestError as exc:
+        ...     exc.profile, exc.field
+        ('aurora-coffee', 'aspect')
+    """
+    try:
+        yield
+    except BrandStudioError as exc:
+        exc.profile = exc.profile or profile
+        exc.file = exc.file or file
+        exc.field = exc.field or field
+        raise

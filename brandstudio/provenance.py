@@ -274,7 +274,7 @@ def resolve_signer(profile) -> SignerConfig | None:
 
 def render_manifest(*, title: str, render: dict[str, Any]) -> dict[str, Any]:
     """The C2PA manifest definition of a rendered clip (see the module docstring)."""
-    from . import __version__
+    from ._version import __version__
 
     return {
         "claim_generator_info": [{"name": "brandstudio", "version": __version__}],
@@ -320,11 +320,11 @@ def sign_mp4(
     record a render keeps: ``{"signed": True, "manifest", "signer", "alg", ...}``.
     """
     c2pa = _c2pa()
-    from .encode import _temp_path
+    from .files import temp_path
 
     src, dest = Path(src), Path(dest)
     t0 = time.perf_counter()
-    tmp = _temp_path(dest, ".signed.mp4")
+    tmp = temp_path(dest, ".signed.mp4")
     try:
         try:
             sig = c2pa.Signer.from_info(

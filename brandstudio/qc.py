@@ -556,7 +556,7 @@ def _report(
 
 
 def _measure_audio(audio, sample_rate) -> tuple[float | None, float | None, str]:
-    from .post.music import MIN_LOUDNESS_SECONDS, integrated_loudness, true_peak_db
+    from .audio.music import MIN_LOUDNESS_SECONDS, integrated_loudness, true_peak_db
 
     if not sample_rate:
         raise QCError("`sample_rate` is required with `audio`", field="sample_rate", value=sample_rate)
@@ -604,8 +604,8 @@ def qc_file(path: str | Path, profile, *, sample_rate: int = 48000) -> QCReport:
     (no video stream), or damaged (frames that do not decode, as in a truncated download):
     a damaged clip gets no report, since its checks would measure repeated frames.
     """
-    from .encode import display_rotation, probe
     from .errors import EncodeError
+    from .media import display_rotation, probe
 
     t0 = time.perf_counter()
     path = Path(path)
@@ -680,7 +680,7 @@ def qc_file(path: str | Path, profile, *, sample_rate: int = 48000) -> QCReport:
     audio = None
     if info.get("has_audio"):
         from .errors import AssetError
-        from .post.music import load_audio
+        from .audio.music import load_audio
 
         try:
             audio = load_audio(path, sample_rate, keep_mono=True)
@@ -702,7 +702,7 @@ def _ffmpeg_reason(exc: Exception) -> str:
 
 def _brandstudio_tags(path: Path) -> dict:
     """The provenance JSON brandstudio writes into the MP4 ``comment`` tag ({} if absent)."""
-    from .encode import probe
+    from .media import probe
 
     try:
         comment = probe(path).get("metadata", {}).get("comment", "")

@@ -32,8 +32,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ._toml import first_error
 from .errors import BrandStudioError, PostError, RequestError
+from .files import first_error
 from .profile.loader import BrandProfile, load_profile
 from .profile.schema import parse_aspect
 from .prompts.compose import compose_negative, compose_prompt
@@ -279,7 +279,7 @@ class BrandStudio:
             label = self._label_text()
             music_mood = req.music_mood or rendered.music_mood
             if music_mood is not None or (spec.audio and spec.audio.select == "mood"):
-                from .post.tracks import check_mood
+                from .audio.tracks import check_mood
 
                 check_mood(spec.audio, music_mood, profile_id=pid)  # an unknown mood fails before generation
             voice = (req.voiceover, self._voiceover(req.voiceover, duration)) if req.voiceover else None
@@ -390,7 +390,7 @@ class BrandStudio:
             qc_report=out.with_suffix(".qc.html"),
             music=music,
         )
-        from .encode import write_text_atomic
+        from .files import write_text_atomic
 
         write_text_atomic(out.with_suffix(".json"), result.to_json())
         return result
@@ -659,21 +659,21 @@ class BrandStudio:
     def _music(self, duration: float, seed: int, mood: str | None = None, voiceover=None):
         """``(audio, info)``: the soundtrack for a clip of ``duration`` s and what went into it.
 
-        The track is chosen by :func:`brandstudio.post.tracks.select_track` (rotation state
+        The track is chosen by :func:`brandstudio.audio.tracks.select_track` (rotation state
         under ``<output_dir>/.brandstudio/music-rotation``) and fitted by
-        :func:`~brandstudio.post.music.fit_music`; a ``voiceover`` (``(path, samples)`` from
+        :func:`~brandstudio.audio.music.fit_music`; a ``voiceover`` (``(path, samples)`` from
         :meth:`_voiceover`) is mixed over it with the music ducked
-        (:func:`~brandstudio.post.voiceover.mix_voiceover`). Without ``[audio]`` the voice-over
+        (:func:`~brandstudio.audio.voiceover.mix_voiceover`). Without ``[audio]`` the voice-over
         alone is the soundtrack, at -14 LUFS / -1 dBTP.
         """
-        from .post.music import fit_music, load_audio, normalise
+        from .audio.music import fit_music, load_audio, normalise
 
         a = self.profile.spec.audio
         info: dict[str, Any] = {}
         bed = None
         sr = a.sample_rate if a else 48000
         if a is not None:
-            from .post.tracks import select_track
+            from .audio.tracks import select_track
 
             choice = select_track(
                 a, seed=seed, mood=mood, state_dir=self.output_dir / ".brandstudio" / "music-rotation",
@@ -692,7 +692,7 @@ class BrandStudio:
                 bpm=choice.track.bpm,
             )
         else:
-            from .post.tracks import check_mood
+            from .audio.tracks import check_mood
 
             check_mood(None, mood, profile_id=self.profile.id)  # a mood without [audio]: an error
         if voiceover is None:
@@ -702,7 +702,7 @@ class BrandStudio:
         info["voiceover"] = str(path)
         if bed is None:
             return normalise(voice, sr, loudness=-14.0, true_peak=-1.0), info
-        from .post.voiceover import mix_voiceover
+        from .audio.voiceover import mix_voiceover
 
         mix = mix_voiceover(
             bed, voice, sr, duck_db=a.duck_db, attack=a.duck_attack, release=a.duck_release,
@@ -714,7 +714,7 @@ class BrandStudio:
     def _loudness_warning(self, audio) -> list[str]:
         """A warning when the soundtrack misses the profile's loudness target by more than the QC
         tolerance (a true-peak ceiling too low for the target leaves the limiter no room)."""
-        from .post.music import MIN_LOUDNESS_SECONDS, integrated_loudness
+        from .audio.music import MIN_LOUDNESS_SECONDS, integrated_loudness
 
         a, tol = self.profile.spec.audio, self.profile.spec.qc.loudness_tolerance
         sr, target = (a.sample_rate, a.loudness) if a else (48000, -14.0)
@@ -735,8 +735,8 @@ class BrandStudio:
         import numpy as np
 
         from .errors import AssetError
-        from .post.music import load_audio
-        from .post.voiceover import voice_activity
+        from .audio.music import load_audio
+        from .audio.voiceover import voice_activity
 
         sr = self.profile.spec.audio.sample_rate if self.profile.spec.audio else 48000
         path = Path(path)
@@ -840,7 +840,7 @@ class BrandStudio:
 
     def _qc(self, out: Path, frames, fps, audio, seed, verdicts, timings):
         """Measure the delivered frames and music bed; write ``<clip>.qc.json`` and ``.qc.html``."""
-        from .encode import write_text_atomic
+        from .files import write_text_atomic
         from .qc import run_qc
 
         a = self.profile.spec.audio

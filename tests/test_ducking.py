@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from brandstudio import BrandStudio
 from brandstudio.cli import app
 from brandstudio.errors import RequestError
-from brandstudio.post.music import integrated_loudness, load_audio, true_peak_db
-from brandstudio.post.voiceover import duck_gain, mix_voiceover, voice_activity
+from brandstudio.audio.music import integrated_loudness, load_audio, true_peak_db
+from brandstudio.audio.voiceover import duck_gain, mix_voiceover, voice_activity
 
 SR = 48000
 DUCK = 12.0

@@ -16,8 +16,8 @@ from helpers import PROFILES, ebur128, probe
 
 from brandstudio import BrandStudio, ProfileError, load_profile
 from brandstudio.errors import RequestError
-from brandstudio.post.music import cut_cost, fit_music, load_audio, plan_length, render_plan
-from brandstudio.post.tracks import select_track
+from brandstudio.audio.music import cut_cost, fit_music, load_audio, plan_length, render_plan
+from brandstudio.audio.tracks import select_track
 from brandstudio.profile.schema import AudioSection
 
 SR = 48000
@@ -108,7 +108,7 @@ def test_fit_music_keeps_length_loudness_and_beat():
         click_track(2.3), SR, 5.0, loudness=-14.0, true_peak=-1.0, fade_in=0.0, fade_out=0.0, bpm=120
     )
     assert bed.shape == (5 * SR, 2)
-    from brandstudio.post.music import integrated_loudness, true_peak_db
+    from brandstudio.audio.music import integrated_loudness, true_peak_db
 
     assert abs(integrated_loudness(bed, SR) + 14.0) <= 0.5 and true_peak_db(bed, SR) <= -1.0
     gaps = np.diff(clicks(bed / np.abs(bed).max()))

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 from brandstudio import BrandStudio, ProfileError, load_profile
 from brandstudio.cli import app
-from brandstudio.encode import ffmpeg_exe, write_mp4
+from brandstudio.encode import write_mp4
 from brandstudio.errors import QCError
-from brandstudio.post.music import fit_music, integrated_loudness
+from brandstudio.media import ffmpeg_exe
+from brandstudio.audio.music import fit_music, integrated_loudness
 from brandstudio.qc import QCReport, dominant_colours, flicker, palette_delta_e, qc_file, run_qc
 
 runner = CliRunner()

@@ -103,7 +103,7 @@ def default_cache_location() -> Path:
     env = os.environ.get("BRANDSTUDIO_SCENE_CACHE")
     if env:
         return Path(env).expanduser()
-    from brandstudio.generation.tiny import brandstudio_home
+    from brandstudio.files import brandstudio_home
 
     return brandstudio_home() / "scenes"
 
@@ -323,7 +323,7 @@ class _FsspecStore:
     def lock(self, name: str):
         from filelock import FileLock
 
-        from brandstudio.generation.tiny import brandstudio_home
+        from brandstudio.files import brandstudio_home
 
         tag = hashlib.sha256(self.url.encode()).hexdigest()[:16]
         locks = brandstudio_home() / "locks" / f"scenes-{tag}"

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from brandstudio.errors import AssetError, LoRAError
+from brandstudio.profile.assets import ASSET_CHECKS
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -290,3 +291,6 @@ def check_lora_fits(
             fix=f"use a LoRA trained for `{model_family}`; this one was probably trained for another base model",
             **where,
         )
+
+
+ASSET_CHECKS.register("lora", inspect_lora)

@@ -39,11 +39,9 @@ import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brandstudio.errors import GenerationError, LoRAError, MissingDependency, RequestError
@@ -922,7 +920,7 @@ class PipelineRuntime:
 
     def _mag_ratios(self, spec: GenerationSpec, counts: dict[str, int]) -> dict[str, list[float]]:
         """Ratios per expert: memory, then ``$BRANDSTUDIO_HOME/magcache/<key>.json``, else calibrate."""
-        from brandstudio.generation.tiny import brandstudio_home
+        from brandstudio.files import brandstudio_home, write_json_atomic
 
         identity = self.gen.cache_identity()
         doc = {
@@ -950,7 +948,7 @@ class PipelineRuntime:
             self._cache_signature = None  # calibration takes the hooks off
             needs_image = getattr(self.gen, "image_input", "none") == "required"
             ratios = calibrate_mag_ratios(self.gen.pipeline, spec, counts, needs_image=needs_image)
-            _write_json_atomic(path, {"doc": doc, "ratios": ratios})
+            write_json_atomic(path, {"doc": doc, "ratios": ratios})
         self._mag_memo[key] = ratios
         return ratios
 
@@ -964,15 +962,3 @@ def _check_plan(plan: str) -> str:
             fix=f"use one of {', '.join(MEMORY_PLANS)}",
         )
     return plan
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, sort_keys=True, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -47,11 +47,12 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from brandstudio.files import brandstudio_home
+
 __all__ = [
     "TINY_BASE_MODEL",
     "TINY_DIMS",
     "TINY_MODEL_VERSION",
-    "brandstudio_home",
     "TINY_TI2V_BASE_MODEL",
     "TINY_TI2V_VERSION",
     "build_tiny_model",
@@ -82,12 +83,6 @@ MARKER_FILE = "brandstudio.json"
 """Written into the model directory; says the model family (``{"base_model": ...}``)."""
 
 _SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")
-
-
-def brandstudio_home() -> Path:
-    """The cache root: ``$BRANDSTUDIO_HOME``, else ``~/.cache/brandstudio``."""
-    home = os.environ.get("BRANDSTUDIO_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cache" / "brandstudio"
 
 
 def _build_tokenizer():

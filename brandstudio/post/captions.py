@@ -163,14 +163,14 @@ def vtt_text(cues: Sequence[Cue]) -> str:
 
 def write_srt(cues: Sequence[Cue], path: str | Path) -> Path:
     """Write ``cues`` as an ``.srt`` file, atomically (temp file + ``os.replace``)."""
-    from brandstudio.encode import write_text_atomic
+    from brandstudio.files import write_text_atomic
 
     return write_text_atomic(path, srt_text(cues))
 
 
 def write_vtt(cues: Sequence[Cue], path: str | Path) -> Path:
     """Write ``cues`` as a ``.vtt`` file, atomically (temp file + ``os.replace``)."""
-    from brandstudio.encode import write_text_atomic
+    from brandstudio.files import write_text_atomic
 
     return write_text_atomic(path, vtt_text(cues))
 

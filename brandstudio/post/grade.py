@@ -53,6 +53,7 @@ import numpy as np
 
 from brandstudio.errors import AssetError
 from brandstudio.frames import check_frames
+from brandstudio.profile.assets import ASSET_CHECKS
 
 __all__ = ["BACKENDS", "INTERPOLATORS", "LUT", "Grade", "read_lut"]
 
@@ -587,3 +588,6 @@ def _parallel(fn, starts) -> None:
         return
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(fn, starts))
+
+
+ASSET_CHECKS.register("lut", read_lut)

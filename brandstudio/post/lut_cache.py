@@ -62,7 +62,7 @@ def default_lut_cache_dir() -> Path:
     env = os.environ.get("BRANDSTUDIO_LUT_CACHE")
     if env:
         return Path(env).expanduser()
-    from brandstudio.generation.tiny import brandstudio_home
+    from brandstudio.files import brandstudio_home
 
     return brandstudio_home() / "luts"
 

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from brandstudio.frames import check_frames
+from brandstudio.profile.assets import ASSET_CHECKS
 
 __all__ = [
     "MATCHERS",
@@ -360,3 +361,6 @@ def colour_drift(frames: np.ndarray, reference: np.ndarray | None = None) -> dic
         "delta_e_mean": round(float(np.mean(de)), 4),
         "delta_e_max": round(float(np.max(de)), 4),
     }
+
+
+ASSET_CHECKS.register("reference", load_reference)

@@ -28,6 +28,7 @@ import numpy as np
 
 from brandstudio.errors import AssetError, PostError
 from brandstudio.frames import check_frames
+from brandstudio.profile.assets import ASSET_CHECKS
 
 __all__ = ["CORNERS", "LABEL_TEXTS", "Label", "Logo", "composite", "label_text", "load_logo"]
 
@@ -287,3 +288,6 @@ class Label:
         """Draw the label into ``frames`` (uint8, writable; the post stream's own chunk)."""
         img, x, y = _rendered(self, frames.shape[2], frames.shape[1])
         composite(frames, img, x, y)
+
+
+ASSET_CHECKS.register("logo", load_logo)

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from brandstudio.frames import check_frames
+from brandstudio.profile.assets import ASSET_CHECKS
 
 __all__ = ["METHODS", "MODEL_UPSCALERS", "UPSCALERS", "Upscale"]
 
@@ -128,3 +129,10 @@ class Upscale:
         for i, frame in enumerate(frames):
             out[i] = resize(frame, size)
         return out
+
+
+@ASSET_CHECKS.register("upscale-weights")
+def _check_sr_weights(path: Path) -> None:
+    from .sr import inspect_weights  # torch: imported when Real-ESRGAN weights are named
+
+    inspect_weights(path)

@@ -30,6 +30,8 @@ import tomllib
 from pydantic import ValidationError
 
 from ..errors import AssetError, BrandStudioError, ProfileError, ProfileNotFound
+from ..files import sha256_file
+from .assets import asset_check
 from .schema import BrandProfileSpec
 
 __all__ = ["PROFILE_FILE", "Asset", "BrandProfile", "load_profile"]
@@ -261,14 +263,6 @@ def _validation_error(exc: ValidationError, label: str) -> ProfileError:
 # -- assets -----------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[str, ...]) -> Path:
     """Resolve ``rel`` inside ``root``; refuse absolute paths, escapes and wrong file types."""
     if Path(rel).is_absolute() or rel.startswith("~"):
@@ -344,60 +338,6 @@ def _check(check: Callable[[Path], object], path: Path, rel: str, field_name: st
         ) from None
 
 
-def _check_font(path: Path) -> None:
-    from PIL import ImageFont
-
-    ImageFont.truetype(str(path), 24)
-
-
-def _check_lut(path: Path) -> None:
-    from ..post.grade import read_lut
-
-    read_lut(path)
-
-
-def _check_logo(path: Path) -> None:
-    from ..post.overlay import load_logo
-
-    load_logo(path)
-
-
-def _check_audio(path: Path) -> None:
-    from ..post.music import load_audio
-
-    load_audio(path, 16000)
-
-
-def _check_lora(path: Path) -> None:
-    from ..generation.lora import inspect_lora
-
-    inspect_lora(path)
-
-
-def _check_pem_certs(path: Path) -> None:
-    from cryptography import x509
-
-    x509.load_pem_x509_certificates(path.read_bytes())
-
-
-def _check_pem_key(path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    serialization.load_pem_private_key(path.read_bytes(), password=None)
-
-
-def _check_reference(path: Path) -> None:
-    from ..post.match import load_reference
-
-    load_reference(path)
-
-
-def _check_sr_weights(path: Path) -> None:
-    from ..post.sr import inspect_weights
-
-    inspect_weights(path)
-
-
 _SR_SUFFIXES = (".safetensors", ".pth", ".pt")
 
 
@@ -429,23 +369,23 @@ def _env_sr_weights(label: str) -> Asset:
             value=env,
             fix="point BRANDSTUDIO_SR_WEIGHTS at an existing Real-ESRGAN weight file",
         )
-    _check(_check_sr_weights, path, env, "upscale.weights", label)
-    return Asset("upscale.weights", env, path, _sha256(path), path.stat().st_size)
+    _check(asset_check("upscale-weights"), path, env, "upscale.weights", label)
+    return Asset("upscale.weights", env, path, sha256_file(path), path.stat().st_size)
 
 
 def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str, Asset]:
     wanted: list[tuple[str, str, tuple[str, ...], Callable[[Path], object]]] = []
     if spec.colour.lut:
-        wanted.append(("colour.lut", spec.colour.lut, (".cube",), _check_lut))
-    wanted.append(("captions.font", spec.captions.font, (".ttf", ".otf", ".ttc"), _check_font))
+        wanted.append(("colour.lut", spec.colour.lut, (".cube",), asset_check("lut")))
+    wanted.append(("captions.font", spec.captions.font, (".ttf", ".otf", ".ttc"), asset_check("font")))
     if spec.colour.reference:
         wanted.append(
-            ("colour.reference", spec.colour.reference, (".png", ".jpg", ".jpeg", ".webp"), _check_reference)
+            ("colour.reference", spec.colour.reference, (".png", ".jpg", ".jpeg", ".webp"), asset_check("reference"))
         )
     if spec.upscale.method == "realesrgan" and spec.upscale.weights:
-        wanted.append(("upscale.weights", spec.upscale.weights, _SR_SUFFIXES, _check_sr_weights))
+        wanted.append(("upscale.weights", spec.upscale.weights, _SR_SUFFIXES, asset_check("upscale-weights")))
     if spec.logo:
-        wanted.append(("logo.file", spec.logo.file, (".png", ".webp"), _check_logo))
+        wanted.append(("logo.file", spec.logo.file, (".png", ".webp"), asset_check("logo")))
     if spec.audio:
         for i, track in enumerate(spec.audio.track_list):  # plain paths and {file, mood, bpm} tables
             wanted.append(
@@ -453,19 +393,19 @@ def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str,
                     f"audio.tracks[{i}]",
                     track.file,
                     (".m4a", ".mp3", ".wav", ".flac", ".ogg", ".aac", ".opus"),
-                    _check_audio,
+                    asset_check("audio"),
                 )
             )
     for i, lora in enumerate(spec.style.loras):
-        wanted.append((f"style.loras[{i}].file", lora.file, (".safetensors",), _check_lora))
+        wanted.append((f"style.loras[{i}].file", lora.file, (".safetensors",), asset_check("lora")))
     # the `fast` preset's step-distilled LoRA (brandstudio.generation.presets)
     if spec.model.fast is not None:
-        wanted.append(("model.fast.lora", spec.model.fast.lora, (".safetensors",), _check_lora))
+        wanted.append(("model.fast.lora", spec.model.fast.lora, (".safetensors",), asset_check("lora")))
     # the C2PA signer named by the profile (brandstudio.provenance; the env may override it)
     if spec.provenance.cert:
-        wanted.append(("provenance.cert", spec.provenance.cert, (".pem", ".crt", ".cer"), _check_pem_certs))
+        wanted.append(("provenance.cert", spec.provenance.cert, (".pem", ".crt", ".cer"), asset_check("pem-certs")))
     if spec.provenance.key:
-        wanted.append(("provenance.key", spec.provenance.key, (".pem", ".key"), _check_pem_key))
+        wanted.append(("provenance.key", spec.provenance.key, (".pem", ".key"), asset_check("pem-key")))
 
     # the profile's own prompt templates change renders too, so they are part of the fingerprint
     tdir = root / "templates"
@@ -478,7 +418,7 @@ def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str,
     for field_name, rel, suffixes, check in wanted:
         path = _resolve(root, rel, field_name, label, suffixes)
         _check(check, path, rel, field_name, label)
-        assets[field_name] = Asset(field_name, rel, path, _sha256(path), path.stat().st_size)
+        assets[field_name] = Asset(field_name, rel, path, sha256_file(path), path.stat().st_size)
     if spec.upscale.method == "realesrgan" and not spec.upscale.weights:
         assets["upscale.weights"] = _env_sr_weights(label)
     return assets

@@ -343,7 +343,7 @@ class AudioSection(_Section):
     """``[audio]``: the music bed, and how a voice-over is mixed over it.
 
     ``tracks`` are plain paths or :class:`MusicTrack` tables. Which one a render gets
-    (:mod:`brandstudio.post.tracks`): the tracks of the requested mood (the render's
+    (:mod:`brandstudio.audio.tracks`): the tracks of the requested mood (the render's
     ``music_mood``, else its template's, else ``default_mood``; all tracks when there is
     none), then by ``select``: ``"seed"`` (the render's seed), ``"rotate"`` (the next one
     each render) or ``"mood"`` (like ``"seed"``, but a render must name a mood).

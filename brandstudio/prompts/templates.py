@@ -77,8 +77,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .._toml import read_toml_model
 from ..errors import TemplateError
+from ..files import read_toml_model
 from .shots import RenderedShot, ShotSpec, check_shots
 
 __all__ = ["CueSpec", "PromptTemplate", "RenderedTemplate", "TemplateLibrary", "TemplateSpec", "VariableSpec"]

@@ -22,7 +22,7 @@
 
 Example:
     >>> import numpy as np
-    >>> from brandstudio.post.music import fit_music, integrated_loudness, true_peak_db
+    >>> from brandstudio.audio.music import fit_music, integrated_loudness, true_peak_db
     >>> sr = 48000
     >>> t = np.arange(2 * sr) / sr
     >>> track = np.stack([0.05 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)
@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from brandstudio.errors import AssetError, PostError
+from brandstudio.profile.assets import ASSET_CHECKS
 
 __all__ = [
     "LengthPlan",
@@ -71,7 +72,7 @@ def load_audio(path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = 
     :class:`~brandstudio.errors.AssetError` if the file is missing, cannot be decoded, or has
     no audio stream.
     """
-    from brandstudio.encode import ffmpeg_exe, ffmpeg_info
+    from brandstudio.media import ffmpeg_exe, ffmpeg_info
 
     path = Path(path)
     if not path.is_file():
@@ -490,3 +491,6 @@ def fit_music(
                 y[-k:] *= ramp[::-1]
     # 3. gain to the target, 4. true-peak limit; repeat until the loudness is on target
     return normalise(y, sr, loudness=loudness, true_peak=true_peak)
+
+
+ASSET_CHECKS.register("audio", lambda path: load_audio(path, 16000))

@@ -9,11 +9,11 @@
   as a one-pole curve in dB (the way a broadcast ducker sounds).
 * :func:`mix_voiceover` levels the voice to the loudness target (BS.1770 integrated, so pauses
   do not count), ducks the bed, adds the two, and then brings the whole mix to the target
-  loudness under the true-peak ceiling (:func:`brandstudio.post.music.normalise`).
+  loudness under the true-peak ceiling (:func:`brandstudio.audio.music.normalise`).
 
 Example:
     >>> import numpy as np
-    >>> from brandstudio.post.voiceover import mix_voiceover
+    >>> from brandstudio.audio.voiceover import mix_voiceover
     >>> sr = 48000; t = np.arange(4 * sr) / sr
     >>> music = np.stack([0.1 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1)
     >>> voice = np.where((t > 1.5) & (t < 2.5), 0.3 * np.sin(2 * np.pi * 900 * t), 0.0)
@@ -134,7 +134,7 @@ def mix_voiceover(
     is active, and the sum normalised to ``loudness`` with the true peak under ``true_peak``.
     Raises :class:`~brandstudio.errors.PostError` if the voice is silent.
     """
-    from brandstudio.post.music import _stereo, integrated_loudness, normalise
+    from brandstudio.audio.music import _stereo, integrated_loudness, normalise
 
     m = _stereo(music)
     v = _stereo(voice)

@@ -87,7 +87,7 @@ def _next_turn(path: Path, key: str) -> int:
     """Read the counter ``key`` of ``path``, advance it, write it back: under a lock, atomically."""
     from filelock import FileLock
 
-    from brandstudio.encode import write_text_atomic
+    from brandstudio.files import write_text_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=60):

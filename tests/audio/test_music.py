@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from brandstudio.errors import AssetError, PostError
-from brandstudio.post.music import fit_music, integrated_loudness, load_audio, loop_to_length, true_peak_db
+from brandstudio.audio.music import fit_music, integrated_loudness, load_audio, loop_to_length, true_peak_db
 
 SR = 48000
 PROFILES = __import__("pathlib").Path(__file__).resolve().parents[2] / "brand_profiles"
@@ -154,7 +154,7 @@ def test_load_audio_refuses_a_truncated_track_but_not_a_short_soundtrack(tmp_pat
         load_audio(tmp_path / "cut.m4a", 48000)
     import subprocess
 
-    from brandstudio.encode import ffmpeg_exe
+    from brandstudio.media import ffmpeg_exe
 
     # a 3 s clip whose soundtrack is 1 s long is fine: the audio stream says 1 s, the file 3 s
     short = tmp_path / "s.mp4"

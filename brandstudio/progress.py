@@ -1,0 +1,92 @@
+"""Progress: one callback that every stage reports through.
+
+A render calls ``on_progress(Progress(stage, step, total))`` as it goes: once when a stage
+starts (``step=0``), after each denoising step of each expert (``stage="generation"``, with
+``detail`` naming the expert), after each chunk of frames the encoder takes
+(``stage="encode"``), and so on. The CLI turns these into a rich progress bar with an ETA,
+:func:`tqdm_progress` into a tqdm bar (a widget in a notebook), campaigns into job events.
+
+Example:
+    >>> seen = []
+    >>> report = seen.append
+    >>> report(Progress("generation", 3, 8, "high-noise expert"))
+    >>> seen[0].fraction, str(seen[0])
+    (0.375, 'generation 3/8 (high-noise expert)')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["STAGES", "Progress", "ProgressCallback", "stage_reporter", "tqdm_progress"]
+
+#: the stages of a render, in order (what ``Progress.stage`` can be)
+STAGES = (
+    "prompt",
+    "safety",
+    "generation",
+    "frame_safety",
+    "music",
+    "post",
+    "encode",
+    "provenance",
+    "qc",
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: ``step`` of ``total`` done in ``stage`` (``total`` 0 when unknown)."""
+
+    stage: str
+    step: int = 0
+    total: int = 0
+    detail: str = ""
+
+    @property
+    def fraction(self) -> float | None:
+        """``step / total``, or None when the total is unknown."""
+        return self.step / self.total if self.total else None
+
+    def __str__(self) -> str:
+        count = f" {self.step}/{self.total}" if self.total else ""
+        return f"{self.stage}{count}" + (f" ({self.detail})" if self.detail else "")
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def stage_reporter(on_progress: ProgressCallback | None, stage: str) -> Callable[[int, int, str], None]:
+    """A ``report(step, total, detail="")`` function for one stage, which does nothing when
+    ``on_progress`` is None (so a stage reports without checking)."""
+    if on_progress is None:
+        return lambda step, total, detail="": None
+    return lambda step, total, detail="": on_progress(Progress(stage, step, total, detail))
+
+
+def tqdm_progress(**tqdm_kwargs) -> ProgressCallback:
+    """A progress callback that drives a tqdm bar: a widget in Jupyter (``tqdm.auto``, when
+    ipywidgets is installed), text elsewhere. The bar restarts for each stage that counts steps.
+
+    Example:
+        >>> clip = studio.render("product-hero", product="Night Roast", on_progress=tqdm_progress())  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def update(event: Progress) -> None:
+        nonlocal bar
+        if bar is None or bar.desc != event.stage or (event.total and bar.total != event.total):
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=event.total or None, desc=event.stage, leave=False, **tqdm_kwargs)
+        if event.detail:
+            bar.set_postfix_str(event.detail, refresh=False)
+        bar.n = event.step
+        bar.refresh()
+        if event.stage == STAGES[-1] and event.total and event.step >= event.total:
+            bar.close()
+
+    return update
