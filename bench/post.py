@@ -87,7 +87,7 @@ def make_studio(workdir: Path):
 
 def build(studio, source: np.ndarray):
     """The render path's chain for this clip (and the cues), from the studio's own code."""
-    from brandstudio.labels import RegionLabel, label_plan
+    from brandstudio.post.label import RegionLabel, label_plan
 
     spec = studio.profile.spec
     rendered = studio.templates.get("product-hero").render({"product": "Night Roast"})

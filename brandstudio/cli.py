@@ -19,6 +19,7 @@ Errors print as one clear message (what, where, fix) with exit status 2, never a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -26,8 +27,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
+from .batch import JobEvent, PlainDisplay
+from .campaign import load_campaign
+from .campaign import plan as plan_campaign
+from .campaign import run as run_campaign
 from .errors import BrandStudioError
 
 app = typer.Typer(
@@ -95,6 +102,49 @@ def _fail(exc: BrandStudioError) -> None:
     raise typer.Exit(2)
 
 
+class RenderProgress:
+    """A render's progress on the terminal: one bar per stage with its step, total and ETA
+    (each denoising step of each expert, each encoded chunk), under the clip's name; nothing
+    when the output is not a terminal.
+
+    Used as the ``on_progress`` callback of :meth:`brandstudio.BrandStudio.render`.
+    """
+
+    def __init__(self, console: Console, title: str) -> None:
+        self.title = escape(title)
+        self.bar = ProgressBar(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self.task = None
+        self.stage: str | None = None
+
+    def __enter__(self) -> RenderProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, event) -> None:
+        if event.stage != self.stage or self.task is None:  # a new stage: a new bar, its own ETA
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.stage = event.stage
+            self.task = self.bar.add_task(f"{self.title}: {event.stage}", total=event.total or None, detail="")
+        self.bar.update(
+            self.task, completed=event.step, total=event.total or None, detail=escape(event.detail or "")
+        )
+
+
 def _parse_vars(pairs: list[str]) -> dict[str, str]:
     values = {}
     for pair in pairs:
@@ -136,7 +186,7 @@ def render(
     options = {"output.reframe": "--reframe", "colour.match": "--match", "upscale.method": "--upscaler"}
     try:
         studio = BrandStudio(profile, output_dir=output_dir, device=device, overrides=overrides)
-        with err.status(f"rendering {template} for {studio.profile.name}…"):
+        with RenderProgress(err, f"{template} for {studio.profile.name}") as progress:
             result = studio.render(
                 template,
                 aspect=aspect,
@@ -148,6 +198,7 @@ def render(
                 voiceover=voiceover,
                 preset=preset,
                 memory=memory,
+                on_progress=progress,
                 **_parse_vars(var),
             )
     except BrandStudioError as exc:
@@ -199,7 +250,7 @@ def qc(
     """Check a clip against a brand profile: palette ΔE, flicker, loudness. Exit 1 if it fails."""
     from .files import write_text_atomic
     from .profile.loader import load_profile
-    from .qc import qc_file
+    from .qc import check_file
 
     if html_out is not None and html_out.is_dir():  # before the work, not after it
         err.print(f"[bold red]error:[/] --html {html_out} is a folder; name a file, e.g. {html_out / 'qc.html'}")
@@ -207,7 +258,7 @@ def qc(
     try:
         prof = load_profile(profile)
         with err.status(f"checking {clip.name} against {prof.name}…"):
-            report = qc_file(clip, prof)
+            report = check_file(clip, prof)
         if html_out is not None:
             write_text_atomic(html_out, report.to_html())
             err.print(f"HTML report: {html_out}", highlight=False)
@@ -500,20 +551,18 @@ def cache_prune(
 @campaign_app.command("plan")
 def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)")) -> None:
     """Show every job of a campaign and whether it is done, pending or failed."""
-    from .campaign import load_campaign, plan
-
     try:
         campaign = load_campaign(file)
-        plans = plan(campaign)
+        plans = plan_campaign(campaign)
     except BrandStudioError as exc:
         _fail(exc)
-    table = Table("job", "variables", "aspect", "status", "output", title=f"campaign {campaign.name}")
+    table = Table("job", "variables", "aspect", "status", "output", title=f"campaign {escape(campaign.name)}")
     colours = {"done": "green", "pending": "yellow", "failed": "red", "interrupted": "magenta"}
     for p in plans:
         j = p.job
         status = f"[{colours[p.status]}]{p.status}[/]"
         if p.status == "failed" and p.record:
-            status += f" ({p.record.get('error', {}).get('type', 'error')})"
+            status += escape(f" ({p.record.get('error', {}).get('type', 'error')})")
         variables = ", ".join(f"{k}={v}" for k, v in j.variables.items())
         table.add_row(j.id, escape(variables), escape(j.aspect or "(profile)"), status, escape(j.output.name))
     out.print(table)
@@ -525,6 +574,49 @@ def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)"))
     out.print(f"output: {campaign.destination}", highlight=False, markup=False)
     for w in campaign.warnings:
         err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+
+
+class CampaignProgress:
+    """The progress bar of ``campaign run``: the current job and how far its render is,
+    done/total and the ETA, with a line per finished job. A context manager and an
+    ``on_event`` callback (:class:`~brandstudio.batch.JobEvent`). Job text is escaped: brand
+    names and CSV values may contain rich markup such as ``[b]``."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar = ProgressBar(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.task = None
+
+    def __enter__(self) -> CampaignProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, ev: JobEvent) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task("starting", total=ev.total)
+        what = escape(f"{ev.job.id} {ev.job.describe()}")
+        if ev.status == "started":
+            self.bar.update(self.task, description=f"{what} · loading")
+        elif ev.status == "stage":
+            self.bar.update(self.task, description=f"{what} · {escape(str(ev.progress or ev.stage))}")
+        elif ev.status == "done":
+            self.console.print(f"[green]done[/]    {escape(ev.job.id + ' ' + ev.job.output.name)}", highlight=False)
+            self.bar.update(self.task, advance=1)
+        elif ev.status == "failed":
+            first = (ev.error or "").partition("\n")[0]
+            self.console.print(f"[red]failed[/]  {escape(f'{ev.job.id} {ev.job.source}: {first}')}", highlight=False)
+            self.bar.update(self.task, advance=1)
 
 
 @campaign_app.command("run")
@@ -541,13 +633,14 @@ def campaign_run(
     workers: int | None = typer.Option(None, "--workers", min=1, help="Ray workers (default: one per GPU)"),
 ) -> None:
     """Render a campaign; resumes where a killed run stopped. Exit 0: all done, 3: some failed."""
-    from .campaign import load_campaign, run
-
     try:
         campaign = load_campaign(file)
-        summary = run(
-            campaign, quiet=quiet, retry_failed=retry_failed, device=device, ray_address=ray, workers=workers
-        )
+        display = contextlib.nullcontext(PlainDisplay()) if quiet else CampaignProgress(err)
+        with display as on_event:
+            summary = run_campaign(
+                campaign, quiet=True, on_event=on_event, retry_failed=retry_failed, device=device,
+                ray_address=ray, workers=workers,
+            )  # fmt: skip
     except BrandStudioError as exc:
         _fail(exc)
     print(

@@ -20,20 +20,15 @@ import re
 import subprocess
 from pathlib import Path
 
-from .errors import EncodeError, MissingDependency
+import imageio_ffmpeg
+
+from .errors import EncodeError
 
 __all__ = ["display_rotation", "ffmpeg_exe", "ffmpeg_info", "probe"]
 
 
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary bundled with imageio-ffmpeg."""
-    try:
-        import imageio_ffmpeg
-    except ImportError:  # pragma: no cover - a core dependency
-        raise MissingDependency(
-            "encoding needs the package `imageio-ffmpeg` (it ships the ffmpeg binary), which is not installed",
-            fix="pip install imageio-ffmpeg (a core dependency: reinstalling brandstudio brings it back)",
-        ) from None
+    """Path of the ffmpeg binary bundled with imageio-ffmpeg (a core dependency)."""
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 

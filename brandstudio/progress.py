@@ -16,10 +16,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["STAGES", "Progress", "ProgressCallback", "stage_reporter", "tqdm_progress"]
+__all__ = ["STAGES", "Progress", "ProgressCallback", "StageTimer", "stage_reporter", "tqdm_progress"]
 
 #: the stages of a render, in order (what ``Progress.stage`` can be)
 STAGES = (
@@ -90,3 +92,30 @@ def tqdm_progress(**tqdm_kwargs) -> ProgressCallback:
             bar.close()
 
     return update
+
+
+class StageTimer:
+    """Times a render's stages and reports each one's start through ``on_progress``.
+
+    Example:
+        >>> timer = StageTimer()
+        >>> with timer.stage("prompt"):
+        ...     pass
+        >>> list(timer.timings)
+        ['prompt']
+    """
+
+    def __init__(self, on_progress: ProgressCallback | None = None) -> None:
+        self.timings: dict[str, float] = {}
+        self.on_progress = on_progress
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Report ``name`` as started, and record its seconds when the block ends."""
+        if self.on_progress is not None:
+            self.on_progress(Progress(name))
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - t0, 4)

@@ -47,12 +47,15 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._version import __version__
 from .errors import MissingDependency, ProvenanceError
-from .labels import DIGITAL_SOURCE_TYPE
+from .files import temp_path
+from .post.marks import DIGITAL_SOURCE_TYPE
 
 __all__ = [
     "DIGITAL_SOURCE_TYPE",
@@ -61,6 +64,7 @@ __all__ = [
     "ENV_KEY",
     "RENDER_ASSERTION",
     "SignerConfig",
+    "check",
     "load_signer",
     "read_credentials",
     "render_manifest",
@@ -230,6 +234,11 @@ def load_signer(
     )
 
 
+def check(brief, profile) -> None:
+    """Before any work: a profile that requires signing has a usable signer (see :func:`resolve_signer`)."""
+    resolve_signer(profile)
+
+
 def resolve_signer(profile) -> SignerConfig | None:
     """The profile's signer (env first, then ``[provenance]``), or ``None`` when none is configured.
 
@@ -274,8 +283,6 @@ def resolve_signer(profile) -> SignerConfig | None:
 
 def render_manifest(*, title: str, render: dict[str, Any]) -> dict[str, Any]:
     """The C2PA manifest definition of a rendered clip (see the module docstring)."""
-    from ._version import __version__
-
     return {
         "claim_generator_info": [{"name": "brandstudio", "version": __version__}],
         "title": title,
@@ -304,7 +311,6 @@ def staging_path(out: str | Path) -> Path:
     Nothing is created: the encoder writes it (atomically) and :func:`sign_render` removes it,
     so a render that fails before signing leaves no file behind.
     """
-    import uuid
 
     out = Path(out)
     return out.parent / f".{out.stem}.unsigned.{uuid.uuid4().hex[:12]}.mp4"
@@ -320,8 +326,6 @@ def sign_mp4(
     record a render keeps: ``{"signed": True, "manifest", "signer", "alg", ...}``.
     """
     c2pa = _c2pa()
-    from .files import temp_path
-
     src, dest = Path(src), Path(dest)
     t0 = time.perf_counter()
     tmp = temp_path(dest, ".signed.mp4")

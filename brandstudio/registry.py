@@ -19,8 +19,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Generic, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, Field
 
 __all__ = ["Registry"]
 
@@ -57,10 +59,15 @@ class Registry(Mapping[str, T], Generic[T]):
             raise ValueError(f"unknown {self.what} {name!r}; use one of: {', '.join(self._entries)}")
         return name
 
-    def validator(self) -> Callable[[str], str]:
-        """:meth:`check` for pydantic's ``AfterValidator`` (looked up when a value is validated,
-        so it sees every registration made by then)."""
-        return self.check
+    def field_type(self) -> Any:
+        """The annotation of a pydantic field whose value must be a registered name: a ``str``
+        checked when validated (so every stage has registered by then), listed as an ``enum``
+        in the JSON Schema. ``method: UPSCALERS.field_type() = "lanczos"``."""
+        return Annotated[
+            str,
+            AfterValidator(self.check),
+            Field(json_schema_extra=lambda schema: schema.update(enum=list(self))),
+        ]
 
     def __getitem__(self, name: str) -> T:
         return self._entries[name]
@@ -73,3 +80,21 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.what!r}: {', '.join(self._entries)})"
+
+
+# -- the registries brand.toml names are checked against (filled by the stages that implement them)
+
+#: ``[upscale] method``: name → a resize function factory (brandstudio.post.upscale)
+UPSCALE_METHODS: Registry = Registry("upscale method", "upscale.method")
+#: ``[colour] match``: name → a colour-transfer method (brandstudio.post.match)
+MATCH_METHODS: Registry = Registry("colour match method", "colour.match")
+#: ``[colour] interpolation``: name → a 3D LUT interpolation kernel (brandstudio.post.grade)
+LUT_INTERPOLATIONS: Registry = Registry("LUT interpolation", "colour.interpolation")
+#: ``[output] reframe``: name → how the crop window is placed (brandstudio.post.reframe)
+REFRAME_MODES: Registry = Registry("reframe mode", "output.reframe")
+#: ``[safety] nsfw_labels``: the NSFW detector's classes (brandstudio.safety.frames)
+NSFW_CLASSES: Registry = Registry("detector class", "safety.nsfw_labels")
+#: ``[model] preset``: name → a speed preset (brandstudio.generation.presets)
+SPEED_PRESETS: Registry = Registry("speed preset", "model.preset")
+#: ``[model] memory``: name → a memory plan (brandstudio.generation.memory)
+MEMORY_PLANS: Registry = Registry("memory plan", "model.memory")

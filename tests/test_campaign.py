@@ -134,7 +134,7 @@ def test_csv_campaign_bad_rows_fail_alone(tmp_path, studio):
     c = load_campaign(path)
     events = []
     t0 = time.perf_counter()
-    summary = run(c, studio=studio, on_progress=events.append)  # the rich display
+    summary = run(c, studio=studio, on_event=events.append)  # and a plain line per job
     print(f"12-row campaign: {time.perf_counter() - t0:.1f}s")
     assert summary.exit_code == 3 and not summary.ok
     assert len(summary.rendered) == 9 and summary.done == 9 and summary.total == 12

@@ -121,7 +121,7 @@ def test_same_campaign_on_a_local_ray_cluster_gives_the_same_clips(local_run, ra
     c = load_campaign(path)
     assert c.output_url == f"{shared.as_uri()}/spring" and c.jobs[0].url.startswith("file://")
     events = []
-    summary = run(c, backend="ray", quiet=True, on_progress=events.append)
+    summary = run(c, backend="ray", quiet=True, on_event=events.append)
     print(f"50-row campaign on Ray, 2 workers: {summary.seconds:.1f}s")
     assert summary.exit_code == 3 and len(summary.rendered) == 47 and len(summary.failed) == 3
 
@@ -170,10 +170,9 @@ def test_ray_backend_errors_are_clear(ray_cluster, tmp_path):
         run(path, backend="ray")
     assert "gpus_per_worker = 0" in e.value.fix
 
-    from brandstudio.campaign import RaySection
-    from brandstudio.distributed.ray_backend import RayExecutor
+    from brandstudio.distributed import RayExecutor
 
-    stale = RayExecutor(AURORA, RaySection(workers=1))
+    stale = RayExecutor(AURORA, workers=1)
     stale.fingerprint = "0" * 64  # as if the driver had another copy of the profile
     with pytest.raises(CampaignError, match="is not the one the campaign was started with") as e:
         with stale:

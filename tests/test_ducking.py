@@ -16,10 +16,10 @@ from helpers import PROFILES, ebur128, ffmpeg_exe, probe
 from typer.testing import CliRunner
 
 from brandstudio import BrandStudio
-from brandstudio.cli import app
-from brandstudio.errors import RequestError
 from brandstudio.audio.music import integrated_loudness, load_audio, true_peak_db
 from brandstudio.audio.voiceover import duck_gain, mix_voiceover, voice_activity
+from brandstudio.cli import app
+from brandstudio.errors import RequestError
 
 SR = 48000
 DUCK = 12.0

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from helpers import ebur128
 
+from brandstudio.audio.music import fit_music
 from brandstudio.encode import write_mp4
 from brandstudio.errors import EncodeError
 from brandstudio.files import write_text_atomic
 from brandstudio.media import probe
-from brandstudio.audio.music import fit_music
 
 SR = 48000
 COLOURS = [(200, 40, 40), (40, 200, 60), (30, 60, 220)]

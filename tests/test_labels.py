@@ -16,13 +16,8 @@ from fixed_generators import FlatGenerator
 from helpers import PROFILES, decode_frames, probe
 
 from brandstudio import BrandStudio, ProfileError
-from brandstudio.labels import (
-    CN_MIN_TEXT_HEIGHT,
-    DIGITAL_SOURCE_TYPE,
-    RegionLabel,
-    label_plan,
-    produce_id,
-)
+from brandstudio.post.label import CN_MIN_TEXT_HEIGHT, RegionLabel, label_plan
+from brandstudio.post.marks import DIGITAL_SOURCE_TYPE, produce_id
 from brandstudio.profile.loader import load_profile
 
 AIGC_KEYS = {"Label", "ContentProducer", "ProduceID", "ReservedCode1", "ContentPropagator", "PropagateID"}

@@ -13,15 +13,9 @@ from PIL import Image
 
 from brandstudio import BrandStudio, load_profile
 from brandstudio.errors import AssetError, ProfileError
+from brandstudio.frames import lab_to_srgb, srgb_to_lab
 from brandstudio.post.grade import Grade, read_lut
-from brandstudio.post.match import (
-    MATCHERS,
-    ColourMatch,
-    colour_drift,
-    lab_to_srgb,
-    load_reference,
-    srgb_to_lab,
-)
+from brandstudio.post.match import MATCHERS, ColourMatch, colour_drift, load_reference
 from brandstudio.post.upscale import Upscale
 
 

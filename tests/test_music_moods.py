@@ -15,9 +15,9 @@ from fixed_generators import FlatGenerator
 from helpers import PROFILES, ebur128, probe
 
 from brandstudio import BrandStudio, ProfileError, load_profile
-from brandstudio.errors import RequestError
 from brandstudio.audio.music import cut_cost, fit_music, load_audio, plan_length, render_plan
 from brandstudio.audio.tracks import select_track
+from brandstudio.errors import RequestError
 from brandstudio.profile.schema import AudioSection
 
 SR = 48000

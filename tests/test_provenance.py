@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from brandstudio import BrandStudio
 from brandstudio.cli import app
 from brandstudio.errors import ProvenanceError
-from brandstudio.labels import DIGITAL_SOURCE_TYPE
+from brandstudio.post.marks import DIGITAL_SOURCE_TYPE
 from brandstudio.provenance import ENV_CERT, ENV_KEY, RENDER_ASSERTION, load_signer, read_credentials
 
 KW = {"product": "Night Roast", "aspect": "16:9", "duration": 1.0, "resolution": 144, "seed": 5}

@@ -17,12 +17,12 @@ from helpers import PROFILES, read_json
 from typer.testing import CliRunner
 
 from brandstudio import BrandStudio, ProfileError, load_profile
+from brandstudio.audio.music import fit_music, integrated_loudness
 from brandstudio.cli import app
 from brandstudio.encode import write_mp4
 from brandstudio.errors import QCError
 from brandstudio.media import ffmpeg_exe
-from brandstudio.audio.music import fit_music, integrated_loudness
-from brandstudio.qc import QCReport, dominant_colours, flicker, palette_delta_e, qc_file, run_qc
+from brandstudio.qc import QCReport, check_file, dominant_colours, flicker, palette_delta_e, report
 
 runner = CliRunner()
 SR = 48000
@@ -87,7 +87,7 @@ def test_flicker_still_and_strobing():
 
 
 def test_brand_swatches_pass(aurora):
-    r = run_qc(stripes(AURORA_PALETTE, moving=True), aurora, fps=16)
+    r = report(stripes(AURORA_PALETTE, moving=True), aurora, fps=16)
     assert r.check("palette").status == "pass" and r.check("palette").value < 1.0
     assert r.check("flicker").status == "pass"
     assert r.status == "pass" and r.score == "3/3"  # palette, flicker, aspect; no audio, no verdicts
@@ -97,18 +97,18 @@ def test_brand_swatches_pass(aurora):
 
 
 def test_off_brand_colours_fail(aurora):
-    r = run_qc(stripes(OFF_BRAND), aurora, fps=16)
+    r = report(stripes(OFF_BRAND), aurora, fps=16)
     c = r.check("palette")
     assert c.status == "fail" and c.value > aurora.spec.qc.delta_e_fail
     assert r.status == "fail" and r.score == "2/3"
 
 
 def test_static_clip_has_no_flicker_and_strobing_fails(aurora):
-    still = run_qc(stripes(AURORA_PALETTE), aurora)
+    still = report(stripes(AURORA_PALETTE), aurora)
     assert still.check("flicker").value == 0.0 and still.check("flicker").status == "pass"
     strobe = np.zeros((12, 160, 90, 3), np.uint8)
     strobe[1::2] = 255
-    r = run_qc(strobe, aurora)
+    r = report(strobe, aurora)
     assert r.check("flicker").status == "fail" and r.check("flicker").value == pytest.approx(255)
     assert len(r.flicker) == 11
 
@@ -117,15 +117,15 @@ def test_score_counts_safety_and_loudness(aurora):
     frames = stripes(AURORA_PALETTE, t=32)
     warn = {"rule": "superlatives", "action": "warn", "matched": "best coffee in the world",
             "where": "prompt", "message": "legal review"}  # fmt: skip
-    r = run_qc(frames, aurora, fps=16, audio=music(2.0), sample_rate=SR, safety=[warn])
+    r = report(frames, aurora, fps=16, audio=music(2.0), sample_rate=SR, safety=[warn])
     assert r.check("loudness").status == "pass" and r.loudness == pytest.approx(-14, abs=0.3)
     assert r.check("true_peak").status == "pass"
     assert r.check("safety").status == "warn" and "superlatives" in r.check("safety").explanation
     assert (r.status, r.passed, r.tested, r.score) == ("warn", 5, 6, "5/6")
-    quiet = run_qc(frames, aurora, fps=16, audio=music(2.0) * 0.25, sample_rate=SR, safety=[])
+    quiet = report(frames, aurora, fps=16, audio=music(2.0) * 0.25, sample_rate=SR, safety=[])
     assert quiet.check("loudness").status == "fail"  # -26 LUFS is 12 LU under the target
     assert quiet.check("safety").status == "pass" and quiet.score == "5/6"
-    silent = run_qc(frames, aurora, audio=np.zeros((SR, 2)), sample_rate=SR)
+    silent = report(frames, aurora, audio=np.zeros((SR, 2)), sample_rate=SR)
     assert silent.check("loudness").status == "fail" and "silent" in silent.check("loudness").explanation
     assert silent.loudness is None and "Infinity" not in silent.to_json()
     silent.to_html()
@@ -137,7 +137,7 @@ def test_thresholds_come_from_the_qc_section(make_profile):
             edit=lambda t: t + "\n[qc]\ndelta_e_warn = 0.01\ndelta_e_fail = 50\nflicker_warn = 0.5\n"
         )
     )
-    r = run_qc(stripes(AURORA_PALETTE, moving=True), strict)
+    r = report(stripes(AURORA_PALETTE, moving=True), strict)
     assert r.check("palette").status == "warn" and r.check("flicker").status == "warn"
     assert r.thresholds["delta_e_warn"] == 0.01 and r.status == "warn"
     with pytest.raises(ProfileError, match="flicker_warn") as exc:
@@ -147,16 +147,16 @@ def test_thresholds_come_from_the_qc_section(make_profile):
 
 def test_bad_input_is_a_clear_error(aurora):
     with pytest.raises(QCError, match="uint8"):
-        run_qc(np.zeros((2, 8, 8, 3), np.float32), aurora)
+        report(np.zeros((2, 8, 8, 3), np.float32), aurora)
     with pytest.raises(QCError, match="sample_rate"):
-        run_qc(stripes(AURORA_PALETTE, t=2), aurora, audio=music(1.0))
+        report(stripes(AURORA_PALETTE, t=2), aurora, audio=music(1.0))
 
 
 # -- the report --------------------------------------------------------------------------
 
 
 def test_html_is_self_contained_with_thumbnails_plots_and_fingerprint(aurora):
-    r = run_qc(stripes(AURORA_PALETTE, t=40, moving=True), aurora, fps=16, model="tiny", seed=7,
+    r = report(stripes(AURORA_PALETTE, t=40, moving=True), aurora, fps=16, model="tiny", seed=7,
                timings={"generation": 1.5}, audio=music(2.5), sample_rate=SR)  # fmt: skip
     page = r.to_html()
     assert page.startswith("<!DOCTYPE html>") and "<style>" in page
@@ -167,7 +167,7 @@ def test_html_is_self_contained_with_thumbnails_plots_and_fingerprint(aurora):
 
 
 def test_json_round_trips(aurora):
-    r = run_qc(stripes(AURORA_PALETTE, t=20, moving=True), aurora, fps=16, seed=3,
+    r = report(stripes(AURORA_PALETTE, t=20, moving=True), aurora, fps=16, seed=3,
                audio=music(1.5), sample_rate=SR, safety=[])  # fmt: skip
     text = r.to_json()
     data = json.loads(text)
@@ -195,41 +195,41 @@ def clips(tmp_path_factory):
 
 def test_qc_file_reads_with_moviepy_like_the_raw_frames(clips, aurora):
     d, frames, bed = clips
-    raw = run_qc(frames, aurora, fps=16, audio=bed, sample_rate=SR)
-    got = qc_file(d / "on.mp4", aurora)
+    raw = report(frames, aurora, fps=16, audio=bed, sample_rate=SR)
+    got = check_file(d / "on.mp4", aurora)
     assert got.frames == 32 and (got.width, got.height) == (90, 160) and got.fps == pytest.approx(16)
     assert got.check("palette").value == pytest.approx(raw.check("palette").value, abs=2.0)
     assert got.check("flicker").value == pytest.approx(raw.check("flicker").value, abs=1.0)
     assert got.loudness == pytest.approx(integrated_loudness(bed, SR), abs=0.5)
     assert got.status == "pass" and (got.model, got.seed) == ("tiny", 5)
     assert got.clip == str(d / "on.mp4") and got.check("safety").status == "skip"
-    silent = qc_file(d / "off.mp4", aurora)
+    silent = check_file(d / "off.mp4", aurora)
     assert silent.check("loudness").status == "skip" and silent.status == "fail"
 
 
 def test_qc_file_errors(clips, aurora):
     d, _, _ = clips
     with pytest.raises(QCError, match="could not read notes.mp4 as a video"):
-        qc_file(d / "notes.mp4", aurora)
+        check_file(d / "notes.mp4", aurora)
     with pytest.raises(QCError, match="no such clip"):
-        qc_file(d / "missing.mp4", aurora)
+        check_file(d / "missing.mp4", aurora)
 
 
 def test_qc_file_refuses_empty_audio_only_and_truncated_files(clips, aurora, tmp_path):
     d, _, bed = clips
     (tmp_path / "empty.mp4").write_bytes(b"")
     with pytest.raises(QCError, match=r"empty.mp4 is empty \(0 bytes\)"):
-        qc_file(tmp_path / "empty.mp4", aurora)
+        check_file(tmp_path / "empty.mp4", aurora)
     write_mp4(stripes(AURORA_PALETTE, t=4), 16, tmp_path / "x.mp4", audio=bed, sample_rate=SR)
     ffmpeg = [ffmpeg_exe(), "-v", "error", "-y", "-i", str(tmp_path / "x.mp4")]
     subprocess.run([*ffmpeg, "-vn", "-c:a", "copy", str(tmp_path / "voice.m4a")], check=True)
     with pytest.raises(QCError, match="has no video stream .it holds only audio"):
-        qc_file(tmp_path / "voice.m4a", aurora)
+        check_file(tmp_path / "voice.m4a", aurora)
     # a download cut short: the moov atom is at the front (+faststart), the frames' bytes are missing
     whole = (d / "on.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(whole[: len(whole) * 2 // 3])
     with pytest.raises(QCError, match=r"cut.mp4 is damaged or truncated: \d+ of its 32 frames do not decode"):
-        qc_file(tmp_path / "cut.mp4", aurora)
+        check_file(tmp_path / "cut.mp4", aurora)
 
 
 def test_qc_file_applies_the_display_rotation_and_measures_mono_as_mono(aurora, tmp_path):
@@ -245,7 +245,7 @@ def test_qc_file_applies_the_display_rotation_and_measures_mono_as_mono(aurora, 
          "-c:v", "copy", "-c:a", "pcm_s16le", str(tmp_path / "phone.mov")],
         check=True,
     )  # fmt: skip
-    got = qc_file(tmp_path / "phone.mov", aurora)
+    got = check_file(tmp_path / "phone.mov", aurora)
     assert (got.width, got.height) == (90, 160)  # not the stored picture squeezed into 160x90
     assert got.check("aspect").status == "pass"  # 9:16 is one of the profile's ratios
     # a 0.9 sine peaks at -0.92 dBFS: measured as mono (ffmpeg's stereo upmix would read -3.9)
@@ -305,5 +305,5 @@ def test_render_writes_the_qc_report(rendered):
     page = r.qc_report.read_text(encoding="utf-8")
     assert studio.profile.fingerprint in page and page.count("data:image/jpeg;base64,") == 6
     # the report on the delivered file agrees with the one made from the frames in memory
-    again = qc_file(r.path, studio.profile)
+    again = check_file(r.path, studio.profile)
     assert again.check("palette").value == pytest.approx(data["checks"][0]["value"], abs=3.0)

@@ -14,14 +14,15 @@ from helpers import PROFILES, decode_frames
 
 from brandstudio.encode import Mp4Writer, write_mp4
 from brandstudio.errors import EncodeError, PostError
-from brandstudio.labels import LabelPlan, RegionLabel
-from brandstudio.post.captions import Captions, CaptionStyle, Cue
+from brandstudio.post.captions import Captions, CaptionStyle
 from brandstudio.post.grade import Grade, read_lut
-from brandstudio.post.overlay import Label, Logo, load_logo
+from brandstudio.post.label import Label, LabelPlan, RegionLabel
+from brandstudio.post.logo import Logo, load_logo
 from brandstudio.post.reframe import Reframe
 from brandstudio.post.stream import PostChain, run_stream
+from brandstudio.post.subtitles import Cue
 from brandstudio.post.upscale import Upscale
-from brandstudio.qc import QCCollector, run_qc
+from brandstudio.qc import QCCollector, report
 
 AURORA = PROFILES / "aurora-coffee"
 FONT = AURORA / "fonts" / "NotoSerif-Bold.ttf"
@@ -181,7 +182,7 @@ def test_streamed_mp4_decodes_like_the_whole_clip_mp4(tmp_path):
     from brandstudio import load_profile
 
     prof = load_profile(AURORA)
-    streamed_report, whole_report = run_qc(qc, prof, fps=16), run_qc(whole, prof, fps=16)
+    streamed_report, whole_report = report(qc, prof, fps=16), report(whole, prof, fps=16)
     assert streamed_report.flicker == whole_report.flicker and streamed_report.delta_e == whole_report.delta_e
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from brandstudio.errors import AssetError, PostError
+from brandstudio.media import ffmpeg_exe, ffmpeg_info
 from brandstudio.profile.assets import ASSET_CHECKS
 
 __all__ = [
@@ -72,7 +73,6 @@ def load_audio(path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = 
     :class:`~brandstudio.errors.AssetError` if the file is missing, cannot be decoded, or has
     no audio stream.
     """
-    from brandstudio.media import ffmpeg_exe, ffmpeg_info
 
     path = Path(path)
     if not path.is_file():
@@ -145,7 +145,7 @@ def _channels(audio: np.ndarray) -> np.ndarray:
     return audio
 
 
-def _stereo(audio: np.ndarray) -> np.ndarray:
+def to_stereo(audio: np.ndarray) -> np.ndarray:
     audio = _channels(audio)
     return np.repeat(audio, 2, axis=1) if audio.shape[1] == 1 else audio
 
@@ -221,7 +221,7 @@ def cut_cost(audio: np.ndarray, sr: int, *, bpm: float | None = None, hop: float
     """
     from scipy.ndimage import gaussian_filter1d
 
-    x = _stereo(audio).mean(axis=1)
+    x = to_stereo(audio).mean(axis=1)
     step = max(1, int(round(hop * sr)))
     n_fft = 1024
     frames_n = max(1, -(-x.shape[0] // step))
@@ -287,7 +287,7 @@ def plan_length(
 
     Tracks too short to search (under ~4 crossfades) loop whole, seam at the end.
     """
-    x = _stereo(audio)
+    x = to_stereo(audio)
     L = x.shape[0]
     if L == 0:
         raise PostError("the music track is empty")
@@ -351,7 +351,7 @@ def loop_to_length(
     """Fill exactly ``n`` samples from ``audio``: trimmed, or looped with an equal-power crossfade
     at each seam, cutting between beats (:func:`plan_length`). Returns float64 ``(n, 2)``.
     """
-    x = _stereo(audio)
+    x = to_stereo(audio)
     if x.shape[0] == 0:
         raise PostError("the music track is empty")
     plan = plan_length(x, n, sr, crossfade=crossfade, bpm=bpm)
@@ -360,7 +360,7 @@ def loop_to_length(
 
 def render_plan(audio: np.ndarray, plan: LengthPlan) -> np.ndarray:
     """The ``(n, 2)`` samples a :class:`LengthPlan` describes."""
-    x = _stereo(audio)
+    x = to_stereo(audio)
     if plan.loop_in is None:
         return x[plan.start : plan.start + plan.n].copy()
     i, o, xf = plan.loop_in, plan.loop_out, plan.crossfade
@@ -408,7 +408,7 @@ def limit_true_peak(
     """
     from scipy.ndimage import minimum_filter1d
 
-    audio = _stereo(audio)
+    audio = to_stereo(audio)
     ceiling = 10 ** (ceiling_db / 20)
     peaks = _oversampled_peaks(audio)
     need = np.minimum(1.0, ceiling / np.maximum(peaks, 1e-12))
@@ -430,7 +430,7 @@ def normalise(audio: np.ndarray, sr: int, *, loudness: float = -14.0, true_peak:
 
     Raises :class:`~brandstudio.errors.PostError` for silence. Returns float32 ``(n, 2)``.
     """
-    y = _stereo(audio)
+    y = to_stereo(audio)
     measured = _loudness_any_length(y, sr)
     if not np.isfinite(measured):
         raise PostError(

@@ -50,7 +50,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from brandstudio.errors import RequestError
+from brandstudio.files import write_text_atomic
 
 __all__ = ["TrackChoice", "check_mood", "rotation_state_path", "select_track"]
 
@@ -85,9 +88,7 @@ def rotation_state_path(state_dir: str | Path, profile_id: str) -> Path:
 
 def _next_turn(path: Path, key: str) -> int:
     """Read the counter ``key`` of ``path``, advance it, write it back: under a lock, atomically."""
-    from filelock import FileLock
 
-    from brandstudio.files import write_text_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=60):

@@ -27,7 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
+from brandstudio.audio.music import integrated_loudness, normalise, to_stereo
 from brandstudio.errors import PostError
 
 __all__ = ["VoiceMix", "duck_gain", "mix_voiceover", "voice_activity"]
@@ -53,7 +55,6 @@ def voice_activity(
         >>> bool(act[6000]), bool(act[12000])
         (True, False)
     """
-    from numpy.lib.stride_tricks import sliding_window_view
 
     x = _mono(voice)
     n = x.shape[0]
@@ -83,7 +84,6 @@ def duck_gain(
     The gain starts falling ``attack`` s before each active stretch and is at ``-duck_db``
     (within 5 %) when it starts; after it, it recovers with a time constant of ``release / 3``.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
 
     active = np.asarray(active, bool)
     n = active.shape[0]
@@ -134,10 +134,9 @@ def mix_voiceover(
     is active, and the sum normalised to ``loudness`` with the true peak under ``true_peak``.
     Raises :class:`~brandstudio.errors.PostError` if the voice is silent.
     """
-    from brandstudio.audio.music import _stereo, integrated_loudness, normalise
 
-    m = _stereo(music)
-    v = _stereo(voice)
+    m = to_stereo(music)
+    v = to_stereo(voice)
     n = m.shape[0]
     v = np.concatenate([v, np.zeros((max(0, n - v.shape[0]), 2))])[:n]
     active = voice_activity(v, sr)

@@ -1,7 +1,12 @@
-"""Campaigns on a cluster. :mod:`brandstudio.distributed.ray_backend` holds the Ray backend.
+"""Rendering batches on a cluster: :class:`RayExecutor` renders jobs on Ray actors, one per GPU.
 
 Ray is an optional dependency (``pip install "brandstudio[ray]"``); nothing here imports it
-until a campaign asks for ``backend="ray"``.
+until an executor is entered. The executor is handed to :func:`brandstudio.batch.run_jobs`;
+a campaign with ``backend = "ray"`` does that (:mod:`brandstudio.campaign`).
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from .ray_backend import RayExecutor, RenderWorker
+
+__all__ = ["RayExecutor", "RenderWorker"]

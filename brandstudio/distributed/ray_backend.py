@@ -16,7 +16,7 @@ run resumes exactly), and that one worker dying fails one job, not the batch. A 
 long-lived actors fed one job at a time with ``ray.wait`` does all three with less machinery.
 
 Only small values cross Ray: the job (its inputs and output path) goes out, a
-:class:`~brandstudio.campaign.JobOutcome` (a :class:`~brandstudio.request.RenderResult`, the
+:class:`~brandstudio.batch.JobOutcome` (a :class:`~brandstudio.request.RenderResult`, the
 clip's sha256 and size, or the error) comes back. Frames and video never travel through the
 object store: workers write clips straight to the output folder, which must be shared storage
 on a multi-node cluster (an NFS path mounted everywhere at the same place, or an fsspec URL
@@ -35,10 +35,15 @@ Starting a cluster (see the README, "Campaigns on a Ray cluster")::
     # from any node: one actor per GPU
     brandstudio campaign run spring.toml --ray auto
 
+From Python, ``brandstudio.campaign.run("spring.toml", backend="ray")`` builds the executor from
+the campaign file's ``[ray]`` table; any list of jobs can use it directly.
+
 Example:
-    >>> from brandstudio.campaign import run
-    >>> summary = run("spring.toml", backend="ray", ray_address="auto")     # doctest: +SKIP
-    >>> summary.exit_code                                                   # doctest: +SKIP
+    >>> from brandstudio.batch import run_jobs
+    >>> with RayExecutor("brand_profiles/aurora-coffee", address="auto") as executor:  # doctest: +SKIP
+    ...     summary = run_jobs(executor, jobs, name="spring", output_dir=out,
+    ...                        manifest=out / "manifest.jsonl", audit_dir=out / "audit")
+    >>> summary.exit_code                                                               # doctest: +SKIP
     0
 """
 
@@ -54,8 +59,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..campaign import Job, JobOutcome, RaySection, execute_job
+from ..batch import Job, JobOutcome, execute_job
 from ..errors import BrandStudioError, CampaignError
+from ..profile.loader import load_profile
+from ..progress import Progress
+from ..studio import BrandStudio
 
 __all__ = ["RayExecutor", "RenderWorker"]
 
@@ -92,11 +100,9 @@ class RenderWorker:
 
     def _load(self, profile_dir: str, fingerprint: str, device: str, threads: int | None) -> None:
         if threads:
-            import torch
+            import torch  # heavy: imported only where a worker limits its threads
 
             torch.set_num_threads(threads)
-        from ..studio import BrandStudio
-
         self.studio = BrandStudio(profile_dir, device=device)
         if self.studio.profile.fingerprint != fingerprint:
             raise CampaignError(
@@ -125,41 +131,40 @@ class RenderWorker:
     def render(self, job: Job) -> JobOutcome:
         if job.url:  # render next to this worker, then publish to shared storage
             job = dataclasses.replace(job, output=self.staging / job.output.name)
-        outcome = execute_job(self.studio, job, worker=self.name)
-        return outcome
+        return execute_job(self.studio, job, worker=self.name)
 
 
 class RayExecutor:
-    """Runs campaign jobs on a Ray cluster (a context manager; see the module docs).
+    """Runs jobs on a Ray cluster (a context manager; see the module docs).
 
     Args:
         profile: the profile directory (the same path on every node).
-        settings: the campaign's ``[ray]`` section.
-        address: overrides ``settings.address``: ``"auto"``, ``"ray://head:10001"``,
+        address: ``"auto"`` (default: the cluster this machine belongs to), ``"ray://head:10001"``,
             ``"head:6379"``, or ``"local"`` to start Ray on this machine. Ignored when Ray is
             already initialised in this process (then that cluster is used as it is).
-        workers: overrides ``settings.workers`` (default: one per GPU, or per CPU slot with
-            ``gpus_per_worker = 0``).
+        workers: render actors (default: one per GPU, or per CPU slot with ``gpus_per_worker=0``).
+        gpus_per_worker: GPUs each actor reserves (0: CPU workers).
+        cpus_per_worker: CPUs each actor reserves (and the torch threads it uses).
         device: passed to each worker's studio.
+
+    Errors name the campaign file's ``[ray]`` fields (``ray.workers``, ...), which hold these values.
     """
 
     def __init__(
         self,
         profile: str | Path,
-        settings: RaySection | None = None,
         *,
         address: str | None = None,
         workers: int | None = None,
+        gpus_per_worker: float = 1.0,
+        cpus_per_worker: float = 1.0,
         device: str = "auto",
-        file: Path | None = None,
     ) -> None:
-        from ..profile.loader import load_profile
-
-        self.settings = settings or RaySection()
-        self.address = address or self.settings.address or "auto"
-        self.workers = workers or self.settings.workers
+        self.address = address or "auto"
+        self.workers = workers
+        self.gpus_per_worker = gpus_per_worker
+        self.cpus_per_worker = cpus_per_worker
         self.device = device
-        self.file = str(file) if file else None
         self.profile_dir = str(Path(profile).resolve())
         loaded = load_profile(self.profile_dir)  # fail here, before any cluster starts
         self.profile_id, self.fingerprint = loaded.id, loaded.fingerprint
@@ -184,7 +189,6 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise CampaignError(
                     f"cannot connect to the Ray cluster at {self.address!r}: {exc}",
-                    file=self.file,
                     field="ray.address",
                     value=self.address,
                     fix="start one (`ray start --head`), pass its address (--ray HEAD:6379), "
@@ -199,35 +203,33 @@ class RayExecutor:
         return self
 
     def _start_actors(self, ray, env: dict[str, str]) -> None:
-        s = self.settings
+        gpus, cpus = self.gpus_per_worker, self.cpus_per_worker
         resources = ray.cluster_resources()
-        if s.gpus_per_worker > 0:
-            slots = int(resources.get("GPU", 0) // s.gpus_per_worker)
+        if gpus > 0:
+            slots = int(resources.get("GPU", 0) // gpus)
             if slots == 0:
                 raise CampaignError(
                     f"the Ray cluster has no GPUs (resources: {_fmt(resources)}), and each worker "
-                    f"needs {s.gpus_per_worker:g}",
-                    file=self.file,
+                    f"needs {gpus:g}",
                     field="ray.gpus_per_worker",
-                    value=s.gpus_per_worker,
+                    value=gpus,
                     fix="add GPU nodes to the cluster, or set [ray] gpus_per_worker = 0 to render on CPU workers",
                 )
         else:
-            slots = max(1, int(resources.get("CPU", 1) // max(s.cpus_per_worker, 1)))
+            slots = max(1, int(resources.get("CPU", 1) // max(cpus, 1)))
         n = self.workers or slots
         if n > slots:
             raise CampaignError(
                 f"{n} workers asked for, but the cluster has room for {slots} "
-                f"({_fmt(resources)}; {s.gpus_per_worker:g} GPU and {s.cpus_per_worker:g} CPU each)",
-                file=self.file,
+                f"({_fmt(resources)}; {gpus:g} GPU and {cpus:g} CPU each)",
                 field="ray.workers",
                 value=n,
                 fix=f"ask for at most {slots} workers, or add nodes",
             )
-        threads = max(1, int(s.cpus_per_worker)) if s.cpus_per_worker else None
+        threads = max(1, int(cpus)) if cpus else None
         actor = ray.remote(RenderWorker).options(
-            num_gpus=s.gpus_per_worker,
-            num_cpus=s.cpus_per_worker,
+            num_gpus=gpus,
+            num_cpus=cpus,
             max_restarts=1,
             max_task_retries=0,
             runtime_env={"env_vars": env} if env else None,
@@ -246,7 +248,6 @@ class RayExecutor:
                 detail = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
                 raise CampaignError(
                     f"a Ray worker could not start: {detail}",
-                    file=self.file,
                     field="ray",
                     fix="check that every node has brandstudio installed and the profile at "
                     f"{self.profile_dir}; see the worker logs (ray logs) for details",
@@ -273,9 +274,13 @@ class RayExecutor:
         self,
         jobs: Sequence[Job],
         started: Callable[[int, Job], None],
-        on_stage: Callable[[int, Job, str], None],
+        on_progress: Callable[[int, Job, Progress], None],
     ) -> Iterator[tuple[int, JobOutcome]]:
-        """Feed jobs to idle workers; yield each ``(index, outcome)`` as soon as it is known."""
+        """Feed jobs to idle workers; yield each ``(index, outcome)`` as soon as it is known.
+
+        A job's progress is reported once, when a worker takes it (the render's own progress
+        stays on the worker: only the outcome travels back).
+        """
         ray = self._ray
         queue = deque(enumerate(jobs, start=1))
         idle = list(zip(self.actors, self.names, strict=True))
@@ -285,7 +290,7 @@ class RayExecutor:
             while idle and queue:
                 (actor, name), (i, job) = idle.pop(0), queue.popleft()
                 started(i, job)
-                on_stage(i, job, f"rendering on {name}")
+                on_progress(i, job, Progress("rendering", detail=f"on {name}"))
                 running[actor.render.remote(job)] = (actor, name, i, job, time.perf_counter())
             if not running:  # every worker died: the rest fail, each with the reason
                 for i, job in queue:

@@ -19,13 +19,16 @@ Example:
 
 from __future__ import annotations
 
+import math
 import pathlib
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["GenerationSpec", "Generator", "LoraAdapter"]
+from brandstudio.progress import ProgressCallback
+
+__all__ = ["GenerationSpec", "Generator", "LoraAdapter", "frames_to_generate"]
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,27 @@ class Generator(Protocol):
 
     Optional: ``image_input`` (``"none"``, ``"optional"`` or ``"required"``; missing means
     ``"none"``) and ``generate(spec, image=frame)`` with a ``uint8`` ``(height, width, 3)`` start
-    image, for multi-shot continuity (:mod:`brandstudio.prompts.shots`). The image is only passed
+    image, for multi-shot continuity (:mod:`brandstudio.generation.shots`). The image is only passed
     when the generator says it takes one.
+
+    ``on_progress``: a :data:`~brandstudio.progress.ProgressCallback` for each denoising step
+    (``Progress("generation", step, steps + 1, "high-noise expert" | "low-noise expert")``) and
+    the decode (the last step, ``"decode"``). Callers pass it only when they have one, so a
+    generator that reports nothing may leave the parameter out.
     """
 
     model_id: str
 
-    def generate(self, spec: GenerationSpec) -> np.ndarray: ...
+    def generate(
+        self, spec: GenerationSpec, image: np.ndarray | None = None, on_progress: ProgressCallback | None = None
+    ) -> np.ndarray: ...
+
+
+def frames_to_generate(needed: int) -> int:
+    """The fewest frames of the form ``4k + 1`` (what a Wan model makes) that hold ``needed`` frames.
+
+    Example:
+        >>> frames_to_generate(1), frames_to_generate(30), frames_to_generate(33)
+        (1, 33, 33)
+    """
+    return 4 * math.ceil((needed - 1) / 4) + 1

@@ -66,6 +66,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
+
+from brandstudio.files import brandstudio_home
 
 __all__ = ["CacheEntry", "SceneCache", "default_cache_location", "parse_size", "scene_key"]
 
@@ -103,8 +106,6 @@ def default_cache_location() -> Path:
     env = os.environ.get("BRANDSTUDIO_SCENE_CACHE")
     if env:
         return Path(env).expanduser()
-    from brandstudio.files import brandstudio_home
-
     return brandstudio_home() / "scenes"
 
 
@@ -240,8 +241,6 @@ class _LocalStore:
                     yield f"{sub.name}/{p.name}", st.st_size
 
     def lock(self, name: str):
-        from filelock import FileLock
-
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         return FileLock(str(locks / f"{name}.lock"))
@@ -321,9 +320,6 @@ class _FsspecStore:
                 yield rel, int(info.get("size") or 0)
 
     def lock(self, name: str):
-        from filelock import FileLock
-
-        from brandstudio.files import brandstudio_home
 
         tag = hashlib.sha256(self.url.encode()).hexdigest()[:16]
         locks = brandstudio_home() / "locks" / f"scenes-{tag}"

@@ -1,7 +1,7 @@
 """Image conditioning for Wan2.2 models that take a start image (TI2V-5B, I2V-A14B).
 
 A multi-shot clip can start a shot from the previous shot's last frame
-(:mod:`brandstudio.prompts.shots`). Which Wan checkpoints can:
+(:mod:`brandstudio.generation.shots`). Which Wan checkpoints can:
 
 =====================================  ==============================  ==================
 checkpoint (``model_index.json``)       pipeline class                  ``image_input``
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from brandstudio.errors import RequestError
 
@@ -147,8 +148,6 @@ def image_call(pipe, spec, image: np.ndarray) -> tuple[Any, dict]:
     The inputs replace ``prompt``/``negative_prompt`` in the text-only call: the start image (as
     PIL) and the prompt embeddings (see the module docstring for why embeddings).
     """
-    from PIL import Image
-
     text = _text_pipeline(pipe)
     prompt_embeds, negative_embeds = text.encode_prompt(
         prompt=spec.prompt, negative_prompt=spec.negative_prompt, do_classifier_free_guidance=True

@@ -23,7 +23,7 @@ boundary_ratio      0.875
 ==================  ====================================================================
 
 ``tiny-ti2v`` is the same at toy size for Wan2.2 TI2V-5B, the model that makes video from text
-*or* from text and a start image (multi-shot continuity, :mod:`brandstudio.prompts.shots`): one
+*or* from text and a start image (multi-shot continuity, :mod:`brandstudio.generation.shots`): one
 ``WanTransformer3DModel`` (in/out 48 channels), the Wan2.2 VAE layout (``is_residual``, patch 2,
 12 in/out channels, z_dim 48: 4x16x16 compression, so sizes are multiples of 32),
 ``expand_timesteps=True`` (the start image's latent frame is kept clean), flow shift 5, saved as
@@ -44,10 +44,12 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import FileLock
+
 from brandstudio.files import brandstudio_home
+from brandstudio.generation.logs import quiet_progress
 
 __all__ = [
     "TINY_BASE_MODEL",
@@ -58,6 +60,7 @@ __all__ = [
     "build_tiny_model",
     "build_tiny_ti2v_model",
     "tiny_model_path",
+    "tiny_model_version",
     "tiny_ti2v_model_dir",
     "make_tiny_lora",
     "tiny_model_dir",
@@ -223,8 +226,6 @@ def tiny_model_dir(*, seed: int = 0) -> Path:
 
 def _build_once(name: str, build) -> Path:
     """``$BRANDSTUDIO_HOME/models/<name>``, made by ``build(dir)`` under a file lock, renamed into place."""
-    from filelock import FileLock
-
     models = brandstudio_home() / "models"
     final = models / name
     if (final / MARKER_FILE).is_file():
@@ -306,6 +307,16 @@ def tiny_ti2v_model_dir(*, seed: int = 0) -> Path:
 
 
 _TINY_MODELS = {"tiny": (tiny_model_dir, TINY_MODEL_VERSION), "tiny-ti2v": (tiny_ti2v_model_dir, TINY_TI2V_VERSION)}
+
+
+def tiny_model_version(model_id: str) -> int | None:
+    """The build version of an offline tiny model id (part of its scene-cache identity), else ``None``.
+
+    Example:
+        >>> tiny_model_version("tiny"), tiny_model_version("Wan-AI/Wan2.2-T2V-A14B-Diffusers")
+        (1, None)
+    """
+    return _TINY_MODELS[model_id][1] if model_id in _TINY_MODELS else None
 
 
 def tiny_model_path(model_id: str) -> tuple[Path, int] | None:
@@ -418,24 +429,3 @@ def write_demo_loras(brand_profiles: Path) -> list[Path]:
         make_tiny_lora(root / "aurora-coffee" / "loras" / "aurora-film.safetensors", seed=101),
         make_tiny_lora(root / "qinglan-tea" / "loras" / "qinglan-ink.safetensors", seed=202),
     ]
-
-
-@contextmanager
-def quiet_progress(quiet: bool = True):
-    """Hide diffusers'/transformers' progress bars (local loads and saves; downloads keep theirs)."""
-    if not quiet:
-        yield
-        return
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-
-    was_d, was_t = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
-    dlog.disable_progress_bar()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_d:
-            dlog.enable_progress_bar()
-        if was_t:
-            tlog.enable_progress_bar()

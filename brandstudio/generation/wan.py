@@ -25,32 +25,28 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from brandstudio.errors import BrandStudioError, GenerationError, LoRAError, RequestError
+from brandstudio.errors import BrandStudioError, GenerationError, RequestError
+from brandstudio.files import sha256_file
 from brandstudio.frames import from_unit_float
+from brandstudio.generation.adapters import load_loras
 from brandstudio.generation.base import GenerationSpec, LoraAdapter
-from brandstudio.generation.lora import check_lora_fits, inspect_lora
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
+from brandstudio.generation.conditioning import check_image, image_call, image_input_of, pipeline_class_for
+from brandstudio.generation.devices import dtype_kwargs, resolve_device, resolve_dtype
+from brandstudio.generation.experts import pipeline_call_kwargs, step_progress
+from brandstudio.generation.logs import quiet_progress
+from brandstudio.generation.parallel import parallel_device
+from brandstudio.generation.quantize import quantization_config
+from brandstudio.generation.runtime import PipelineRuntime
+from brandstudio.generation.tiny import MARKER_FILE, tiny_model_path, tiny_model_version
+from brandstudio.progress import ProgressCallback, stage_reporter
 
 __all__ = ["WanGenerator", "model_family_of"]
 
-_DTYPES = {
-    "float32": "float32",
-    "fp32": "float32",
-    "bfloat16": "bfloat16",
-    "bf16": "bfloat16",
-    "float16": "float16",
-    "fp16": "float16",
-}
 _MAX_SEED = 2**63 - 1
 
 
@@ -69,7 +65,7 @@ def model_family_of(pipe, source: str | Path | None = None) -> str:
     ==============================  ======================
     """
     if source is not None:
-        marker = Path(source) / "brandstudio.json"
+        marker = Path(source) / MARKER_FILE
         if marker.is_file():
             try:
                 declared = json.loads(marker.read_text(encoding="utf-8")).get("base_model")
@@ -87,48 +83,6 @@ def model_family_of(pipe, source: str | Path | None = None) -> str:
     if in_channels == 36:
         return "wan2.1-i2v"
     return "wan2.1-t2v"
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device, str) or not re.fullmatch(r"(cpu|cuda(:\d+)?|mps|xpu(:\d+)?)", device):
-        raise RequestError(
-            f"`device` must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}",
-            field="device",
-            value=device,
-            fix="use device='auto'",
-        )
-    return device
-
-
-def _resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if dtype not in _DTYPES:
-        raise RequestError(
-            f"`dtype` must be 'auto' or one of {sorted(set(_DTYPES.values()))}, got {dtype!r}",
-            field="dtype",
-            value=dtype,
-            fix="use dtype='auto' (bfloat16 on CUDA, float32 on CPU)",
-        )
-    return getattr(torch, _DTYPES[dtype])
-
-
-def _dtype_kwargs(dtype) -> dict:
-    """diffusers 0.42 renamed ``torch_dtype`` to ``dtype`` (the old name warns); older ones need it."""
-    from diffusers.utils import deprecation_utils
-
-    return {"dtype": dtype} if hasattr(deprecation_utils, "_resolve_dtype") else {"torch_dtype": dtype}
-
-
-def _adapter_key(name: str) -> str:
-    """peft keeps adapters in ModuleDicts, whose keys may not contain '.'."""
-    return re.sub(r"[^0-9A-Za-z_-]", "_", name) or "lora"
 
 
 def _nearest_multiples(value: int, multiple: int) -> str:
@@ -154,7 +108,7 @@ class WanGenerator:
         boundary_ratio: override the checkpoint's expert switch point (0 < r < 1).
         memory: memory plan: ``"auto"`` (the fastest that fits the free GPU memory at the first
             requested size; on a CPU ``"resident"``), ``"resident"``, ``"swap"`` (idle expert on
-            the CPU) or ``"group-offload"`` (see :mod:`brandstudio.generation.presets`).
+            the CPU) or ``"group-offload"`` (see :mod:`brandstudio.generation.memory`).
         vae_tiling: decode the VAE in tiles (less memory at 720p and above).
         quantization: ``"none"``, ``"int8"``, ``"fp8"`` or ``"fp8-dynamic"`` (torchao, both experts).
         parallel: ``"ulysses:N"`` or ``"ring:N"``: one clip on N GPUs with diffusers context
@@ -200,25 +154,19 @@ class WanGenerator:
         quantization: str = "none",
         parallel: str | None = None,
     ) -> None:
-        import torch
-
-        from brandstudio.generation.runtime import parallel_device
-
         self.model_id = model
         self.revision = revision
-        self.device = parallel_device(parallel, _resolve_device(device))
+        self.device = parallel_device(parallel, resolve_device(device))
         self.memory, self.quantization = memory, quantization
-        self.dtype = _resolve_dtype(dtype, self.device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.loras: tuple[LoraAdapter, ...] = tuple(loras)
 
         # 1. Where the weights are
-        from brandstudio.generation.tiny import tiny_model_path
-
         tiny = tiny_model_path(model)  # "tiny" / "tiny-ti2v": the offline toy models, built on first use
         source = str(tiny[0]) if tiny else model
 
         # 2. Load the pipeline (the VAE in float32 whatever the transformer dtype)
-        self.pipeline = self._load_pipeline(source, torch)
+        self.pipeline = self._load_pipeline(source)
         self.pipeline.set_progress_bar_config(disable=True)
 
         # 3. The expert switch point
@@ -227,16 +175,12 @@ class WanGenerator:
 
         # 4. The model family, to match LoRAs against; whether it takes a start image (multi-shot continuity)
         self.model_family = model_family_of(self.pipeline, source if Path(source).is_dir() else None)
-        from brandstudio.generation.conditioning import image_input_of
-
         self.image_input = image_input_of(self.pipeline)  # "none" | "optional" | "required"
 
         # 5. LoRAs, into each expert with its own weight
-        self._load_loras(self.loras)
+        load_loras(self.pipeline, self.loras, model_family=self.model_family, model_id=self.model_id)
 
         # 6. Speed and memory: the memory plan, VAE tiling, context parallelism (brandstudio.generation.runtime)
-        from brandstudio.generation.runtime import PipelineRuntime
-
         self.runtime = PipelineRuntime(
             self, memory=memory, vae_tiling=vae_tiling, quantization=quantization, parallel=parallel
         )
@@ -274,20 +218,12 @@ class WanGenerator:
             'tiny'
         """
         if getattr(self, "_identity", None) is None:
-            import hashlib
-
-            from brandstudio.generation.tiny import _TINY_MODELS
-
             loras = []
             for a in self.loras:
-                h = hashlib.sha256()
-                with open(a.path, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
                 loras.append(
                     {
                         "name": a.name,
-                        "sha256": h.hexdigest(),
+                        "sha256": sha256_file(a.path),
                         "weight_high": float(a.weight_high),
                         "weight_low": float(a.weight_low),
                     }
@@ -296,7 +232,7 @@ class WanGenerator:
             self._identity = {
                 "model_id": self.model_id,
                 "revision": self.revision,
-                "model_version": _TINY_MODELS[self.model_id][1] if self.model_id in _TINY_MODELS else None,
+                "model_version": tiny_model_version(self.model_id),
                 "model_family": self.model_family,
                 "dtype": str(self.dtype).removeprefix("torch."),
                 "scheduler": type(self.pipeline.scheduler).__name__,
@@ -309,26 +245,23 @@ class WanGenerator:
 
     # ------------------------------------------------------------------ loading
 
-    def _load_pipeline(self, source: str, torch):
+    def _load_pipeline(self, source: str):
+        # both import torch
+        import torch
         from diffusers import AutoencoderKLWan
-
-        from brandstudio.generation.conditioning import pipeline_class_for
 
         try:
             extra = {}
             if self.dtype != torch.float32:
                 extra["vae"] = AutoencoderKLWan.from_pretrained(
-                    source, subfolder="vae", revision=self.revision, **_dtype_kwargs(torch.float32)
+                    source, subfolder="vae", revision=self.revision, **dtype_kwargs(torch.float32)
                 )
-            from brandstudio.generation.runtime import PipelineRuntime, quantization_config
-            from brandstudio.generation.tiny import quiet_progress
-
             quant = quantization_config(self.quantization, self.device)  # torchao on the experts, or None
             if quant is not None:
                 extra["quantization_config"] = quant
             with quiet_progress(Path(source).is_dir()):
                 pipe = pipeline_class_for(source, self.revision).from_pretrained(  # WanPipeline or WanImageToVideoPipeline
-                    source, revision=self.revision, **_dtype_kwargs(self.dtype), **extra
+                    source, revision=self.revision, **dtype_kwargs(self.dtype), **extra
                 )
             # without CUDA it goes to the device now; on CUDA the runtime places it per memory plan (step 6)
             return pipe.to(self.device) if PipelineRuntime.place_at_load(self.memory, self.device) else pipe
@@ -369,72 +302,6 @@ class WanGenerator:
                 fix="leave boundary_ratio unset for this model",
             )
         self.pipeline.register_to_config(boundary_ratio=float(ratio))
-
-    def _experts(self, adapter: LoraAdapter):
-        """(label, module, load_into_transformer_2, weight) for each expert this adapter goes into."""
-        pipe = self.pipeline
-        experts = []
-        if pipe.transformer is not None and adapter.weight_high != 0:
-            experts.append(("transformer", pipe.transformer, False, float(adapter.weight_high)))
-        if pipe.transformer_2 is not None and adapter.weight_low != 0:
-            experts.append(("transformer_2", pipe.transformer_2, True, float(adapter.weight_low)))
-        return experts
-
-    def _load_loras(self, adapters: Sequence[LoraAdapter]) -> None:
-        active: dict[str, tuple[list[str], list[float]]] = {}
-        seen: dict[str, str] = {}
-        for adapter in adapters:
-            # 1. the entry itself
-            key = _adapter_key(adapter.name)
-            if key in seen:
-                raise LoRAError(
-                    f"two LoRAs are named `{adapter.name}` (or names that differ only in punctuation: "
-                    f"`{seen[key]}`)",
-                    file=str(adapter.path),
-                    field="style.loras.name",
-                    fix="give every LoRA in the profile a unique name",
-                )
-            seen[key] = adapter.name
-            for label, weight in (("weight_high", adapter.weight_high), ("weight_low", adapter.weight_low)):
-                if not isinstance(weight, (int, float)) or not math.isfinite(weight):
-                    raise LoRAError(
-                        f"LoRA `{adapter.name}`: `{label}` must be a finite number, got {weight!r}",
-                        file=str(adapter.path),
-                        field=f"style.loras.{label}",
-                        fix="use a weight such as 0.8 (0 skips that expert)",
-                    )
-            # 2. the file, and that it fits each expert it goes into (before diffusers sees it)
-            info = inspect_lora(adapter.path)
-            experts = self._experts(adapter)
-            for _, module, _, _ in experts:
-                check_lora_fits(info, module, adapter, self.model_family)
-            # 3. load it
-            for label, _module, into_2, weight in experts:
-                try:
-                    with warnings.catch_warnings():
-                        # peft warns on every adapter after the first; several adapters are intended
-                        warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-                        self.pipeline.load_lora_weights(
-                            str(adapter.path),
-                            adapter_name=key,
-                            use_safetensors=True,  # never fall back to unpickling
-                            load_into_transformer_2=into_2,
-                        )
-                except Exception as e:
-                    raise LoRAError(
-                        f"LoRA `{adapter.name}` ({adapter.path.name}) could not be loaded into `{label}` "
-                        f"of `{self.model_id}`: {type(e).__name__}: {e}",
-                        file=str(adapter.path),
-                        field="style.loras",
-                        fix=f"check that the LoRA was trained for `{self.model_family}` and is a Wan LoRA "
-                        "in the diffusers, original-Wan or musubi/kohya format",
-                    ) from e
-                names, weights = active.setdefault(label, ([], []))
-                names.append(key)
-                weights.append(weight)
-        # 4. per-expert weights
-        for label, (names, weights) in active.items():
-            getattr(self.pipeline, label).set_adapters(names, weights=weights)
 
     # ------------------------------------------------------------------ generating
 
@@ -517,7 +384,9 @@ class WanGenerator:
                 scheduler.config, flow_shift=float(flow_shift)
             )
 
-    def generate(self, spec: GenerationSpec, image: np.ndarray | None = None) -> np.ndarray:
+    def generate(
+        self, spec: GenerationSpec, image: np.ndarray | None = None, on_progress: ProgressCallback | None = None
+    ) -> np.ndarray:
         """Render ``spec`` into frames: ``uint8`` ``(num_frames, height, width, 3)``.
 
         Deterministic: the initial noise comes from a CPU ``torch.Generator`` seeded with
@@ -527,6 +396,11 @@ class WanGenerator:
         (``self.image_input`` ``"optional"``: TI2V-5B, ``tiny-ti2v``; ``"required"``: I2V-A14B);
         see :mod:`brandstudio.generation.conditioning`.
 
+        ``on_progress`` is called with a :class:`~brandstudio.progress.Progress` after each
+        denoising step (``Progress("generation", step, spec.steps + 1, "high-noise expert")``,
+        ``"low-noise expert"`` past the boundary, ``"denoising"`` on a single-model checkpoint) and
+        once more when the VAE has decoded the frames (``step = total``, ``"decode"``).
+
         Raises:
             RequestError: the spec is invalid (e.g. "`height` must be divisible by 16, got 700").
             GenerationError: the model failed, e.g. ran out of memory.
@@ -535,21 +409,21 @@ class WanGenerator:
             >>> frames = WanGenerator("tiny").generate(                      # doctest: +SKIP
             ...     GenerationSpec("tea field at dawn", "", 0, 64, 48, 5, 2, 4.0, 3.0, 3.0))
         """
-        import torch
+        import torch  # the seeded noise, and its OutOfMemoryError
 
         # 1. Check the request
         self._check_spec(spec)
-        from brandstudio.generation.conditioning import check_image, image_call
-
         check_image(image, image_input=self.image_input, width=spec.width, height=spec.height, model_id=self.model_id)
         pipe = self.pipeline
 
         # 2. Sampler settings for this call
         self._set_flow_shift(spec.flow_shift)
         generator = torch.Generator(device="cpu").manual_seed(int(spec.seed))
-        kwargs = {}
-        if pipe.config.boundary_ratio is not None:
-            kwargs["guidance_scale_2"] = float(spec.guidance_low)
+        kwargs = pipeline_call_kwargs(pipe, spec)
+        report = stage_reporter(on_progress, "generation")
+        total = int(spec.steps) + 1  # the denoising steps, then the VAE decode
+        if on_progress is not None:  # each step, named by the expert that ran it
+            kwargs["callback_on_step_end"] = step_progress(report, total)
 
         # 3. Denoise and decode (from the start image, if any)
         try:
@@ -557,19 +431,9 @@ class WanGenerator:
             call, inputs = pipe, {"prompt": spec.prompt, "negative_prompt": spec.negative_prompt}
             if image is not None:
                 call, inputs = image_call(pipe, spec, image)
-            output = call(
-                **inputs,
-                height=int(spec.height),
-                width=int(spec.width),
-                num_frames=int(spec.num_frames),
-                num_inference_steps=int(spec.steps),
-                guidance_scale=float(spec.guidance_high),
-                generator=generator,
-                output_type="np",
-                **kwargs,
-            )
+            output = call(**inputs, generator=generator, output_type="np", **kwargs)
         except torch.OutOfMemoryError as e:
-            # names the memory plan that would fit (brandstudio.generation.presets.oom_advice)
+            # names the memory plan that would fit (brandstudio.generation.memory.oom_advice)
             raise self.runtime.oom_error(
                 spec, f"generating {spec.width}x{spec.height}x{spec.num_frames} frames"
             ) from e
@@ -589,4 +453,5 @@ class WanGenerator:
             raise GenerationError(
                 f"the pipeline returned frames of shape {frames.shape}, expected {expected}"
             )
+        report(total, total, "decode")
         return frames

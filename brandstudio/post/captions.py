@@ -1,4 +1,4 @@
-"""Burned-in captions in the brand font, plus ``.srt``/``.vtt`` sidecars.
+"""Burned-in captions in the brand font (the ``.srt``/``.vtt`` sidecars: :mod:`.subtitles`).
 
 Each cue is laid out once (word-wrapped by measured pixel width inside the safe area,
 shrunk if it needs more than ``max_lines``), rendered once to a small RGBA image with
@@ -17,34 +17,26 @@ A glyph the font lacks is an error (:class:`~brandstudio.errors.PostError` namin
 characters and the font file), never a tofu box.
 
 Example:
-    >>> from brandstudio.post.captions import Cue, srt_text, vtt_text
-    >>> cues = [Cue(0.0, 1.5, "Good morning"), Cue(1.5, 3.25, "早上好")]
-    >>> print(srt_text(cues))
-    1
-    00:00:00,000 --> 00:00:01,500
-    Good morning
-    <BLANKLINE>
-    2
-    00:00:01,500 --> 00:00:03,250
-    早上好
-    <BLANKLINE>
-    >>> vtt_text(cues).splitlines()[:3]
-    ['WEBVTT', '', '00:00:00.000 --> 00:00:01.500']
+    >>> wrap_text("Good morning, coffee lovers", 70, measure=lambda s: 5 * len(s))
+    ['Good morning,', 'coffee lovers']
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from brandstudio.errors import AssetError, PostError
+from brandstudio.errors import PostError
 from brandstudio.frames import check_frames
-from brandstudio.post.overlay import composite
+
+from .effect import Effect
+from .fonts import font_file, missing_glyphs
+from .overlay import composite
+from .subtitles import Cue
 
 if TYPE_CHECKING:  # pragma: no cover
     from brandstudio.profile.schema import CaptionsSection
@@ -52,14 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CaptionStyle",
     "Captions",
-    "Cue",
-    "missing_glyphs",
     "render_cue",
-    "srt_text",
-    "vtt_text",
     "wrap_text",
-    "write_srt",
-    "write_vtt",
 ]
 
 #: characters that must not start a line (CJK and Latin closing punctuation)
@@ -91,148 +77,7 @@ def _is_cjk(ch: str) -> bool:
 # --------------------------------------------------------------------------- cues
 
 
-@dataclass(frozen=True)
-class Cue:
-    """One caption: ``text`` shown for ``start <= t < end`` (seconds)."""
-
-    start: float
-    end: float
-    text: str
-
-    def __post_init__(self) -> None:
-        if not (self.start >= 0 and self.end > self.start):
-            raise ValueError(f"a cue needs 0 <= start < end, got start={self.start}, end={self.end}")
-        if not self.text.strip():
-            raise ValueError("a cue needs some text, got an empty string")
-
-
-def _timestamp(seconds: float, sep: str) -> str:
-    ms = round(seconds * 1000)
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def _cue_lines(text: str) -> str:
-    """A cue's text without blank lines (a blank line ends a cue in both formats)."""
-    return "\n".join(line.strip() for line in text.strip().splitlines() if line.strip())
-
-
-def srt_text(cues: Sequence[Cue]) -> str:
-    """The SubRip (``.srt``) text of ``cues`` (times ``HH:MM:SS,mmm``).
-
-    SubRip has no escapes: an arrow ``-->`` in a caption (which players take for a timing
-    line) is written as ``→``.
-
-    Example:
-        >>> print(srt_text([Cue(0.0, 1.5, "A --> B")]))
-        1
-        00:00:00,000 --> 00:00:01,500
-        A → B
-        <BLANKLINE>
-    """
-    blocks = [
-        f"{i}\n{_timestamp(c.start, ',')} --> {_timestamp(c.end, ',')}\n{_cue_lines(c.text).replace('-->', '→')}\n"
-        for i, c in enumerate(cues, start=1)
-    ]
-    return "\n".join(blocks)
-
-
-def vtt_text(cues: Sequence[Cue]) -> str:
-    """The WebVTT (``.vtt``) text of ``cues`` (times ``HH:MM:SS.mmm``).
-
-    ``&``, ``<`` and ``>`` are written as character references, as WebVTT requires, so a
-    caption such as ``We <3 mornings`` shows as written instead of being read as a tag.
-
-    Example:
-        >>> print(vtt_text([Cue(0.0, 1.5, "We <3 R&D")]))
-        WEBVTT
-        <BLANKLINE>
-        00:00:00.000 --> 00:00:01.500
-        We &lt;3 R&amp;D
-        <BLANKLINE>
-    """
-
-    def escape(text: str) -> str:
-        return _cue_lines(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-    blocks = [f"{_timestamp(c.start, '.')} --> {_timestamp(c.end, '.')}\n{escape(c.text)}\n" for c in cues]
-    return "WEBVTT\n\n" + "\n".join(blocks)
-
-
-def write_srt(cues: Sequence[Cue], path: str | Path) -> Path:
-    """Write ``cues`` as an ``.srt`` file, atomically (temp file + ``os.replace``)."""
-    from brandstudio.files import write_text_atomic
-
-    return write_text_atomic(path, srt_text(cues))
-
-
-def write_vtt(cues: Sequence[Cue], path: str | Path) -> Path:
-    """Write ``cues`` as a ``.vtt`` file, atomically (temp file + ``os.replace``)."""
-    from brandstudio.files import write_text_atomic
-
-    return write_text_atomic(path, vtt_text(cues))
-
-
 # --------------------------------------------------------------------------- fonts
-
-
-@functools.lru_cache(maxsize=32)
-def _cmap(font_path: str, mtime: float) -> frozenset[int]:
-    from fontTools.ttLib import TTFont
-
-    try:
-        with TTFont(font_path, fontNumber=0, lazy=True) as font:
-            cmap = font.getBestCmap()
-    except Exception as exc:  # noqa: BLE001 - fontTools raises many kinds on a corrupt file
-        raise AssetError(
-            f"could not read the font {Path(font_path).name}: {type(exc).__name__}: {exc}",
-            file=font_path,
-            fix="use a valid .ttf, .otf or .ttc font file",
-        ) from None
-    if not cmap:
-        raise AssetError(
-            f"the font {Path(font_path).name} has no Unicode character map",
-            file=font_path,
-            fix="use a Unicode .ttf/.otf font",
-        )
-    return frozenset(cmap)
-
-
-def _font_file(font_path: str | Path) -> str:
-    path = Path(font_path)
-    if not path.is_file():
-        raise AssetError(
-            f"font file not found: {path.name}",
-            file=str(path),
-            fix="check the captions font path in brand.toml",
-        )
-    return str(path)
-
-
-def missing_glyphs(font_path: str | Path, text: str) -> list[str]:
-    """The characters of ``text`` that the font has no glyph for (whitespace ignored), in order.
-
-    Raises :class:`~brandstudio.errors.AssetError` if the font is missing or unreadable.
-
-    Example:
-        >>> import glob
-        >>> font = (glob.glob("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf") or [None])[0]
-        >>> missing_glyphs(font, "Café 咖啡") if font else ['咖', '啡']
-        ['咖', '啡']
-    """
-    path = _font_file(font_path)
-    cmap = _cmap(path, Path(path).stat().st_mtime)
-    seen: list[str] = []
-    for ch in text:
-        if ch.isspace() or ord(ch) in cmap or ch in seen:
-            continue
-        # zero-width joiners / variation selectors are not drawn
-        if ord(ch) in (0x200B, 0x200C, 0x200D, 0xFEFF) or 0xFE00 <= ord(ch) <= 0xFE0F:
-            continue
-        seen.append(ch)
-    return seen
 
 
 # --------------------------------------------------------------------------- layout
@@ -389,16 +234,15 @@ def render_cue(text: str, style: CaptionStyle, width: int, height: int) -> tuple
     Raises :class:`PostError` if the text cannot fit in ``max_lines`` inside the safe area
     even at half the font size.
     """
-    from PIL import Image, ImageDraw, ImageFont
 
-    font_file = _font_file(style.font)
+    font_path = font_file(style.font)
     left, top, right, bottom = style.safe_box(width, height)
     box_w, box_h = right - left, bottom - top
     base_px = max(6, round(style.size * min(width, height)))
     scratch = ImageDraw.Draw(Image.new("L", (1, 1)))
     px = base_px
     while True:
-        font = ImageFont.truetype(font_file, px, index=0)
+        font = ImageFont.truetype(font_path, px, index=0)
         stroke = round(style.stroke_width * px)
 
         def measure(line: str, font=font, stroke=stroke) -> float:
@@ -415,7 +259,7 @@ def render_cue(text: str, style: CaptionStyle, width: int, height: int) -> tuple
             raise PostError(
                 f"the caption {text!r} does not fit in {style.max_lines} line(s) inside the safe area "
                 f"even at half the font size",
-                file=font_file,
+                file=font_path,
                 fix="shorten the cue, split it into two cues, or raise captions.max_lines",
             )
         px = max(max(6, base_px // 2), int(px * 0.9))
@@ -445,7 +289,7 @@ def render_cue(text: str, style: CaptionStyle, width: int, height: int) -> tuple
 
 
 @dataclass(frozen=True, eq=False)
-class Captions:
+class Captions(Effect):
     """Burn ``cues`` into frames at ``fps`` in ``style``.
 
     Every glyph is checked against the font when the effect is made; a missing one raises
@@ -502,7 +346,7 @@ class Captions:
         self.apply_inplace_at(out, start)
         return out
 
-    def apply_inplace_at(self, frames: np.ndarray, start: int) -> None:
+    def apply_inplace_at(self, frames: np.ndarray, start: int) -> np.ndarray:
         """Burn the cues into ``frames`` themselves (uint8, writable; the post stream's own chunk)."""
         T, H, W, _ = frames.shape
         cache = self.__dict__.setdefault("_rendered", {})
@@ -511,6 +355,7 @@ class Captions:
                 cache[(i, W, H)] = render_cue(self.cues[i].text, self.style, W, H)
             rgba, x, y = cache[(i, W, H)]
             composite(frames[first : last + 1], rgba, x, y)
+        return frames
 
     def _on_screen(self, n: int, start: int) -> list[tuple[int, int, int]]:
         """``(cue index, first, last)`` for each cue shown in frames ``start .. start + n - 1``

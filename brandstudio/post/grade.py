@@ -42,7 +42,9 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,6 +56,10 @@ import numpy as np
 from brandstudio.errors import AssetError
 from brandstudio.frames import check_frames
 from brandstudio.profile.assets import ASSET_CHECKS
+from brandstudio.registry import LUT_INTERPOLATIONS
+
+from .effect import Effect
+from .lut_cache import LutCache, bake_key
 
 __all__ = ["BACKENDS", "INTERPOLATORS", "LUT", "Grade", "read_lut"]
 
@@ -270,6 +276,8 @@ def _trilinear(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndarra
 
 #: interpolation methods for 3D LUTs, by name
 INTERPOLATORS = {"tetrahedral": _tetrahedral, "trilinear": _trilinear}
+for _name, _kernel in INTERPOLATORS.items():
+    LUT_INTERPOLATIONS.register(_name, _kernel)
 
 
 #: LUTs already read, by (path, size, modification time): a profile's LUT is read when the profile
@@ -316,8 +324,6 @@ def read_lut(path: str | Path) -> LUT:
 
 def _parse_lut(path: Path) -> LUT:
     try:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # colour warns at import about optional matplotlib
             import colour
@@ -363,7 +369,7 @@ BACKENDS = ("auto", "numpy", "torch")
 
 
 @dataclass(frozen=True, eq=False)
-class Grade:
+class Grade(Effect):
     """Grade frames through a LUT, blended with the original by ``strength``.
 
     ``out = (1 - strength) * in + strength * lut(in)``, rounded to 8 bits.
@@ -426,14 +432,12 @@ class Grade:
         """The :class:`LutCache` to use, or ``None``."""
         if self.cache is False:
             return None
-        from .lut_cache import LutCache
 
         return self.cache if isinstance(self.cache, LutCache) else LutCache(self.cache)
 
     def _key(self) -> str:
         key = self.__dict__.get("_bake_key")
         if key is None:
-            from .lut_cache import bake_key
 
             key = bake_key(self.lut, self.strength, self.method)
             object.__setattr__(self, "_bake_key", key)
@@ -483,7 +487,6 @@ class Grade:
             return False
         if self.backend == "torch":
             return True
-        import sys
 
         # "auto": torch only on a CUDA GPU (on a CPU the baked numpy table is faster), and only
         # when torch is already loaded (as in a render): grading alone never pays torch's import

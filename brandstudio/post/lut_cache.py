@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import tempfile
 import time
@@ -43,6 +44,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from brandstudio.files import brandstudio_home
 
 __all__ = ["MAX_ENTRIES", "TABLE_VERSION", "LutCache", "bake_key", "default_lut_cache_dir"]
 
@@ -62,7 +65,6 @@ def default_lut_cache_dir() -> Path:
     env = os.environ.get("BRANDSTUDIO_LUT_CACHE")
     if env:
         return Path(env).expanduser()
-    from brandstudio.files import brandstudio_home
 
     return brandstudio_home() / "luts"
 
@@ -114,7 +116,6 @@ class LutCache:
         cache (shared with every process grading with the same table) and only the checksum
         pass touches them all.
         """
-        import mmap
 
         path = self._path(key)
         try:

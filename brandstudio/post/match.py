@@ -11,9 +11,9 @@ Methods, by name in :data:`MATCHERS` (``method="reinhard"`` etc.):
 * ``"reinhard"`` — Reinhard, Ashikhmin, Gooch & Shirley, "Color Transfer between Images"
   (IEEE CG&A 2001): per channel, ``(x - mean_frame) * std_ref / std_frame + mean_ref``. As
   most implementations do, it works in CIELAB (D65) rather than the paper's lαβ; both
-  decorrelate lightness from the two opponent-colour axes. The conversion is a float32
-  numpy one (:func:`srgb_to_lab`, :func:`lab_to_srgb`: sRGB decode by table, 3x3 matrix,
-  cube root; encode through a 16-bit table), checked against colour-science's
+  decorrelate lightness from the two opponent-colour axes. The conversion is the float32
+  numpy one of :mod:`brandstudio.frames` (:func:`~brandstudio.frames.srgb_to_lab`,
+  :func:`~brandstudio.frames.lab_to_srgb`), checked against colour-science's
   ``XYZ_to_Lab(sRGB_to_XYZ(...))`` in the tests, and ~10x faster than it on frames.
   Scale factors are clamped to [1/4, 4] so a flat frame cannot explode.
 * ``"mkl"`` — Pitié & Kokaram, "The linear Monge-Kantorovitch linear colour mapping for
@@ -52,100 +52,31 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
-from brandstudio.frames import check_frames
+from brandstudio.errors import AssetError
+from brandstudio.frames import apply_colour_matrix, check_frames, lab_to_srgb, srgb_to_lab
+from brandstudio.post.grade import _parallel
 from brandstudio.profile.assets import ASSET_CHECKS
+from brandstudio.registry import MATCH_METHODS
+
+from .effect import Effect
 
 __all__ = [
     "MATCHERS",
     "SAMPLES",
     "ColourMatch",
     "colour_drift",
-    "lab_to_srgb",
     "load_reference",
-    "srgb_to_lab",
 ]
 
 #: at most this many pixels per image feed the statistics
 SAMPLES = 1 << 16
-
-# -- sRGB <-> CIELAB (D65), float32 ---------------------------------------------------------
-
-_M_RGB_XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]],
-    np.float32,
-)
-_M_XYZ_RGB = np.linalg.inv(_M_RGB_XYZ.astype(np.float64)).astype(np.float32)
-_WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)  # D65, 2°
-_EPS = (6 / 29) ** 3
-_K = 1 / (3 * (6 / 29) ** 2)
-
-
-def _decode(v: np.ndarray) -> np.ndarray:
-    v = v.astype(np.float64)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
-_DECODE8 = _decode(np.arange(256) / 255.0).astype(np.float32)  # uint8 -> linear
-_ENC_BITS = 16
-_lin = np.arange(2**_ENC_BITS) / (2**_ENC_BITS - 1)
-_ENCODE16 = np.clip(
-    np.rint(255 * np.where(_lin <= 0.0031308, 12.92 * _lin, 1.055 * _lin ** (1 / 2.4) - 0.055)), 0, 255
-).astype(np.uint8)  # linear (16-bit) -> uint8 sRGB
-del _lin
-
-
-def _mat3(x: np.ndarray, m: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
-    """``x @ m.T (+ offset)`` for ``(..., 3)`` float32 ``x``, channel by channel (numpy's matmul with
-    an inner size of 3 is slow and erratic: 10x slower on a 2-D ``(n, 3)`` array)."""
-    m = np.asarray(m, np.float32)
-    out = np.empty(x.shape, np.float32)
-    for j in range(3):
-        c = x[..., 0] * m[j, 0]
-        c += x[..., 1] * m[j, 1]
-        c += x[..., 2] * m[j, 2]
-        if offset is not None:
-            c += np.float32(offset[j])
-        out[..., j] = c
-    return out
-
-
-def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """uint8 sRGB ``(..., 3)`` -> float32 CIELAB (D65) ``(..., 3)``.
-
-    Example:
-        >>> srgb_to_lab(np.array([[255, 255, 255], [0, 0, 0]], np.uint8)).round(2).tolist()
-        [[100.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
-    """
-    lin = _DECODE8[np.asarray(rgb, np.uint8)]
-    xyz = _mat3(lin, _M_RGB_XYZ / _WHITE[:, None])
-    f = np.where(xyz > _EPS, np.cbrt(xyz), xyz * np.float32(_K) + np.float32(4 / 29))
-    out = np.empty_like(f)
-    out[..., 0] = 116 * f[..., 1] - 16
-    out[..., 1] = 500 * (f[..., 0] - f[..., 1])
-    out[..., 2] = 200 * (f[..., 1] - f[..., 2])
-    return out
-
-
-def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
-    """float CIELAB (D65) ``(..., 3)`` -> uint8 sRGB, out-of-gamut colours clipped.
-
-    Example:
-        >>> lab_to_srgb(srgb_to_lab(np.array([12, 128, 250], np.uint8))).tolist()
-        [12, 128, 250]
-    """
-    lab = np.asarray(lab, np.float32)
-    fy = (lab[..., 0] + 16) / 116
-    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
-    xyz = np.where(f > np.float32(6 / 29), f * f * f, (f - np.float32(4 / 29)) / np.float32(_K))
-    lin = _mat3(xyz, _M_XYZ_RGB * _WHITE[None, :])
-    idx = np.clip(lin * np.float32(2**_ENC_BITS - 1) + np.float32(0.5), 0, 2**_ENC_BITS - 1).astype(np.int32)
-    return _ENCODE16[idx]
-
 
 # -- statistics and methods ---------------------------------------------------------------
 
@@ -202,7 +133,7 @@ class _MKL:
         t = a_inv_half @ c_half @ a_inv_half  # symmetric
         # out = (x/255 - ms) T + mr, in 8-bit units: x T + 255 (mr - ms T)
         offset = 255.0 * (mr - ms @ t)
-        out = _mat3(frame.astype(np.float32), t.T, offset)
+        out = apply_colour_matrix(frame.astype(np.float32), t.T, offset)
         np.rint(out, out=out)
         return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
@@ -239,6 +170,9 @@ class _Histogram:
 
 #: colour matching methods, by name
 MATCHERS: dict[str, type] = {"reinhard": _Reinhard, "mkl": _MKL, "histogram": _Histogram}
+MATCH_METHODS.register("off", None)  # brand.toml's "no colour matching"
+for _name, _matcher in MATCHERS.items():
+    MATCH_METHODS.register(_name, _matcher)
 
 
 def load_reference(path: str | Path, max_side: int = 512) -> np.ndarray:
@@ -246,9 +180,7 @@ def load_reference(path: str | Path, max_side: int = 512) -> np.ndarray:
 
     Raises :class:`~brandstudio.errors.AssetError` if the file is missing or not an image.
     """
-    from PIL import Image, UnidentifiedImageError
 
-    from brandstudio.errors import AssetError
 
     path = Path(path)
     try:
@@ -271,7 +203,7 @@ def load_reference(path: str | Path, max_side: int = 512) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class ColourMatch:
+class ColourMatch(Effect):
     """Match every frame's colour statistics to a reference.
 
     Args:
@@ -320,7 +252,6 @@ class ColourMatch:
                 matched = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
             out[i] = matched
 
-        from brandstudio.post.grade import _parallel
 
         _parallel(run, range(len(frames)))
         return out
@@ -339,7 +270,6 @@ def colour_drift(frames: np.ndarray, reference: np.ndarray | None = None) -> dic
         >>> colour_drift(np.full((3, 4, 4, 3), 128, np.uint8))["l_range"]
         0.0
     """
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -34,6 +34,10 @@ import numpy as np
 
 from brandstudio.frames import check_frames
 from brandstudio.profile.schema import parse_aspect
+from brandstudio.registry import REFRAME_MODES
+
+from .effect import Effect
+from .subject import SUBJECT_FINDERS
 
 __all__ = ["ANCHORS", "MODES", "Reframe", "crop_box", "delivery_size"]
 
@@ -41,6 +45,8 @@ __all__ = ["ANCHORS", "MODES", "Reframe", "crop_box", "delivery_size"]
 ANCHORS = ("center", "left", "right", "top", "bottom")
 #: how the crop window is placed (``"center"`` is accepted for ``"centre"``)
 MODES = ("centre", "saliency", "face")
+for _mode in (*MODES, "center"):  # brand.toml also takes the US spelling
+    REFRAME_MODES.register(_mode, _mode)
 
 
 def _even(x: float) -> int:
@@ -80,7 +86,7 @@ def crop_box(width: int, height: int, aspect: str, anchor: str = "center") -> tu
 
 
 @dataclass(frozen=True)
-class Reframe:
+class Reframe(Effect):
     """Crop every frame to ``aspect`` (``"16:9"``, ``"9:16"``, ``"1:1"``, ``"4:5"``).
 
     The crop is the largest window of that aspect ratio, with even dimensions. ``mode``
@@ -145,7 +151,6 @@ class Reframe:
         return replace(self, plan=tuple(self.windows(frames)), plan_size=frames.shape[:3])
 
     def _subject(self, shot: np.ndarray) -> tuple[float, float] | None:
-        from .subject import SUBJECT_FINDERS
 
         find = SUBJECT_FINDERS[self.mode]
         picks = np.unique(np.linspace(0, len(shot) - 1, min(self.samples, len(shot))).round().astype(int))

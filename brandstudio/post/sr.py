@@ -48,6 +48,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brandstudio.errors import AssetError
+from brandstudio.frames import check_frames
 
 __all__ = [
     "ARCHITECTURES",
@@ -389,7 +391,6 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             raise _refuse(
                 path, f"not a readable safetensors file ({exc})", "export the weights again"
             ) from None
-    import pickle
 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -554,7 +555,6 @@ class RealESRGAN:
     @torch.inference_mode()
     def upscale(self, frames: np.ndarray) -> np.ndarray:
         """``(T, H, W, 3)`` uint8 -> ``(T, H*scale, W*scale, 3)`` uint8."""
-        from brandstudio.frames import check_frames
 
         frames = check_frames(frames)
         t, h, w, _ = frames.shape

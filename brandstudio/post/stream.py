@@ -11,14 +11,13 @@ the next chunk is being made)::
     (T, h, w, 3)        grade, reframe,   frame_map  captions, logo,   QC sampler,   libx264 + AAC,
      at fps_in          upscale           (indices)  label             frame checks  temp file + rename
 
-**Effects** are the post stage's small frozen dataclasses with ``apply(frames) -> frames``.
-An effect whose result depends on *where* in the clip a frame is (captions are timed; a
-subject-tracking reframe follows a path) also has ``apply_at(frames, start)``: ``frames[k]`` is
-frame ``start + k`` of the clip. Source effects see source frame numbers (the generated clip at
-the model's frame rate), output effects see delivered frame numbers. An effect with
-``prepare(shape)`` is told the whole source's shape once before the first chunk (the grade
-uses it to bake its lookup table exactly when a whole-clip grade would, so streamed and
-whole-clip output are identical).
+**Effects** are :class:`~brandstudio.post.effect.Effect` values: ``apply_at(frames, start)``
+(``frames[k]`` is frame ``start + k`` of the clip) for the chunks the stream makes, and
+``apply_inplace_at`` for the delivered chunks it owns. Source effects see source frame numbers
+(the generated clip at the model's frame rate), output effects see delivered frame numbers.
+``prepare(shape)`` is called with the whole source's shape once before the first chunk (the
+grade bakes its lookup table exactly when a whole-clip grade would, so streamed and whole-clip
+output are identical).
 
 **Observers** are callables ``observer(start, frames)``, called in order with every delivered
 chunk before it is encoded (``frames[k]`` is delivered frame ``start + k``; read-only: copy what
@@ -53,23 +52,24 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from brandstudio.frames import check_frames
 
+from .effect import Effect
+
 __all__ = [
     "DEFAULT_CHUNK",
     "DeliveredFrames",
-    "Effect",
     "Observer",
     "PostChain",
     "StreamStats",
-    "apply_effect",
-    "apply_owned",
     "run_stream",
 ]
 
@@ -77,30 +77,6 @@ __all__ = [
 DEFAULT_CHUNK = 8
 
 Observer = Callable[[int, np.ndarray], Any]
-
-
-@runtime_checkable
-class Effect(Protocol):
-    """A post effect: a pure function of a block of frames (optionally ``apply_at``/``prepare``)."""
-
-    def apply(self, frames: np.ndarray) -> np.ndarray: ...
-
-
-def apply_effect(effect: Effect, frames: np.ndarray, start: int) -> np.ndarray:
-    """``effect.apply_at(frames, start)`` when the effect is position-aware, else ``effect.apply(frames)``."""
-    at = getattr(effect, "apply_at", None)
-    return at(frames, start) if at is not None else effect.apply(frames)
-
-
-def apply_owned(effect: Effect, frames: np.ndarray, start: int) -> np.ndarray:
-    """:func:`apply_effect` on frames the caller owns and will not read again: an effect with
-    ``apply_inplace_at(frames, start)`` (the overlays: captions, logo, label) draws into them
-    instead of copying a whole chunk first."""
-    inplace = getattr(effect, "apply_inplace_at", None)
-    if inplace is None:
-        return apply_effect(effect, frames, start)
-    inplace(frames, start)
-    return frames
 
 
 def _runs(indices: np.ndarray) -> list[np.ndarray]:
@@ -182,9 +158,7 @@ class PostChain:
 
     def _prepare(self, shape: tuple[int, ...]) -> None:
         for effect in self.source_effects:
-            prepare = getattr(effect, "prepare", None)
-            if prepare is not None:
-                prepare(shape)
+            effect.prepare(shape)
 
     def apply(self, source: np.ndarray) -> np.ndarray:
         """The whole clip at once: every effect on every frame, in order (holds the delivered clip in memory).
@@ -194,10 +168,10 @@ class PostChain:
         frames = check_frames(source, name="source")
         fmap = self._map(len(frames))
         for effect in self.source_effects:
-            frames = apply_effect(effect, frames, 0)
+            frames = effect.apply_at(frames, 0)
         frames = frames[fmap]  # a new array (fancy indexing copies): the overlays may draw into it
         for effect in self.output_effects:
-            frames = apply_owned(effect, frames, 0)
+            frames = effect.apply_inplace_at(frames, 0)
         return frames
 
     def chunks(
@@ -222,8 +196,6 @@ class PostChain:
                 out, last = self._chunk(source, fmap[start : start + chunk_size], start, last)
                 yield start, out
             return
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers, thread_name_prefix="brandstudio-post") as pool:
             pending: deque = deque()
@@ -257,7 +229,7 @@ class PostChain:
         for run in runs:
             frames = source[run[0] : run[-1] + 1]
             for effect in self.source_effects:
-                frames = apply_effect(effect, frames, int(run[0]))
+                frames = effect.apply_at(frames, int(run[0]))
             if not done and len(runs) == 1 and np.array_equal(run, idx):
                 out = frames  # the common case (no retime): the run is the chunk, no copy
             for k, i in enumerate(run.tolist()):
@@ -271,7 +243,7 @@ class PostChain:
             elif np.may_share_memory(out, last[1]):
                 last = (last[0], last[1].copy())  # the next chunk may show it again: keep it undrawn
             for effect in self.output_effects:
-                out = apply_owned(effect, out, start)
+                out = effect.apply_inplace_at(out, start)
         return np.ascontiguousarray(out), last
 
 
@@ -298,9 +270,9 @@ class DeliveredFrames(Sequence):
             j = int(self._map[i])
             frame = self._source[j : j + 1]
             for effect in self._chain.source_effects:
-                frame = apply_effect(effect, frame, j)
+                frame = effect.apply_at(frame, j)
             for effect in self._chain.output_effects:
-                frame = apply_effect(effect, frame, i)
+                frame = effect.apply_at(frame, i)
             if len(self._kept) >= 32:
                 self._kept.pop(next(iter(self._kept)))
             self._kept[i] = np.ascontiguousarray(frame[0])

@@ -35,6 +35,10 @@ import functools
 from collections.abc import Callable
 
 import numpy as np
+from PIL import Image
+
+from brandstudio.errors import MissingDependency
+from brandstudio.post.match import srgb_to_lab
 
 __all__ = ["SUBJECT_FINDERS", "face_boxes", "face_centre", "saliency_centre", "saliency_map"]
 
@@ -43,10 +47,8 @@ _THUMB = 96  # thumbnail width for the saliency map
 
 def saliency_map(frame: np.ndarray, width: int = _THUMB) -> np.ndarray:
     """Frequency-tuned saliency of an ``(H, W, 3)`` uint8 frame at ``width`` px wide, in [0, 1]."""
-    from PIL import Image
     from scipy.ndimage import gaussian_filter
 
-    from brandstudio.post.match import srgb_to_lab
 
     h, w = frame.shape[:2]
     th = max(8, round(h * width / w))
@@ -82,8 +84,6 @@ def _face_detector():
     try:
         from nudenet import NudeDetector
     except ImportError:
-        from brandstudio.errors import MissingDependency
-
         raise MissingDependency(
             'reframe = "face" needs the face detector from the nudenet package',
             field="output.reframe",

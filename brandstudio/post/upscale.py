@@ -22,15 +22,20 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from PIL import Image as _Image
 
 from brandstudio.frames import check_frames
 from brandstudio.profile.assets import ASSET_CHECKS
+from brandstudio.registry import UPSCALE_METHODS
+
+from .effect import Effect
 
 __all__ = ["METHODS", "MODEL_UPSCALERS", "UPSCALERS", "Upscale"]
 
@@ -48,9 +53,7 @@ def _reuse_pillow_blocks() -> None:
     Raised to :data:`PILLOW_BLOCKS` (at most ~60 MB held for 720p frames), never lowered, and left
     alone when the user set ``PILLOW_BLOCKS_MAX`` (Pillow's own switch for the same thing).
     """
-    import os
 
-    from PIL import Image as _Image
 
     if "PILLOW_BLOCKS_MAX" not in os.environ and _Image.core.get_blocks_max() < PILLOW_BLOCKS:
         _Image.core.set_blocks_max(PILLOW_BLOCKS)
@@ -79,12 +82,14 @@ def _realesrgan(weights, tile, tile_pad, device):
 #: learned upscalers by name: ``(weights, tile, tile_pad, device) -> model`` with ``.upscale(frames)``
 MODEL_UPSCALERS: dict[str, Callable] = {"realesrgan": _realesrgan}
 
-#: every method :class:`Upscale` accepts
+#: every method :class:`Upscale` accepts (``[upscale] method`` is checked against the registry)
 METHODS = (*UPSCALERS, *MODEL_UPSCALERS)
+for _name in METHODS:
+    UPSCALE_METHODS.register(_name, UPSCALERS.get(_name) or MODEL_UPSCALERS[_name])
 
 
 @dataclass(frozen=True)
-class Upscale:
+class Upscale(Effect):
     """Resize every frame to ``width`` x ``height`` with ``method`` (a key of :data:`METHODS`).
 
     It also downsizes; frames already at the size are returned unchanged (copied). A model

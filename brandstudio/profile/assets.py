@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from PIL import ImageFont
+
 from ..registry import Registry
 
 __all__ = ["ASSET_CHECKS", "asset_check"]
@@ -28,7 +30,6 @@ ASSET_CHECKS: Registry[Callable[[Path], object]] = Registry("asset kind")
 
 @ASSET_CHECKS.register("font")
 def _check_font(path: Path) -> None:
-    from PIL import ImageFont
 
     ImageFont.truetype(str(path), 24)
 

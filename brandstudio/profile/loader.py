@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -343,7 +344,6 @@ _SR_SUFFIXES = (".safetensors", ".pth", ".pt")
 
 def _env_sr_weights(label: str) -> Asset:
     """``[upscale] method = "realesrgan"`` without ``weights``: the file in ``$BRANDSTUDIO_SR_WEIGHTS``."""
-    import os
 
     env = os.environ.get("BRANDSTUDIO_SR_WEIGHTS")
     if not env:

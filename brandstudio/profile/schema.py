@@ -19,6 +19,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..registry import (
+    LUT_INTERPOLATIONS,
+    MATCH_METHODS,
+    MEMORY_PLANS,
+    NSFW_CLASSES,
+    REFRAME_MODES,
+    SPEED_PRESETS,
+    UPSCALE_METHODS,
+)
+
 __all__ = [
     "ASPECT_RATIOS",
     "AudioSection",
@@ -128,7 +138,7 @@ class ModelSection(_Section):
 
     id: str = Field("tiny", description="'tiny' (offline toy model), a hub id or a local diffusers directory")
     revision: str | None = None
-    preset: Literal["quality", "balanced", "fast"] = "quality"
+    preset: SPEED_PRESETS.field_type() = Field("quality", description="speed preset: quality, balanced or fast")
     steps: int = Field(40, ge=1, le=200)
     guidance_high: float = Field(4.0, ge=0, le=30, description="CFG scale of the high-noise expert")
     guidance_low: float = Field(3.0, ge=0, le=30, description="CFG scale of the low-noise expert")
@@ -141,7 +151,7 @@ class ModelSection(_Section):
     fps: int = Field(16, ge=1, le=60, description="frame rate the model generates at")
     max_frames: int = Field(81, ge=5, le=241, description="frames per generated shot (4k+1)")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    memory: Literal["auto", "resident", "swap", "group-offload"] = Field(
+    memory: MEMORY_PLANS.field_type() = Field(
         "auto", description="memory plan; auto: the fastest that fits the free GPU memory"
     )
     vae_tiling: bool = Field(False, description="decode the VAE in tiles (less memory)")
@@ -208,13 +218,13 @@ class ColourSection(_Section):
 
     lut: str | None = Field(None, description=".cube LUT inside the profile")
     strength: float = Field(1.0, ge=0, le=1)
-    interpolation: Literal["tetrahedral", "trilinear"] = "tetrahedral"
+    interpolation: LUT_INTERPOLATIONS.field_type() = "tetrahedral"
     palette: tuple[str, ...] = Field((), description="brand swatches as hex '#RRGGBB'")
     delta_e_tolerance: float = Field(12.0, gt=0, le=100, description="p95 ΔE2000 to the nearest swatch")
     reference: str | None = Field(
         None, description="brand reference still (.png/.jpg/.webp) inside the profile, for colour matching"
     )
-    match: Literal["off", "reinhard", "mkl", "histogram"] = Field(
+    match: MATCH_METHODS.field_type() = Field(
         "off", description="match every frame's colours to `reference` (or the first frame) before the LUT"
     )
     match_strength: float = Field(1.0, ge=0, le=1)
@@ -269,11 +279,9 @@ class SafetySection(_Section):
     @field_validator("nsfw_labels")
     @classmethod
     def _nsfw_labels(cls, v):
-        from ..safety.frames import DETECTOR_CLASSES
-
-        unknown = [x for x in v if x not in DETECTOR_CLASSES]
+        unknown = [x for x in v if x not in NSFW_CLASSES]
         if unknown:
-            raise ValueError(f"unknown detector classes {unknown}; use some of {list(DETECTOR_CLASSES)}")
+            raise ValueError(f"unknown detector classes {unknown}; use some of {list(NSFW_CLASSES)}")
         return v
 
 
@@ -408,7 +416,7 @@ class OutputSection(_Section):
     codec: Literal["h264"] = "h264"
     crf: int = Field(18, ge=0, le=51)
     audio_bitrate: str = Field("192k", pattern=r"^\d+k$")
-    reframe: Literal["centre", "center", "saliency", "face"] = Field(
+    reframe: REFRAME_MODES.field_type() = Field(
         "centre", description="where the aspect crop sits: the centre, the most salient region, or the faces"
     )
     source_aspect: str | None = Field(
@@ -441,7 +449,7 @@ class OutputSection(_Section):
 class UpscaleSection(_Section):
     """``[upscale]``: how frames reach the delivery size (see :mod:`brandstudio.post.upscale`)."""
 
-    method: Literal["lanczos", "bicubic", "realesrgan"] = "lanczos"
+    method: UPSCALE_METHODS.field_type() = "lanczos"
     weights: str | None = Field(
         None,
         description="Real-ESRGAN weights (.safetensors, or .pth read with weights_only=True) inside the "

@@ -328,6 +328,11 @@ class TemplateLibrary:
     def __init__(self, dirs: Iterable[Path]) -> None:
         self.dirs = [Path(d) for d in dirs if Path(d).is_dir()]
 
+    @classmethod
+    def for_profile(cls, root: Path) -> TemplateLibrary:
+        """A profile's templates (``<root>/templates``) over the shared ones."""
+        return cls([Path(root) / "templates", shared_templates_dir()])
+
     def names(self) -> list[str]:
         return sorted({p.stem for d in self.dirs for p in d.glob("*.toml")})
 

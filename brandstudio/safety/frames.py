@@ -58,6 +58,8 @@ import numpy as np
 
 from ..errors import MissingDependency, SafetyViolation
 from ..frames import check_frames
+from ..post.effect import Effect
+from ..registry import NSFW_CLASSES
 from .rules import SafetyVerdict
 
 __all__ = [
@@ -81,6 +83,8 @@ DETECTOR_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 
 #: the classes that always count as NSFW (a profile's ``nsfw_labels`` adds to these)
+for _label in DETECTOR_CLASSES:
+    NSFW_CLASSES.register(_label, _label)
 DEFAULT_NSFW_CLASSES: tuple[str, ...] = (
     "FEMALE_GENITALIA_EXPOSED",
     "MALE_GENITALIA_EXPOSED",
@@ -334,7 +338,7 @@ def _verdicts(hits: dict[int, list[Detection]], fps: float, policy: str, thresho
 
 
 @dataclass(frozen=True, eq=False)
-class NsfwBlur:
+class NsfwBlur(Effect):
     """Pixelate given boxes on given frames: the ``blur`` policy as a post effect.
 
     ``boxes[t]`` lists ``(x0, y0, x1, y1)`` boxes for delivered frame ``t``. ``apply_at(frames,

@@ -3,8 +3,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from brandstudio.errors import AssetError, PostError
 from brandstudio.audio.music import fit_music, integrated_loudness, load_audio, loop_to_length, true_peak_db
+from brandstudio.errors import AssetError, PostError
 
 SR = 48000
 PROFILES = __import__("pathlib").Path(__file__).resolve().parents[2] / "brand_profiles"

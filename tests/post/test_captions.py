@@ -3,18 +3,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from brandstudio.errors import AssetError, PostError
-from brandstudio.post.captions import (
-    Captions,
-    CaptionStyle,
-    Cue,
-    missing_glyphs,
-    render_cue,
-    srt_text,
-    vtt_text,
-    wrap_text,
-    write_srt,
-    write_vtt,
-)
+from brandstudio.post.captions import Captions, CaptionStyle, render_cue, wrap_text
+from brandstudio.post.fonts import missing_glyphs
+from brandstudio.post.subtitles import Cue, srt_text, vtt_text, write_srt, write_vtt
 
 
 def _style(font, **kw):

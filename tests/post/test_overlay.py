@@ -3,7 +3,8 @@ import pytest
 from PIL import Image
 
 from brandstudio.errors import AssetError, PostError
-from brandstudio.post.overlay import Label, Logo, label_text, load_logo
+from brandstudio.post.label import Label, label_text
+from brandstudio.post.logo import Logo, load_logo
 
 PROFILES = __import__("pathlib").Path(__file__).resolve().parents[2] / "brand_profiles"
 SAFE = (0.12, 0.22, 0.06, 0.12)  # top, bottom, left, right (the 9:16 default)

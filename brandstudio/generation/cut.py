@@ -1,6 +1,6 @@
 """Cut shots together: hard cuts and crossfades, on :data:`~brandstudio.frames.Frames`.
 
-A multi-shot template's shots are generated one by one (see :mod:`brandstudio.prompts.shots`)
+A multi-shot template's shots are generated one by one (see :mod:`brandstudio.generation.shots`)
 and joined here into one clip *at the model's frame rate, before the post stage*. Cutting
 there rather than after the retime to the delivery rate means:
 
@@ -37,7 +37,7 @@ pixel by pixel.
 
 Example:
     >>> import numpy as np
-    >>> from brandstudio.post.cut import cut_together
+    >>> from brandstudio.generation.cut import cut_together
     >>> a = np.full((4, 2, 2, 3), 0, np.uint8)
     >>> b = np.full((4, 2, 2, 3), 200, np.uint8)
     >>> clip = cut_together([a, b], [0, 3])       # a 3-frame crossfade into b

@@ -46,10 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EncodeError
-from .files import temp_path
-from .frames import check_frames
-from .media import ffmpeg_exe
+from ..errors import EncodeError
+from ..files import temp_path
+from ..frames import check_frames
+from ..media import ffmpeg_exe
 
 __all__ = ["Mp4Writer", "write_mp4"]
 

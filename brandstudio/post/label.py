@@ -37,43 +37,146 @@ standard GB 45438-2025, both in force since 2025-09-01)
 frame) or ``"opening"`` (the first ``opening_seconds``); it never adds a label where the
 region has none.
 
+The visible notice is drawn by :class:`RegionLabel` (the last output effect, so nothing blurs or
+covers it) with :class:`Label` (white text on a rounded dark box in a corner of the safe area);
+the machine-readable marks are :mod:`brandstudio.post.marks`'.
+
 Example:
-    >>> from brandstudio.labels import aigc_metadata
-    >>> sorted(aigc_metadata(producer="Qinglan Tea Co.", produce_id="qinglan-tea-0a1b2c"))
-    ['ContentProducer', 'ContentPropagator', 'Label', 'ProduceID', 'PropagateID', 'ReservedCode1']
+    >>> label_text("eu", "en"), label_text("cn", "zh"), label_text("none", "en")
+    ('AI-generated content', '人工智能生成', None)
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-from .post.overlay import Label, label_text
+from brandstudio.errors import PostError
+from brandstudio.frames import check_frames
+from brandstudio.post.captions import missing_glyphs
 
-__all__ = [
-    "CN_MIN_OPENING_SECONDS",
-    "CN_MIN_TEXT_HEIGHT",
-    "DIGITAL_SOURCE_TYPE",
-    "LabelPlan",
-    "RegionLabel",
-    "aigc_metadata",
-    "apply_label",
-    "label_plan",
-    "machine_marks",
-    "produce_id",
-]
+from .effect import Effect
+from .overlay import CORNERS, Corner, Margins, as_margins, composite, corner_xy, rendered_for
 
-#: IPTC digital source type of footage made by a trained generative model
-DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+__all__ = ["CN_MIN_OPENING_SECONDS", "CN_MIN_TEXT_HEIGHT", "LABEL_TEXTS", "Label", "LabelPlan", "RegionLabel", "apply_label", "label_plan", "label_text"]
+
+
+#: default label wording per region, then per language ("*" = any other language)
+LABEL_TEXTS: dict[str, dict[str, str]] = {
+    # EU AI Act art. 50: deployers disclose AI-generated content
+    "eu": {
+        "*": "AI-generated content",
+        "zh": "AI生成内容",
+        "de": "KI-generierter Inhalt",
+        "fr": "Contenu généré par IA",
+        "es": "Contenido generado por IA",
+        "it": "Contenuto generato dall'IA",
+        "nl": "Door AI gegenereerde inhoud",
+        "pl": "Treść wygenerowana przez AI",
+        "pt": "Conteúdo gerado por IA",
+    },
+    # CAC measures for labelling AI-generated synthetic content (2025): explicit label
+    "cn": {"*": "AI-generated", "zh": "人工智能生成"},
+    "us": {"*": "AI-generated", "zh": "AI生成"},
+}
+
+
+
+def label_text(region: str, language: str) -> str | None:
+    """The AI-content label for ``region`` (``"eu"``, ``"cn"``, ``"us"``, ``"none"``) in ``language``.
+
+    ``None`` means no label is required. ``language`` is a BCP-47 tag; only its primary
+    subtag is used (``"zh-CN"`` -> ``"zh"``).
+    """
+    if region == "none":
+        return None
+    if region not in LABEL_TEXTS:
+        raise ValueError(f"unknown region {region!r}; use one of {', '.join([*LABEL_TEXTS, 'none'])}")
+    texts = LABEL_TEXTS[region]
+    return texts.get(language.split("-")[0].lower(), texts["*"])
+
+
+
+@dataclass(frozen=True, eq=False)
+class Label(Effect):
+    """Draw a small, readable text label (white on a rounded, semi-opaque dark box) in a corner.
+
+    Args:
+        text: the label, e.g. from :func:`label_text`.
+        font_path: a font that covers ``text`` (usually the captions font).
+        position: a corner of the safe area.
+        size: font size as a fraction of the shorter side (at least 10 px).
+        margins: the safe area, ``(top, bottom, left, right)`` fractions or a ``SafeArea``.
+        box_opacity: opacity of the dark box behind the text.
+
+    A character the font lacks raises :class:`~brandstudio.errors.PostError`.
+    """
+
+    text: str
+    font_path: str | Path
+    position: Corner = "top-left"
+    size: float = 0.028
+    margins: Margins | object = (0.05, 0.05, 0.05, 0.05)
+    box_opacity: float = 0.6
+
+    def __post_init__(self) -> None:
+
+        if not self.text.strip():
+            raise ValueError("`text` of a label must not be empty")
+        if self.position not in CORNERS:
+            raise ValueError(f"`position` must be one of {', '.join(CORNERS)}, got {self.position!r}")
+        object.__setattr__(self, "margins", as_margins(self.margins))
+        missing = missing_glyphs(self.font_path, self.text)
+        if missing:
+            raise PostError(
+                f"the label font {Path(self.font_path).name} has no glyph for {', '.join(map(repr, missing))}",
+                file=str(self.font_path),
+                field="label.text",
+                fix="use a font that covers the label language, or set label.text",
+            )
+
+    def render(self, width: int, height: int) -> tuple[np.ndarray, int, int]:
+        """The label image (RGBA) and its top-left corner in a ``width`` x ``height`` frame."""
+
+        px = max(10, round(self.size * min(width, height)))
+        font = ImageFont.truetype(str(self.font_path), px, index=0)
+        probe = ImageDraw.Draw(Image.new("L", (1, 1)))
+        x0, y0, x1, y1 = probe.textbbox((0, 0), self.text, font=font)
+        pad = max(3, round(px * 0.4))
+        w, h = (x1 - x0) + 2 * pad, (y1 - y0) + 2 * pad
+        img = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(img)
+        draw.rounded_rectangle(
+            (0, 0, w - 1, h - 1), radius=max(2, pad * 0.8), fill=(0, 0, 0, round(255 * self.box_opacity))
+        )
+        draw.text((pad - x0, pad - y0), self.text, font=font, fill=(255, 255, 255, 255))
+        x, y = corner_xy(self.position, w, h, width, height, self.margins)
+        return np.asarray(img), x, y
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Draw the label on a copy of ``frames``."""
+        out = check_frames(frames).copy()
+        self.apply_inplace_at(out, 0)
+        return out
+
+    def apply_inplace_at(self, frames: np.ndarray, start: int = 0) -> np.ndarray:
+        """Draw the label into ``frames`` (uint8, writable; the post stream's own chunk)."""
+        img, x, y = rendered_for(self, frames.shape[2], frames.shape[1])
+        return composite(frames, img, x, y)
+
+
 #: GB 45438-2025: the opening label shows for at least this long (seconds)
 CN_MIN_OPENING_SECONDS = 2.0
+
+
+
 #: GB 45438-2025: label text at least this fraction of the frame's shorter side tall
 CN_MIN_TEXT_HEIGHT = 0.05
+
 
 
 @dataclass(frozen=True)
@@ -115,6 +218,7 @@ class LabelPlan:
         return asdict(self)
 
 
+
 def label_plan(spec) -> LabelPlan:
     """The :class:`LabelPlan` for a :class:`~brandstudio.profile.schema.BrandProfileSpec`."""
     region = spec.brand.region
@@ -129,9 +233,9 @@ def label_plan(spec) -> LabelPlan:
     return LabelPlan(region, text, show, opening, lab.size, min_h, lab.position)
 
 
+
 def _size_for_height(text: str, font: str | Path, min_height: float) -> float:
     """The font size (fraction of the shorter side) at which ``text``'s ink is ``min_height`` tall."""
-    from PIL import Image, ImageDraw, ImageFont
 
     ref = 200
     f = ImageFont.truetype(str(font), ref, index=0)
@@ -140,8 +244,9 @@ def _size_for_height(text: str, font: str | Path, min_height: float) -> float:
     return min_height * ref / ink * 1.02  # 2 %: rounding of the pixel size
 
 
+
 @dataclass(frozen=True, eq=False)
-class RegionLabel:
+class RegionLabel(Effect):
     """The visible label as a post effect: drawn on the frames the plan names.
 
     ``apply_at(frames, start)`` draws on the block of frames ``start, start + 1, ...`` of the
@@ -189,59 +294,18 @@ class RegionLabel:
         self.apply_inplace_at(out, start)
         return out
 
-    def apply_inplace_at(self, frames: np.ndarray, start: int) -> None:
+    def apply_inplace_at(self, frames: np.ndarray, start: int) -> np.ndarray:
         """Draw the label into ``frames`` themselves (uint8, writable; the post stream's own chunk)."""
         stop = self._stop(len(frames), start)
         if stop:
             self._label_for(frames.shape[2], frames.shape[1]).apply_inplace_at(frames[:stop])
+        return frames
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         return self.apply_at(frames, 0)
 
 
+
 def apply_label(frames: np.ndarray, plan: LabelPlan, font: str | Path, margins, fps: float) -> np.ndarray:
     """Draw the visible label on the frames the plan names (a whole clip); returns new frames."""
     return RegionLabel(plan, font, margins, fps).apply(frames)
-
-
-def produce_id(profile_id: str, fingerprint: str, *parts) -> str:
-    """A content id that is the same for the same profile and request: ``<profile>-<24 hex>``.
-
-    Example:
-        >>> produce_id("qinglan-tea", "ab" * 32, "product-hero", 3)[:12]
-        'qinglan-tea-'
-    """
-    key = json.dumps([fingerprint, *parts], sort_keys=True, default=str, ensure_ascii=False)
-    return f"{profile_id}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
-
-
-def aigc_metadata(*, producer: str, produce_id: str) -> dict[str, str]:
-    """GB 45438-2025's implicit label: the ``AIGC`` metadata object of a generated file."""
-    return {
-        "Label": "1",
-        "ContentProducer": producer,
-        "ProduceID": produce_id,
-        "ReservedCode1": "",
-        "ContentPropagator": "",
-        "PropagateID": "",
-    }
-
-
-def machine_marks(spec, plan: LabelPlan, *, content_id: str) -> tuple[dict, dict[str, str]]:
-    """The machine-readable marks: fields for brandstudio's ``comment`` JSON, and extra MP4 tags.
-
-    Every region gets ``ai_generated``, ``digital_source_type`` and the visible-label rule in
-    the comment; ``cn`` also gets the ``AIGC`` tag (JSON, UTF-8).
-    """
-    comment = {
-        "ai_generated": True,
-        "digital_source_type": DIGITAL_SOURCE_TYPE,
-        "region": plan.region,
-        "label_shown": plan.show if plan.text else "none",
-        "content_id": content_id,
-    }
-    tags: dict[str, str] = {}
-    if plan.region == "cn":
-        producer = spec.label.producer or spec.brand.client or spec.brand.name
-        tags["AIGC"] = json.dumps(aigc_metadata(producer=producer, produce_id=content_id), ensure_ascii=False)
-    return comment, tags

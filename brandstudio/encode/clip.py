@@ -1,0 +1,123 @@
+"""The encode stage's front door: a planned post chain streamed into the delivered MP4.
+
+:func:`write` runs the post effects in a producer thread while ffmpeg encodes the previous
+chunks (:func:`brandstudio.post.stream.run_stream`), with the observers (the QC sampler) seeing
+every chunk first, then writes the ``.srt``/``.vtt`` sidecars; :func:`clip_metadata` is what
+the MP4's tags say about the clip; :func:`check` runs before any work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RequestError
+from ..post import Cue, PostChain, run_stream, write_srt, write_vtt
+from ..profile import BrandProfile
+from ..progress import ProgressCallback, stage_reporter
+from .mp4 import Mp4Writer
+
+__all__ = ["check", "clip_metadata", "sidecars", "write"]
+
+
+def check(brief, profile: BrandProfile) -> None:
+    """Before any work: the output path can be written (its folder is not a file)."""
+    if brief.output is None:
+        return
+    for parent in Path(brief.output).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise RequestError(
+                    f"cannot write {brief.output}: {parent} is a file, not a folder",
+                    profile=profile.id, field="output", value=str(brief.output),
+                    fix="choose an output path inside an existing or new folder",
+                )  # fmt: skip
+            break
+
+
+def sidecars(out: Path, with_captions: bool) -> tuple[Path, ...]:
+    """The subtitle files written beside ``out`` (none for a clip without captions)."""
+    return (out.with_suffix(".srt"), out.with_suffix(".vtt")) if with_captions else ()
+
+
+def clip_metadata(
+    profile: BrandProfile, brief, *, model_id: str, label: str | None, marks: tuple[dict, dict], music: dict | None
+) -> dict[str, str]:
+    """The MP4's tags: the brand as title, brandstudio's JSON record in ``comment`` (AI-generated,
+    the label, model, seed, profile and its fingerprint, the music, the region's machine-readable
+    marks), the prompt as ``description``, and the region's extra tags (cn: ``AIGC``)."""
+    record = {
+        "ai_generated": True,
+        "label": label,
+        "model": model_id,
+        "seed": brief.seed,
+        "profile": profile.id,
+        "profile_fingerprint": profile.fingerprint,
+        **({"music": music} if music else {}),
+        **marks[0],  # brandstudio.post.marks.machine_marks: digital source type, region, content id
+    }
+    return {
+        "title": f"{profile.spec.brand.name}",
+        "comment": json.dumps(record, ensure_ascii=False),
+        "description": brief.prompt,
+        **marks[1],  # extra tags, e.g. GB 45438's AIGC for region cn
+    }
+
+
+def write(
+    out: Path,
+    chain: PostChain,
+    source: np.ndarray,
+    *,
+    fps: float,
+    size: tuple[int, int],
+    profile: BrandProfile,
+    audio: np.ndarray | None,
+    sample_rate: int,
+    metadata: dict[str, str],
+    cues: Sequence[tuple[float, float, str]] = (),
+    target: Path | None = None,
+    observers: Sequence[Callable[[int, np.ndarray], Any]] = (),
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, float]:
+    """Stream ``source`` through ``chain`` into the MP4 at ``out`` (at ``target`` when given: the
+    staging file of a clip to be signed), then write the subtitle sidecars.
+
+    Returns the timings: ``post`` (seconds making frames), ``encode`` (seconds waiting for
+    ffmpeg: blocked pipe writes and finishing the file) and ``post+encode`` (wall time; the two
+    overlap). Progress: ``stage="post"`` when it starts, then ``stage="encode"`` once per chunk
+    encoded, as frames done of the total.
+    """
+    report = stage_reporter(on_progress, "encode")
+    if on_progress is not None:
+        stage_reporter(on_progress, "post")(0, 0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    n_frames = chain.n_frames(len(source))
+    width, height = size
+    spec = profile.spec
+    progress = [lambda start, frames: report(start + len(frames), n_frames)] if on_progress else []
+    with Mp4Writer(
+        target or out, width, height, fps, n_frames=n_frames, audio=audio, sample_rate=sample_rate,
+        crf=spec.output.crf, audio_bitrate=spec.output.audio_bitrate, metadata=metadata,
+    ) as mp4:  # fmt: skip
+        stats = run_stream(chain, source, mp4, observers=[*observers, *progress])
+    timings = {
+        "post": round(stats.post_seconds, 4),
+        "encode": round(mp4.wait_seconds, 4),
+        "post+encode": round(time.perf_counter() - t0, 4),
+    }
+    if cues:
+        try:
+            write_srt([Cue(*c) for c in cues], out.with_suffix(".srt"))
+            write_vtt([Cue(*c) for c in cues], out.with_suffix(".vtt"))
+        except BaseException:
+            (target or out).unlink(missing_ok=True)
+            out.with_suffix(".srt").unlink(missing_ok=True)
+            raise
+    return timings

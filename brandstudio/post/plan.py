@@ -1,0 +1,144 @@
+"""The post stage's front door: the brand's effects, in order, planned for one clip.
+
+:func:`plan` makes a :class:`~brandstudio.post.stream.PostChain` (nothing is computed: the
+encoder streams the frames through it chunk by chunk); :func:`check` runs before any work;
+:func:`with_label` appends the AI label last, after the frame safety check.
+
+Order, and why::
+
+    colour match ─► reframe ─► grade ─► upscale ─► retime ─► captions ─► logo ─► (NSFW blur) ─► AI label
+    (source frames, at the model's rate)           (delivered frames, at the delivery rate)
+
+The reframe crops before the grade (a per-pixel map, so the order changes no pixel): a 9:16
+delivery from a landscape generation grades a third of the pixels. The label is the last
+effect, so nothing blurs or covers it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import PostError
+from ..profile import BrandProfile
+from .captions import Captions, CaptionStyle
+from .effect import Effect
+from .fonts import missing_glyphs
+from .grade import Grade, read_lut
+from .label import RegionLabel, label_plan, label_text
+from .logo import Logo, load_logo
+from .match import ColourMatch, load_reference
+from .reframe import Reframe, delivery_size
+from .stream import PostChain
+from .subtitles import Cue
+from .upscale import Upscale
+
+__all__ = ["bake_ahead", "check", "clip_label", "delivery_size", "grade_of", "plan", "with_label"]
+
+#: graded LUTs kept per process, so a studio's 48 MiB baked table is read (or baked) once, not per clip
+_GRADES: OrderedDict[tuple, Grade] = OrderedDict()
+_GRADES_KEPT = 4
+
+
+def clip_label(profile: BrandProfile) -> str | None:
+    """The visible AI label's text for the profile's region and language (None: no label)."""
+    spec = profile.spec
+    default = label_text(spec.brand.region, spec.brand.language)
+    if default is None:
+        return None
+    return spec.label.text or default
+
+
+def check(brief, profile: BrandProfile) -> None:
+    """Before any work: the caption font has a glyph for every character of the captions and the label."""
+    label = clip_label(profile)
+    texts = brief.captions + ([label] if label else [])
+    missing = sorted(set(missing_glyphs(profile.path("captions.font"), "".join(texts))))
+    if missing:
+        raise PostError(
+            f"the caption font has no glyph for {''.join(missing)!r} (it would render as boxes)",
+            profile=profile.id,
+            file=profile.assets["captions.font"].rel,
+            field="captions.font",
+            value="".join(missing),
+            fix="use a font that covers these characters, or change the caption text",
+        )
+
+
+def grade_of(profile: BrandProfile, device: str = "auto") -> Grade | None:
+    """The :class:`~brandstudio.post.grade.Grade` of the profile's LUT (None without one), kept
+    across renders; made anew only when the LUT file changed (``read_lut`` then parses it again)."""
+    colour = profile.spec.colour
+    if not colour.lut:
+        return None
+    lut = read_lut(profile.path("colour.lut"))
+    key = (id(lut), colour.strength, colour.interpolation, device)
+    grade = _GRADES.get(key)
+    if grade is None or grade.lut is not lut:
+        grade = Grade(lut, strength=colour.strength, method=colour.interpolation, device=device)
+        _GRADES[key] = grade
+        while len(_GRADES) > _GRADES_KEPT:
+            _GRADES.popitem(last=False)
+    _GRADES.move_to_end(key)
+    return grade
+
+
+def bake_ahead(profile: BrandProfile, shape: tuple[int, ...], device: str = "auto") -> None:
+    """Read or bake the grade's table on a background thread (call it before generating frames of ``shape``)."""
+    grade = grade_of(profile, device)
+    if grade is not None:
+        grade.bake_ahead(shape)
+
+
+def plan(
+    frames: np.ndarray,
+    brief,
+    profile: BrandProfile,
+    *,
+    model_fps: float,
+    shot_starts: Sequence[int] = (),
+    device: str = "auto",
+) -> PostChain:
+    """The post stage's effects for the generated ``frames``, as a :class:`PostChain`.
+
+    ``frames`` are only read for their count, the colour-match reference (frame 0 unless the
+    profile names a still) and the reframe's subject windows. ``shot_starts``: the first frame
+    of each shot of a multi-shot clip, so that a subject-aware reframe picks one window per shot.
+    """
+    spec = profile.spec
+    width, height = delivery_size(brief.aspect, brief.resolution)
+    safe = spec.captions.safe_area[brief.aspect]
+    source: list[Effect] = []
+    if spec.colour.match != "off":  # drifting colour pulled back to the still or frame 0
+        ref = load_reference(profile.path("colour.reference")) if spec.colour.reference else frames[0]
+        source.append(ColourMatch(spec.colour.match, ref, spec.colour.match_strength))
+    source.append(Reframe(brief.aspect, mode=spec.output.reframe, safe_area=safe, shots=tuple(shot_starts)).planned(frames))
+    grade = grade_of(profile, device)
+    if grade is not None:
+        source.append(grade)
+    up = spec.upscale
+    weights = profile.path("upscale.weights") if up.method == "realesrgan" else None
+    source.append(Upscale(width, height, up.method, weights, tile=up.tile, tile_pad=up.tile_pad, device=device))
+    # retime from the model's frame rate to the delivery rate, trimmed to the duration
+    n_out = max(1, round(brief.duration * brief.fps))
+    frame_map = PostChain.retime_map(len(frames), model_fps, brief.fps, n_out)
+    delivered: list[Effect] = []
+    if brief.cues:
+        style = CaptionStyle.from_section(spec.captions, profile.path("captions.font"), brief.aspect)
+        delivered.append(Captions(tuple(Cue(*cue) for cue in brief.cues), style, brief.fps))
+    if spec.logo:
+        lg = spec.logo
+        rgba = load_logo(profile.path("logo.file"))
+        delivered.append(Logo(rgba, position=lg.position, scale=lg.scale, opacity=lg.opacity, margins=safe))
+    return PostChain(tuple(source), frame_map, tuple(delivered))
+
+
+def with_label(chain: PostChain, brief, profile: BrandProfile, *, blur: Effect | None = None) -> PostChain:
+    """``chain`` with the NSFW blur (when the frame check asked for one) and the region's visible
+    AI label (cn: the opening) as its last effects."""
+    label = RegionLabel(
+        label_plan(profile.spec), profile.path("captions.font"), profile.spec.captions.safe_area[brief.aspect], brief.fps
+    )
+    return chain.with_output_effects(blur, label)
