@@ -1,7 +1,7 @@
-"""Benchmark: cutting shots together with brandstudio.post.cut vs moviepy 2.
+"""Benchmark: cutting shots together with brandstudio.generation.cut vs moviepy 2.
 
 Three random uint8 shots, one 8-frame crossfade into shot 1 and a hard cut into shot 2, joined
-(1) by :func:`brandstudio.post.cut.cut_together` and (2) by moviepy 2
+(1) by :func:`brandstudio.generation.cut.cut_together` and (2) by moviepy 2
 (``CompositeVideoClip`` of the shots at their start times, ``CrossFadeIn`` on shot 1; frames read
 with ``get_frame(i / fps)``). Reports frames/s of the joined clip and moviepy's largest
 difference to the exact result; then checks moviepy's frame timing at 16, 24, 25 and 30 fps with
@@ -27,7 +27,7 @@ sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]  # this checkou
 
 from demo_render import machine  # noqa: E402
 
-from brandstudio.post.cut import cut_together  # noqa: E402
+from brandstudio.generation.cut import cut_together  # noqa: E402
 
 
 def with_moviepy(shots: list[np.ndarray], k: int, fps: int) -> np.ndarray:
@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     k, fps = 8, 16
-    print(f"### Cutting shots: brandstudio.post.cut vs moviepy 2 ({date.today()}, {machine()})\n")
+    print(f"### Cutting shots: brandstudio.generation.cut vs moviepy 2 ({date.today()}, {machine()})\n")
     print("| shots | clip frames | brandstudio (frames/s) | moviepy (frames/s) | speed-up |")
     print("|---|---|---|---|---|")
     for h, w, n in ((144, 256, 33), (480, 832, 81), (720, 1280, 81)):

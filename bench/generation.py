@@ -336,7 +336,7 @@ def gpu_part(
     cuda = torch.cuda.is_available() and not toy
     device = "cuda" if cuda else "cpu"
     if parallel:
-        from brandstudio.generation.runtime import parallel_device
+        from brandstudio.generation.parallel import parallel_device
 
         device = parallel_device(parallel, device)
     sync = torch.cuda.synchronize if cuda else (lambda: None)

@@ -1,39 +1,20 @@
-"""One prepared GPU run: every GPU measurement of brandstudio in under 8 minutes, with the machine
-and date, appended to bench/RESULTS.md. ``bash bench/gpu.sh`` runs it.
+"""One prepared GPU run: every GPU measurement of brandstudio in under 8 minutes, appended with the
+machine and date to bench/RESULTS.md (``bash bench/gpu.sh [--dry-run] [--no-append] [--only a14b,vae]``).
 
-GPU machines are lent rarely and briefly, so this is the one script to run on them. Every
-measurement uses random weights (speed does not depend on their values) built straight on the
-GPU from the reference configs (``/work/shared/design.md``), so nothing is downloaded:
+Models have random weights (speed does not depend on their values), built on the GPU from the
+reference configs of ``/work/shared/design.md``; nothing is downloaded. Sections: ``grade`` (the
+torch LUT grade of 1080p frames, host to host, vs ffmpeg ``lut3d`` on the CPU), ``sr`` (bf16
+Real-ESRGAN x4plus on 832x480 frames), ``vae`` (the Wan2.1 VAE decoding an 832x480x81 clip),
+``ti2v-5b`` and ``a14b`` (Wan2.2-TI2V-5B at 1280x704x121, T2V-A14B at 832x480x81: a warm-up and
+2 timed denoising steps per speed preset and memory plan, as ``resolve_preset`` and
+``PipelineRuntime`` apply them, extrapolated to the clip; peak memory next to ``estimate_memory``).
 
-=========  ===================================================================================
-section    what is measured
-=========  ===================================================================================
-grade      the torch LUT grade (:mod:`brandstudio.post.grade_torch`) of 1080p frames on the GPU,
-           host memory to host memory, against ffmpeg's ``lut3d`` on the CPU (as
-           ``bench/grade.py`` runs it): frames/s and the ratio
-sr         bf16 Real-ESRGAN (:class:`brandstudio.post.sr.RealESRGAN`, the x4plus RRDBNet, tiled as
-           the upscale stage does) on 832x480 frames: s/frame, frames/s
-vae        the Wan2.1 VAE decoding one 832x480x81 clip (fp32, as the generator loads it)
-ti2v-5b    Wan2.2-TI2V-5B at 1280x704x121, then
-a14b       Wan2.2-T2V-A14B (two experts) at 832x480x81: a warm-up step and 2 timed denoising
-           steps (CUDA events between the ends of steps) per speed preset (``quality`` /
-           ``balanced`` / ``fast``: their step counts, CFG, attention kernel, compile and cache
-           hook, resolved by :func:`~brandstudio.generation.presets.resolve_preset`) and per
-           memory plan (``resident`` / ``swap`` / ``group-offload``, applied by
-           :class:`~brandstudio.generation.runtime.PipelineRuntime`), extrapolated to the whole
-           clip, with the peak GPU memory next to what ``estimate_memory`` predicted
-=========  ===================================================================================
-
-Each section runs in its own process (a fresh CUDA context and peak-memory count; a crash or a
-host out-of-memory kill costs that section only) under its own time budget: unused time rolls
-over to the next section, a configuration whose predicted time does not fit is skipped with a
-note, and a section still running at its deadline is stopped, keeping the rows it finished. A
-failure is recorded and the next section runs; the exit status is 1 if any section failed.
-
-    bash bench/gpu.sh                       # CUDA: measure, print, append to bench/RESULTS.md
-    bash bench/gpu.sh --no-append           # CUDA: measure and print only
-    bash bench/gpu.sh --dry-run             # the same code paths on the CPU at toy sizes (CI)
-    bash bench/gpu.sh --only a14b           # one section (e.g. to rerun what was skipped)
+Each section runs in a process of its own (a fresh CUDA context and peak count; a crash or a
+host out-of-memory kill costs that section only) under its own time budget; unused time rolls
+over to the next. A configuration whose predicted time does not fit is skipped with a note; a
+section still running at its deadline is stopped and keeps the rows it finished; a failure is
+recorded, the next section runs, and the exit status is 1. ``--dry-run`` runs the same code
+paths on the CPU at toy sizes and prints the report without appending it (CI does).
 """
 
 from __future__ import annotations
@@ -42,15 +23,15 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
-from functools import partial
 from datetime import date
+from functools import cached_property, partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,12 +51,12 @@ from brandstudio.registry import Registry  # noqa: E402
 
 RESULTS = REPO / "bench" / "RESULTS.md"
 RESULTS_SECTION = "### Full-size Wan2.2-T2V-A14B and TI2V-5B on a GPU"
-TOTAL_BUDGET_S = 440.0
-"""All sections together, on the GPU: 8 minutes less start-up, rendering and kill grace."""
 KILL_GRACE_S = 5.0
-DRY_RUN_BUDGET_S = 90.0
-"""Each section in a dry run: a net for a hang in CI (toy sizes take seconds)."""
-WARMUP_STEPS, TIMED_STEPS = 1, 2  # on the GPU; the dry run times 1 step after 1 warm-up
+DRY_RUN_BUDGET_S = 90.0  # per section: a net for a hang in CI (toy sizes take seconds)
+WARMUP_STEPS, TIMED_STEPS = 1, 2  # the dry run times 1 step after 1 warm-up step
+GPU_FLOPS = 4e14  # bf16 FLOP/s assumed to predict a model's first configuration (H100/H200 class)
+HOST_BYTES_S = 8e9  # pageable host <-> GPU copies, to predict memory-plan changes
+COMPILE_S = 60.0  # compile_repeated_blocks in the first step, predicted
 
 
 # -- the models ------------------------------------------------------------------------------
@@ -93,12 +74,13 @@ _WAN22_VAE = dict(
     latents_std=[1.0] * 48,
 )  # fmt: skip
 TOY_TRANSFORMER = dict(num_layers=2, num_attention_heads=2, attention_head_dim=16, ffn_dim=64)
+TOY_VAE = dict(base_dim=8, num_res_blocks=1)
 TOY_SIZE = (64, 64, 5)
 
 
 @dataclasses.dataclass(frozen=True)
 class WanModel:
-    """A full-size Wan2.2 architecture from its reference config (design.md "Reference facts")."""
+    """A full-size Wan2.2 architecture from its reference config, and the size it is measured at."""
 
     name: str
     family: str
@@ -115,10 +97,11 @@ class WanModel:
     def vae_config(self, toy: bool) -> dict:
         if not toy:
             return dict(self.vae)
-        return {**self.vae, "base_dim": 8, "num_res_blocks": 1, **({"decoder_base_dim": 8} if "decoder_base_dim" in self.vae else {})}
+        return {**self.vae, **TOY_VAE, **({"decoder_base_dim": 8} if "decoder_base_dim" in self.vae else {})}
 
     def tokens(self, width: int, height: int, frames: int) -> int:
-        return ((frames - 1) // 4 + 1) * (height // (2 * self.vae_spatial)) * (width // (2 * self.vae_spatial))
+        patch = 2 * self.vae_spatial
+        return ((frames - 1) // 4 + 1) * (height // patch) * (width // patch)
 
 
 MODELS = {
@@ -134,46 +117,54 @@ MODELS = {
     ),
 }  # fmt: skip
 
-# (preset, memory plan), in this order: quality under every plan first, because compiling (fast,
-# balanced) cannot be undone and would speed up every later row
+# quality under every plan first: compiling (fast, balanced) cannot be undone and would speed up later rows
 CONFIGS = (
     ("quality", "resident"), ("quality", "swap"), ("quality", "group-offload"),
     ("fast", "resident"), ("balanced", "resident"),
 )  # fmt: skip
-# `balanced` with FirstBlockCache: MagCache (the profile default) calibrates on a full run with
-# the text encoder, which a random-weight run has neither the time nor the encoder for.
+# A14B's group offloading pins a copy of both experts (57 GB) beside the pageable one: on a host with
+# less than ~2x that free the OS may kill the process, so it runs in a process (a section) of its own
+A14B_OFFLOAD = (("quality", "group-offload"),)
+A14B_IN_MEMORY = tuple(c for c in CONFIGS if c not in A14B_OFFLOAD)
+# balanced with FirstBlockCache: MagCache (the profile default) is calibrated on a whole run with
+# the text encoder, which a random-weight run has neither the time nor the encoder for
 BENCH_MODEL = ModelSection(balanced={"cache": "first-block"}, fast={"lora": "distill.safetensors"})
-GPU_FLOPS = 4e14  # bf16 throughput assumed for predicting the first configuration (H100/H200 class)
-HOST_BYTES_S = 5e9  # pageable host <-> GPU copies, for predicting memory-plan changes
-COMPILE_S = 90.0  # compile_repeated_blocks' first step, predicted
 
 
 def preset_settings(name: str, family: str):
-    """The preset as a profile would resolve it for ``family``, minus the distilled LoRA of
-    ``fast`` (a fused LoRA costs nothing per step; random weights have nothing to distil)."""
-    settings = resolve_preset(name, family, BENCH_MODEL, fast_lora_path=Path("distill.safetensors"),
-                              fast_lora_sha256="0" * 64)  # fmt: skip
+    """The preset as a profile resolves it for ``family``, less the distilled LoRA of ``fast`` (a
+    fused LoRA costs nothing per step; random weights have nothing to distil)."""
+    settings = resolve_preset(
+        name, family, BENCH_MODEL, fast_lora_path=Path("distill.safetensors"), fast_lora_sha256="0" * 64
+    )
     return dataclasses.replace(settings, fast_lora=None)
 
 
-# -- what a section reports --------------------------------------------------------------------
+# -- what a section's process reports -----------------------------------------------------------
 
 
 @dataclasses.dataclass
 class Bench:
-    """What a section's process knows: sizes, device, deadline; and where its events go.
+    """What a section's process is given: toy sizes or not, its deadline, where its events go.
 
-    Events are JSON lines (``table``, ``row``, ``note``), flushed one by one, so that the rows
-    finished before a section is stopped at its deadline survive it.
+    Events are JSON lines (``table``, ``row``, ``note``, ``failure``) appended one by one, so the
+    rows finished before a section is stopped at its deadline survive it.
     """
 
     toy: bool
     deadline: float
     events: Path
+    title: str
 
     @property
     def device(self) -> str:
         return "cpu" if self.toy else "cuda"
+
+    @cached_property
+    def torch(self):
+        import torch  # heavy: only the sections' processes import it
+
+        return torch
 
     def left(self) -> float:
         return self.deadline - time.time()
@@ -182,8 +173,9 @@ class Bench:
         with open(self.events, "a", encoding="utf-8") as f:
             f.write(json.dumps(event) + "\n")
 
-    def table(self, title: str, *columns: str) -> None:
-        self.emit(table=title, columns=list(columns))
+    def table(self, title: str, columns: str) -> None:
+        """Start a table; ``columns`` are separated by ``|``."""
+        self.emit(table=title, columns=[c.strip() for c in columns.split("|")])
 
     def row(self, *cells) -> None:
         self.emit(row=[str(c) for c in cells])
@@ -192,68 +184,58 @@ class Bench:
         self.emit(note=text)
 
     def failure(self, what: str, error: BaseException) -> None:
-        """Record that ``what`` failed (the section goes on with its next configuration)."""
         self.emit(failure=f"{what}: {type(error).__name__}: {' '.join(str(error).split())[:300]}")
 
     def fits(self, what: str, predicted_s: float) -> bool:
-        """Whether ``predicted_s`` fits before the deadline; a note saying it is skipped if not."""
+        """Whether ``predicted_s`` fits before the deadline; if not, a note that ``what`` is skipped."""
         if predicted_s <= self.left() - 2.0:
             return True
-        self.note(f"skipped {what}: predicted {predicted_s:.0f} s, {max(self.left(), 0):.0f} s of the budget left")
+        self.note(f"skipped {what}: predicted {predicted_s:.0f} s, {max(self.left(), 0):.0f} s left")
         return False
 
-
-class Clock:
-    """Marks on the device's timeline: CUDA events on a GPU (what the kernels took, not when
-    Python queued them), ``perf_counter`` on a CPU."""
-
-    def __init__(self, cuda: bool) -> None:
-        import torch  # heavy: only the sections' processes import it
-
-        self.torch, self.cuda = torch, cuda
+    # timing: CUDA events on a GPU (what the kernels took, not when Python queued them), else perf_counter
 
     def mark(self):
-        if not self.cuda:
+        if self.toy:
             return time.perf_counter()
         event = self.torch.cuda.Event(enable_timing=True)
         event.record()
         return event
 
     def seconds(self, start, end) -> float:
-        if not self.cuda:
+        if self.toy:
             return end - start
         end.synchronize()
         return start.elapsed_time(end) / 1000.0
 
+    def time(self, fn: Callable[[], object]) -> tuple[float, object]:
+        """(seconds, result) of ``fn()``."""
+        start = self.mark()
+        result = fn()
+        return self.seconds(start, self.mark()), result
+
     def reset_peak(self) -> None:
-        if self.cuda:
+        if not self.toy:
             self.torch.cuda.empty_cache()
             self.torch.cuda.reset_peak_memory_stats()
 
     def peak_gb(self) -> str:
-        return f"{self.torch.cuda.max_memory_allocated() / GB:.1f}" if self.cuda else "-"
-
-
-def timed(clock: Clock, fn: Callable[[], object]) -> float:
-    start = clock.mark()
-    fn()
-    return clock.seconds(start, clock.mark())
-
-
-SECTIONS: Registry = Registry("GPU measurement", "bench/gpu.sh --only")
+        return "-" if self.toy else f"{self.torch.cuda.max_memory_allocated() / GB:.1f}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Section:
-    """One measurement: its title (for a section that reports nothing), its time budget on the
-    GPU, and the function its process runs."""
+    """One measurement: a title (shown when it reports nothing), its budget on the GPU, its function."""
 
     title: str
     budget_s: float
     measure: Callable[[Bench], None]
 
 
-# -- grade: torch on the GPU vs ffmpeg lut3d on the CPU ---------------------------------------
+SECTIONS: Registry[Section] = Registry("GPU measurement", "bench/gpu.sh --only")
+
+
+# -- grade, sr, vae -----------------------------------------------------------------------------
 
 
 def measure_grade(bench: Bench) -> None:
@@ -261,19 +243,17 @@ def measure_grade(bench: Bench) -> None:
     from brandstudio.post.grade_torch import grade_uint8_torch  # imports torch at module level
 
     n, h, w = (4, 64, 64) if bench.toy else (32, 1080, 1920)
-    frames = test_frames(n, h, w)
-    lut, clock = read_lut(LUT_PATH), Clock(not bench.toy)
-    bench.table(f"LUT grade, {n} frames {w}x{h} 8-bit, 33-point tetrahedral", "implementation", "frames/s", "vs ffmpeg", "max diff (8-bit levels)")
+    frames, lut = test_frames(n, h, w), read_lut(LUT_PATH)
     grade_uint8_torch(frames[:1], lut, 1.0, "tetrahedral", bench.device)  # warm-up: kernels, LUT upload
-    graded = []
-    t_torch = timed(clock, lambda: graded.append(grade_uint8_torch(frames, lut, 1.0, "tetrahedral", bench.device)))
-    reference, t_ffmpeg = ffmpeg_lut3d(frames)
-    diff = int(abs(graded[0].astype(int) - reference.astype(int)).max())
-    bench.row(f"brandstudio torch on {bench.device} (upload, grade, download)", f"{n / t_torch:.1f}", f"{t_ffmpeg / t_torch:.2f}x", diff)
-    bench.row("ffmpeg lut3d on the CPU (raw frames piped in and out)", f"{n / t_ffmpeg:.1f}", "1.00x", 0)
-
-
-# -- sr: bf16 Real-ESRGAN x4plus ---------------------------------------------------------------
+    s, graded = bench.time(lambda: grade_uint8_torch(frames, lut, 1.0, "tetrahedral", bench.device))
+    reference, s_ffmpeg = ffmpeg_lut3d(frames)
+    diff = int(abs(graded.astype(int) - reference.astype(int)).max())
+    bench.table(f"LUT grade, {n} frames {w}x{h} 8-bit, 33-point tetrahedral", "implementation | frames/s | "
+                "vs ffmpeg | max diff to ffmpeg (8-bit levels)")  # fmt: skip
+    bench.row(
+        f"torch on {bench.device}, upload + grade + download", f"{n / s:.1f}", f"{s_ffmpeg / s:.2f}x", diff
+    )
+    bench.row("ffmpeg lut3d on the CPU, raw frames piped in and out", f"{n / s_ffmpeg:.1f}", "1.00x", 0)
 
 
 def measure_sr(bench: Bench) -> None:
@@ -282,23 +262,20 @@ def measure_sr(bench: Bench) -> None:
 
     from brandstudio.post.sr import RealESRGAN, RRDBNet  # imports torch at module level
 
-    kw = dict(scale=4, num_feat=8, num_block=1, num_grow_ch=4) if bench.toy else dict(scale=4, num_feat=64, num_block=23)
+    arch = dict(num_feat=8, num_block=1, num_grow_ch=4) if bench.toy else dict(num_feat=64, num_block=23)
     (w, h), n = ((64, 64), 2) if bench.toy else ((832, 480), 4)
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x4plus.safetensors"
-        save_file(RRDBNet(**kw).state_dict(), str(path))
-        model = RealESRGAN(path, tile=256, tile_pad=16, device=bench.device)  # the upscale stage's tiling
+        save_file(RRDBNet(scale=4, **arch).state_dict(), str(path))
+        model = RealESRGAN(path, tile=256, tile_pad=16, device=bench.device)  # the upscale stage's tiles
     frames = test_frames(n, h, w)
-    clock = Clock(not bench.toy)
     model.upscale(frames[:1])  # warm-up: cuDNN picks its kernels
-    clock.reset_peak()
-    s = timed(clock, lambda: model.upscale(frames)) / n
-    bench.table(f"Real-ESRGAN x4plus (RRDBNet 64x23), {w}x{h} -> {4 * w}x{4 * h}, {model.dtype}", "frames", "s/frame", "frames/s", "81-frame clip s", "peak GB")
-    bench.row(n, f"{s:.3f}", f"{1 / s:.2f}", f"{81 * s:.1f}", clock.peak_gb())
-
-
-# -- vae: the Wan2.1 VAE decoding one clip --------------------------------------------------
+    bench.reset_peak()
+    s = bench.time(lambda: model.upscale(frames))[0] / n
+    bench.table(f"Real-ESRGAN x4plus (RRDBNet {arch['num_feat']}x{arch['num_block']}), {w}x{h} -> {4 * w}x{4 * h}, "
+                f"{model.dtype}, 256 px tiles", "frames | s/frame | frames/s | 81-frame clip s | peak GB")  # fmt: skip
+    bench.row(n, f"{s:.3f}", f"{1 / s:.2f}", f"{81 * s:.1f}", bench.peak_gb())
 
 
 def measure_vae(bench: Bench) -> None:
@@ -307,64 +284,55 @@ def measure_vae(bench: Bench) -> None:
 
     model = MODELS["a14b"]
     w, h, f = TOY_SIZE if bench.toy else model.size
-    clock = Clock(not bench.toy)
     with torch.device(bench.device):
         vae = AutoencoderKLWan(**model.vae_config(bench.toy)).eval().requires_grad_(False)
-    z = model.vae["z_dim"]
-    latents = torch.randn(1, z, (f - 1) // 4 + 1, h // 8, w // 8, device=bench.device)
+    latents = torch.randn(1, model.vae["z_dim"], (f - 1) // 4 + 1, h // 8, w // 8, device=bench.device)
     with torch.inference_mode():
         vae.decode(latents[:, :, :1, :8, :8])  # warm-up: cuDNN picks its kernels
-        clock.reset_peak()
-        s = timed(clock, lambda: vae.decode(latents))
+        bench.reset_peak()
+        s = bench.time(lambda: vae.decode(latents))[0]
     act = estimate_memory(A14B_GEOMETRY, w, h, f).vae_activations
-    bench.table(f"Wan2.1 VAE decode (fp32), one {w}x{h}x{f} clip", "latents", "s", "frames/s", "peak GB", "estimate_memory's VAE activations GB")
-    bench.row("x".join(map(str, latents.shape[1:])), f"{s:.2f}", f"{f / s:.1f}", clock.peak_gb(), f"{act / GB:.1f}")
+    bench.table(f"Wan2.1 VAE decode (fp32), one {w}x{h}x{f} clip",
+                "latents | s | frames/s | peak GB | estimate_memory's VAE activations GB")  # fmt: skip
+    shape = "x".join(map(str, latents.shape[1:]))
+    bench.row(shape, f"{s:.2f}", f"{f / s:.1f}", bench.peak_gb(), f"{act / GB:.1f}")
 
 
-# -- a14b / ti2v-5b: denoising steps per preset and memory plan -----------------------------
-
-
-@contextmanager
-def default_dtype(dtype):
-    import torch  # heavy
-
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
+# -- a14b, ti2v-5b: denoising steps per preset and memory plan ------------------------------------
 
 
 def build_pipeline(model: WanModel, device: str, toy: bool):
-    """A ``WanPipeline`` of random weights, each expert built directly on ``device`` (its init
-    kernels run there: no CPU init, no host copy) in bf16 on CUDA with diffusers' fp32 modules
-    kept fp32, the VAE in fp32; no tokenizer or text encoder (``prompt_embeds`` are given)."""
+    """A ``WanPipeline`` of random weights, each expert built directly on ``device`` (its init kernels
+    run there: no CPU init, no host copy), bf16 on CUDA with diffusers' fp32 modules kept fp32, the
+    VAE in fp32; no tokenizer or text encoder (the bench passes ``prompt_embeds``)."""
     import torch  # heavy
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 
-    dtype = torch.float32 if toy else torch.bfloat16
-    experts = []
+    experts, default = [], torch.get_default_dtype()
     for i in range(model.experts):
         torch.manual_seed(i)
-        with torch.device(device), default_dtype(dtype):
-            expert = WanTransformer3DModel(**model.transformer_config(toy)).eval().requires_grad_(False)
+        torch.set_default_dtype(torch.float32 if toy else torch.bfloat16)
+        try:
+            with torch.device(device):
+                expert = WanTransformer3DModel(**model.transformer_config(toy)).eval().requires_grad_(False)
+        finally:
+            torch.set_default_dtype(default)
         for name, module in expert.named_modules():  # as from_pretrained keeps them
             if any(k in name.split(".") for k in expert._keep_in_fp32_modules):
                 module.float()
         experts.append(expert)
     with torch.device(device):
         vae = AutoencoderKLWan(**model.vae_config(toy)).eval().requires_grad_(False)
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
-    pipe = WanPipeline(tokenizer=None, text_encoder=None, vae=vae, scheduler=scheduler, transformer=experts[0],
+    sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+    pipe = WanPipeline(tokenizer=None, text_encoder=None, vae=vae, scheduler=sched, transformer=experts[0],
                        transformer_2=experts[1] if len(experts) > 1 else None, **model.pipeline)  # fmt: skip
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 @dataclasses.dataclass
-class RandomWeightsGenerator:
-    """What :class:`PipelineRuntime` needs of a ``WanGenerator``, around a pipeline built here."""
+class RandomWeightsModel:
+    """What :class:`PipelineRuntime` needs of a generator (its ``LoadedModel``), around a pipeline built here."""
 
     pipeline: object
     device: str
@@ -376,17 +344,17 @@ class RandomWeightsGenerator:
 
 
 class StopSteps(Exception):
-    """Raised from the step callback once the timed steps are done (the rest of the clip is skipped)."""
+    """Raised from the step callback once the timed steps are done: the rest of the clip is skipped."""
 
 
-def step_times(pipe, spec: GenerationSpec, embeds, clock: Clock, steps: int) -> list[float]:
-    """Run the first ``steps`` steps of ``spec`` (latents only); the seconds between their ends."""
+def step_times(pipe, spec: GenerationSpec, embeds, bench: Bench, steps: int) -> list[float]:
+    """Run the first ``steps`` steps of ``spec`` (latents only): the seconds between their ends."""
     import torch  # heavy
 
     marks = []
 
     def on_step_end(pipe, i, t, kwargs):
-        marks.append(clock.mark())
+        marks.append(bench.mark())
         if len(marks) >= steps:
             raise StopSteps
         return kwargs
@@ -403,33 +371,64 @@ def step_times(pipe, spec: GenerationSpec, embeds, clock: Clock, steps: int) -> 
         )  # fmt: skip
     except StopSteps:
         pass
-    return [clock.seconds(a, b) for a, b in zip(marks, marks[1:])]
+    return [bench.seconds(a, b) for a, b in zip(marks, marks[1:], strict=False)]
 
 
-def expert_crossing_s(pipe, embeds, clock: Clock) -> float:
-    """Seconds of one expert swap (``transformer`` out to the CPU, ``transformer_2`` in): a
-    one-token forward of ``transformer_2`` fires the swap plan's hook."""
+def expert_crossing_s(pipe, embeds, bench: Bench) -> float:
+    """Seconds of one expert swap under ``swap`` (``transformer`` out to the CPU, ``transformer_2``
+    in): a one-token forward of ``transformer_2`` fires the plan's hook."""
     import torch  # heavy
 
     expert = pipe.transformer_2
     x = torch.zeros(1, expert.config.in_channels, 1, 2, 2, dtype=embeds[0].dtype, device=embeds[0].device)
     t = torch.zeros(1, device=x.device)
-    with torch.inference_mode():
-        return timed(clock, lambda: expert(hidden_states=x, timestep=t, encoder_hidden_states=embeds[0][:, :1]))
+    with torch.no_grad():  # not inference_mode: the weights it moves are used outside it afterwards
+        return bench.time(
+            lambda: expert(hidden_states=x, timestep=t, encoder_hidden_states=embeds[0][:, :1])
+        )[0]
 
 
-def predict_s(model: WanModel, width: int, height: int, frames: int, toy: bool) -> float:
-    """Seconds of one CFG step before any is measured: 2 passes of ~(2 x params x tokens +
-    4 x layers x tokens^2 x dim) FLOPs at :data:`GPU_FLOPS`."""
-    if toy:
-        return 0.1
+def seconds(value: float) -> str:
+    """3 significant digits below 10 s (toy steps take milliseconds), tenths above."""
+    return f"{value:.3g}" if value < 10 else f"{value:.1f}"
+
+
+def predicted_step_s(model: WanModel, width: int, height: int, frames: int) -> float:
+    """One CFG step before any is measured: two passes of ~``2 params tokens + 4 layers tokens^2 dim``
+    FLOPs at :data:`GPU_FLOPS`."""
     cfg, tokens = model.transformer, model.tokens(width, height, frames)
     dim = cfg["num_attention_heads"] * cfg["attention_head_dim"]
     params = cfg["num_layers"] * (8 * dim * dim + 2 * dim * cfg["ffn_dim"])
     return 2 * (2 * params * tokens + 4 * cfg["num_layers"] * tokens**2 * dim) / GPU_FLOPS
 
 
-def measure_transformer(kind: str, bench: Bench) -> None:
+def measure_config(bench: Bench, runtime, spec: GenerationSpec, settings, plan: str, embeds, steps) -> dict:
+    """One preset under one memory plan: s/step, clip s, peak and estimated memory, notes."""
+    pipe = runtime.gen.pipeline
+    # 1. the preset and the plan, as a render applies them
+    runtime.configure(settings, memory=plan)
+    runtime.prepare(spec)
+    # 2. the steps
+    bench.reset_peak()
+    times = step_times(pipe, spec, embeds, bench, steps)
+    per_step = sum(times) / len(times)
+    clip_s, notes = spec.steps * per_step, []
+    # 3. what a clip costs beyond its steps
+    if plan == "swap" and pipe.transformer_2 is not None:
+        crossing = expert_crossing_s(pipe, embeds, bench)
+        clip_s += 2 * crossing
+        notes.append(f"+ 2 expert swaps of {crossing:.1f} s per clip")
+    elif plan == "swap":
+        notes.append("one expert, no text encoder: nothing swaps during a clip")
+    if settings.cache.kind != "none":
+        notes.append(f"{settings.cache.kind} cache hook on (random weights make its skips meaningless)")
+    rec = runtime.record()
+    return {"s_step": per_step, "clip_s": clip_s, "peak": bench.peak_gb(), "notes": notes,
+            "estimate": runtime.estimate(spec).need[plan] / GB,
+            "runtime": f"attention {rec['attention']}, compiled {rec['compiled']}"}  # fmt: skip
+
+
+def measure_transformer(kind: str, configs: tuple[tuple[str, str], ...], bench: Bench) -> None:
     import torch  # heavy
 
     from brandstudio.generation.runtime import PipelineRuntime
@@ -437,77 +436,63 @@ def measure_transformer(kind: str, bench: Bench) -> None:
     model = MODELS[kind]
     w, h, f = TOY_SIZE if bench.toy else model.size
     warmup, timed_steps = (1, 1) if bench.toy else (WARMUP_STEPS, TIMED_STEPS)
-    clock = Clock(not bench.toy)
+    # 1. the pipeline, on the GPU, and the runtime that applies presets and plans to it
     start = time.perf_counter()
     pipe = build_pipeline(model, bench.device, bench.toy)
-    if clock.cuda:
+    if not bench.toy:
         torch.cuda.synchronize()
     built_s = time.perf_counter() - start
+    runtime = PipelineRuntime(RandomWeightsModel(pipe, bench.device, kind), memory="resident")
     expert_bytes = sum(p.numel() * p.element_size() for p in pipe.transformer.parameters())
-    gen = RandomWeightsGenerator(pipe, bench.device, kind)
-    runtime = PipelineRuntime(gen, memory="resident")
-    gen_embeds = torch.Generator().manual_seed(0)
-    dtype = pipe.transformer.dtype
-    embeds = [torch.randn(1, 512, 4096, generator=gen_embeds).to(bench.device, dtype) for _ in range(2)]
-    bench.table(
-        f"{model.name}, {model.experts} expert{'s' * (model.experts > 1)}, {w}x{h}x{f} "
-        f"({model.tokens(w, h, f):,} tokens), {str(dtype).removeprefix('torch.')}",
-        "preset", "memory plan", "sampler", "s/step", "clip s (steps x s/step)", "peak GB", "estimate GB", "runtime", "notes",
-    )  # fmt: skip
+    seeds, dtype = torch.Generator().manual_seed(0), pipe.transformer.dtype
+    embeds = [torch.randn(1, 512, 4096, generator=seeds).to(bench.device, dtype) for _ in "+-"]
+    bench.table(f"{bench.title}, {model.experts} expert(s), {w}x{h}x{f} ({model.tokens(w, h, f):,} tokens), "
+                f"{str(dtype).removeprefix('torch.')}", "preset | memory plan | sampler | s/step | "
+                "clip s (steps x s/step) | peak GB | estimate GB | runtime | notes")  # fmt: skip
     bench.note(
-        f"built on {bench.device} in {built_s:.1f} s ({model.experts} x {expert_bytes / GB:.1f} GB of weights); "
-        f"s/step: mean of {timed_steps} timed step(s) after {warmup} warm-up step(s); peak: "
-        "torch.cuda.max_memory_allocated (no CUDA context, no text encoder, no VAE decode: estimate_memory "
-        "counts all three)"
+        f"Built on {bench.device} in {built_s:.1f} s ({model.experts} x {expert_bytes / GB:.1f} GB of weights); "
+        f"s/step: the mean of {timed_steps} timed step(s) after {warmup} warm-up step(s), latents only."
     )
-    step_s = predict_s(model, w, h, f, bench.toy)
-    for preset, plan in CONFIGS:
+    # 2. each preset and plan, skipped when its predicted time does not fit the budget
+    step_s = 0.1 if bench.toy else predicted_step_s(model, w, h, f)
+    for preset, plan in configs:
         settings = preset_settings(preset, model.family)
         spec = GenerationSpec("", "", 0, w, h, f, settings.steps, settings.guidance_high, settings.guidance_low,
                               settings.flow_shift)  # fmt: skip
-        cfg = spec.guidance_high > 1.0
-        steps = min(warmup + timed_steps, spec.steps)
-        moved = {"swap": 3, "group-offload": 4}.get(plan, 0) * model.experts * expert_bytes / HOST_BYTES_S
-        compiling = settings.compile == "auto" and clock.cuda and not runtime.compiled
-        predicted = steps * step_s * (1 if cfg else 0.5) + (0 if bench.toy else moved) + COMPILE_S * compiling
+        cfg, steps = spec.guidance_high > 1.0, min(warmup + timed_steps, spec.steps)
         sampler = f"{spec.steps} steps, {'CFG' if cfg else 'no CFG'}"
+        moves = {"swap": 2.5, "group-offload": 2}.get(plan, 0) * model.experts * expert_bytes / HOST_BYTES_S
+        compiles = settings.compile == "auto" and not bench.toy and not runtime.compiled
+        predicted = steps * step_s * (1 if cfg else 0.5) + (0 if bench.toy else moves) + COMPILE_S * compiles
         if not bench.fits(f"{preset} / {plan}", predicted):
             continue
         try:
-            runtime.configure(settings, memory=plan)
-            runtime.prepare(spec)
-            clock.reset_peak()
-            times = step_times(pipe, spec, embeds, clock, steps)
-            per_step = sum(times) / len(times)
-            clip_s, notes = spec.steps * per_step, []
-            if plan == "swap" and model.experts > 1:
-                crossing = expert_crossing_s(pipe, embeds, clock)
-                clip_s += 2 * crossing
-                notes.append(f"+ 2 expert swaps of {crossing:.1f} s per clip")
-            if cfg:
-                step_s = per_step
-            if settings.cache.kind != "none":
-                notes.append(f"{settings.cache.kind} cache: random weights make its skips meaningless")
-            estimate = runtime.estimate(spec).need[plan] / GB
-            rec = runtime.record()
-            bench.row(preset, plan, sampler, f"{per_step:.3f}", f"{clip_s:.1f}", clock.peak_gb(), f"{estimate:.1f}",
-                      f"attention {rec['attention']}, compiled {rec['compiled']}", "; ".join(notes))  # fmt: skip
+            r = measure_config(bench, runtime, spec, settings, plan, embeds, steps)
         except torch.OutOfMemoryError:
-            bench.row(preset, plan, sampler, "OOM", "", "", "", "", "")
+            bench.row(preset, plan, sampler, "OOM")
             runtime.configure(memory="resident")
+            continue
         except Exception as e:  # recorded; the next configuration runs
-            bench.row(preset, plan, sampler, "failed", "", "", "", "", "")
-            bench.failure(f"{preset} / {plan}", e)
+            bench.row(preset, plan, sampler, "failed")
+            bench.failure(f"{model.name} {preset} / {plan}", e)
+            continue
+        step_s = r["s_step"] if cfg else step_s
+        bench.row(preset, plan, sampler, seconds(r["s_step"]), seconds(r["clip_s"]), r["peak"],
+                  f"{r['estimate']:.1f}", r["runtime"], "; ".join(r["notes"]))  # fmt: skip
 
 
-SECTIONS.register("grade", Section("LUT grade, torch on the GPU vs ffmpeg lut3d", 20.0, measure_grade))
-SECTIONS.register("sr", Section("Real-ESRGAN x4plus, bf16", 25.0, measure_sr))
-SECTIONS.register("vae", Section("Wan2.1 VAE decode", 45.0, measure_vae))
-SECTIONS.register("ti2v-5b", Section("Wan2.2-TI2V-5B", 110.0, partial(measure_transformer, "ti2v-5b")))
-SECTIONS.register("a14b", Section("Wan2.2-T2V-A14B", 240.0, partial(measure_transformer, "a14b")))
+for name, title, budget_s, measure in (
+    ("grade", "LUT grade, torch on the GPU vs ffmpeg lut3d", 20.0, measure_grade),
+    ("sr", "Real-ESRGAN x4plus, bf16", 25.0, measure_sr),
+    ("vae", "Wan2.1 VAE decode", 40.0, measure_vae),
+    ("ti2v-5b", "Wan2.2-TI2V-5B", 100.0, partial(measure_transformer, "ti2v-5b", CONFIGS)),
+    ("a14b", "Wan2.2-T2V-A14B", 175.0, partial(measure_transformer, "a14b", A14B_IN_MEMORY)),
+    ("a14b-offload", "Wan2.2-T2V-A14B under group-offload", 75.0, partial(measure_transformer, "a14b", A14B_OFFLOAD)),
+):  # fmt: skip
+    SECTIONS.register(name, Section(title, budget_s, measure))
 
 
-# -- the run: one process per section, one Markdown report ------------------------------------
+# -- the run: a process per section, one Markdown report --------------------------------------------
 
 
 def run_section(name: str, deadline: float, toy: bool, workdir: Path) -> tuple[list[dict], str]:
@@ -533,27 +518,28 @@ def run_section(name: str, deadline: float, toy: bool, workdir: Path) -> tuple[l
     else:
         text = log.read_text(errors="replace")
         last = [line for line in text.splitlines() if line.strip()][-1:] or ["no output"]
-        status = f"FAILED (exit {code}) after {took:.0f} s: {last[0][:300]}"
+        killed = f", killed by signal {-code} (host out of memory?)" if code < 0 else ""
+        status = f"FAILED (exit {code}{killed}) after {took:.0f} s: {last[0][:300]}"
         sys.stderr.write(f"--- section {name} failed; the end of its log:\n{text[-4000:]}\n")
     return [json.loads(line) for line in lines], status
 
 
 def section_markdown(name: str, events: list[dict], status: str) -> list[str]:
-    """The section's tables and notes as Markdown (level-5 headings: they sit under a run)."""
-    out, columns = [], 0
+    """A section's tables, then its notes and status (level-5 headings: they sit under a run's)."""
+    out, notes, columns = [], [], 0
     for event in events:
         if "table" in event:
-            columns = len(event["columns"])
-            out += ["", f"##### {event['table']}", "", "| " + " | ".join(event["columns"]) + " |", "|---" * columns + "|"]
+            out += notes
+            notes, columns = [], len(event["columns"])
+            header = f"| {' | '.join(event['columns'])} |"
+            out += ["", f"##### {event['table']}", "", header, "|---" * columns + "|"]
         elif "row" in event:
-            out.append("| " + " | ".join(event["row"] + [""] * (columns - len(event["row"]))) + " |")
-        elif "failure" in event:
-            out += ["", f"FAILED {event['failure']}"]
-        else:
-            out += ["", event["note"]]
+            out.append(f"| {' | '.join(event['row'] + [''] * (columns - len(event['row'])))} |")
+        else:  # under the table they were written during, not inside it
+            notes += ["", f"FAILED {event['failure']}" if "failure" in event else event["note"]]
     if not any("table" in e for e in events):
-        out = ["", f"##### {SECTIONS[name].title}", *out]
-    return [*out, "", f"`{name}`: {status}."]
+        out = ["", f"##### {SECTIONS[name].title}"]
+    return [*out, *notes, "", f"`{name}`: {status}."]
 
 
 def machine_line(toy: bool) -> str:
@@ -566,33 +552,8 @@ def machine_line(toy: bool) -> str:
             f"{os.cpu_count()} CPU cores")  # fmt: skip
 
 
-def heading_level(line: str) -> int:
-    """The level of a Markdown heading line (``### x`` -> 3), 0 for any other line."""
-    hashes = len(line) - len(line.lstrip("#"))
-    return hashes if hashes and line[hashes : hashes + 1] == " " else 0
-
-
-def insert_into_section(text: str, heading: str, block: str) -> str:
-    """``text`` with ``block`` added at the end of the section under ``heading`` (before the next
-    heading of the same or a higher level); the section is added at the end if missing.
-
-    Example:
-        >>> insert_into_section("## A\n\nold\n\n## B\n", "## A", "new")
-        '## A\n\nold\n\nnew\n\n## B\n'
-    """
-    lines = text.splitlines()
-    if heading not in lines:
-        lines += ["", heading]
-    level, end = heading_level(heading), lines.index(heading) + 1
-    while end < len(lines) and not 0 < heading_level(lines[end]) <= level:
-        end += 1
-    head = "\n".join(lines[:end]).rstrip("\n")
-    tail = "\n".join(lines[end:])
-    return f"{head}\n\n{block.strip()}\n" + (f"\n{tail}\n" if tail else "")
-
-
 def run_all(names: list[str], toy: bool) -> tuple[str, bool]:
-    """Every section in ``names``, each in its own process: the Markdown report, and whether one failed."""
+    """Every section in ``names``, one after the other: the Markdown report, and whether one failed."""
     budgets = [DRY_RUN_BUDGET_S if toy else SECTIONS[n].budget_s for n in names]
     start, report, failed = time.time(), [], False
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
@@ -606,8 +567,27 @@ def run_all(names: list[str], toy: bool) -> tuple[str, bool]:
         "",
         f"`bash bench/gpu.sh{' --dry-run' if toy else ''}`: {len(names)} measurements in {time.time() - start:.0f} s "
         f"(budget {sum(budgets):.0f} s). Random weights throughout: speed does not depend on their values.",
-    ]
+    ]  # fmt: skip
     return "\n".join(head + report) + "\n", failed
+
+
+def insert_into_section(text: str, heading: str, block: str) -> str:
+    """``text`` with ``block`` at the end of the section under ``heading`` (before the next heading
+    of the same or a higher level); the section is added at the end when missing.
+
+    Example:
+        >>> insert_into_section("## A\\n\\nold\\n\\n## B\\n", "## A", "new")
+        '## A\\n\\nold\\n\\nnew\\n\\n## B\\n'
+    """
+    lines = text.splitlines()
+    if heading not in lines:
+        lines += ["", heading]
+    same_or_higher = re.compile(f"#{{1,{heading.index(' ')}}} ")
+    end = lines.index(heading) + 1
+    while end < len(lines) and not same_or_higher.match(lines[end]):
+        end += 1
+    head, tail = "\n".join(lines[:end]).rstrip("\n"), "\n".join(lines[end:])
+    return f"{head}\n\n{block.strip()}\n" + (f"\n{tail}\n" if tail else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -616,13 +596,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--append", action=argparse.BooleanOptionalAction, default=None,
                     help="append the report to --results (default: on a GPU yes, in a dry run no)")  # fmt: skip
     ap.add_argument("--results", type=Path, default=RESULTS, help="the Markdown file to append to")
-    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated measurements ({', '.join(SECTIONS)})")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
     ap.add_argument("--section", help=argparse.SUPPRESS)  # what a section's own process is given
     ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--events", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.section:
-        SECTIONS[SECTIONS.check(args.section)].measure(Bench(args.dry_run, args.deadline, args.events))
+        section = SECTIONS[SECTIONS.check(args.section)]
+        section.measure(Bench(args.dry_run, args.deadline, args.events, section.title))
         return 0
 
     import torch  # heavy

@@ -10,12 +10,15 @@ Example:
 from __future__ import annotations
 
 from . import errors
+from .logs import quiet_import_notices
 from ._version import __version__
 from .errors import *  # noqa: F403 - the whole error tree is public (errors.__all__)
 from .profile import BrandProfile, load_profile
 from .progress import Progress, tqdm_progress
 from .request import RenderRequest, RenderResult
 from .studio import BrandStudio
+
+quiet_import_notices()  # torchao/torch/transformers import-time notices (brandstudio.logs)
 
 __all__ = [
     "BrandProfile",

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
+import threading
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -35,7 +38,16 @@ from .batch import JobEvent, PlainDisplay
 from .campaign import load_campaign
 from .campaign import plan as plan_campaign
 from .campaign import run as run_campaign
-from .errors import BrandStudioError
+from .errors import BrandStudioError, ProvenanceError, RequestError
+from .files import write_text_atomic
+from .generation.cache import SceneCache, parse_size
+from .logs import quiet_import_notices
+from .profile.loader import load_profile
+from .profile.schema import profile_json_schema
+from .prompts.templates import TemplateLibrary, shared_templates_dir
+from .provenance import read_credentials
+from .qc import check_file
+from .studio import BrandStudio
 
 app = typer.Typer(
     help="Brand-consistent marketing video.",
@@ -55,27 +67,11 @@ app.add_typer(cache_app, name="cache")
 out = Console()
 err = Console(stderr=True)
 
-#: loggers whose import-time notices are noise in the CLI's output: torchao (the `quant` extra)
-#: cannot load its CUDA kernels into a CPU torch, torch warns about torchao's pytree
-#: registrations, diffusers then says torchao's tensor types are unavailable, and transformers
-#: announces the PIL image processor it uses because torchvision is (deliberately) not installed
-QUIET_LOGGERS = (
-    "torchao",
-    "torch.utils._pytree",
-    "diffusers.quantizers.torchao.torchao_quantizer",
-    "transformers.utils.import_utils",  # "CLIPImageProcessor requires torchvision": the PIL fallback is intended
-)
-
-
 @app.callback()
 def _cli_setup(ctx: typer.Context) -> None:
     """Brand-consistent marketing video."""
-    import logging
 
-    for name in QUIET_LOGGERS:  # an application's choice; the library itself leaves logging alone
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:  # unless the user configured it
-            logger.setLevel(logging.ERROR)
+    quiet_import_notices()  # QUIET_LOGGERS: done at `import brandstudio`; again after a user's reset
     _exit_cleanly_on_sigterm(ctx)
 
 
@@ -83,8 +79,6 @@ def _exit_cleanly_on_sigterm(ctx: typer.Context) -> None:
     """A ``kill`` (SIGTERM, as job runners and ``timeout`` send) unwinds like Ctrl-C does: the
     encoder's ffmpeg is stopped and the hidden partial files are removed, and the command exits
     with status 143. Without this, Python dies at once and leaves both behind."""
-    import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
@@ -180,7 +174,6 @@ def render(
     as_json: bool = typer.Option(False, "--json", help="print the RenderResult as JSON"),
 ) -> None:
     """Render one clip and print where it is."""
-    from .studio import BrandStudio
 
     overrides = {"output.reframe": reframe, "colour.match": match, "upscale.method": upscaler}
     options = {"output.reframe": "--reframe", "colour.match": "--match", "upscale.method": "--upscaler"}
@@ -248,9 +241,6 @@ def qc(
     html_out: Path | None = typer.Option(None, "--html", help="also write the HTML report here"),
 ) -> None:
     """Check a clip against a brand profile: palette ΔE, flicker, loudness. Exit 1 if it fails."""
-    from .files import write_text_atomic
-    from .profile.loader import load_profile
-    from .qc import check_file
 
     if html_out is not None and html_out.is_dir():  # before the work, not after it
         err.print(f"[bold red]error:[/] --html {html_out} is a folder; name a file, e.g. {html_out / 'qc.html'}")
@@ -290,8 +280,6 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="print the credential summary as JSON"),
 ) -> None:
     """Read and check a clip's C2PA credentials (offline). Exit 1 if missing, tampered or (with --trust) untrusted."""
-    from .errors import ProvenanceError
-    from .provenance import read_credentials
 
     try:
         if not clip.is_file():
@@ -334,7 +322,6 @@ def verify(
 @profile_app.command("validate")
 def profile_validate(paths: list[Path] = typer.Argument(..., help="one or more profile directories")) -> None:
     """Check profiles: schema, every asset opened, hashes. Exit 2 if any is invalid."""
-    from .profile.loader import load_profile
 
     failed = 0
     for p in paths:
@@ -357,7 +344,6 @@ def profile_validate(paths: list[Path] = typer.Argument(..., help="one or more p
 @profile_app.command("show")
 def profile_show(path: Path, as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Show a profile's settings, assets and fingerprint."""
-    from .profile.loader import load_profile
 
     try:
         prof = load_profile(path)
@@ -393,7 +379,6 @@ def profile_show(path: Path, as_json: bool = typer.Option(False, "--json", help=
 @profile_app.command("schema")
 def profile_schema() -> None:
     """Print brand.toml's JSON Schema."""
-    from .profile.schema import profile_json_schema
 
     print(json.dumps(profile_json_schema(), indent=2, ensure_ascii=False))
 
@@ -403,7 +388,6 @@ def templates_list(
     profile: Path | None = typer.Option(None, help="include this profile's own templates"),
 ) -> None:
     """List templates with their variables."""
-    from .prompts.templates import TemplateLibrary, shared_templates_dir
 
     dirs = [shared_templates_dir()]
     if profile is not None:
@@ -426,8 +410,6 @@ _CACHE_HELP = "scene cache directory or fsspec URL (default: $BRANDSTUDIO_SCENE_
 
 
 def _open_cache(location: str | None):
-    from .errors import RequestError
-    from .generation.cache import SceneCache
 
     try:
         return SceneCache(location)
@@ -451,7 +433,6 @@ def _human(n: float) -> str:
 
 
 def _when(t: float) -> str:
-    from datetime import datetime
 
     return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
 
@@ -465,7 +446,6 @@ def cache_prewarm(
     device: str = typer.Option("auto", help="auto, cuda or cpu"),
 ) -> None:
     """Generate the profile's [[scenes]] into the scene cache (no post stage, no clip)."""
-    from .studio import BrandStudio
 
     store = _open_cache(cache)
     try:
@@ -531,8 +511,6 @@ def cache_prune(
     cache: str | None = typer.Option(None, "--cache", help=_CACHE_HELP),
 ) -> None:
     """Evict least-recently-used scenes until the cache fits in --max-size."""
-    from .errors import RequestError
-    from .generation.cache import parse_size
 
     try:
         limit = parse_size(max_size)

@@ -58,7 +58,6 @@ __all__ = [
     "RequestError",
     "SafetyViolation",
     "TemplateError",
-    "error_context",
 ]
 
 

@@ -241,7 +241,7 @@ class BrandStudio:
             report = qc.report(
                 sampler, profile, fps=brief.fps, audio=sound.audio, sample_rate=sound.sample_rate,
                 clip=out, model=self.generator.model_id, seed=brief.seed, timings=dict(timer.timings),
-                safety=[v.as_dict() for v in verdicts],
+                safety=[v.as_dict() for v in verdicts], on_progress=on_progress,
             )  # fmt: skip
             qc.write(report, out)
 

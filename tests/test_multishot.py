@@ -22,17 +22,10 @@ from brandstudio import BrandStudio, RenderRequest
 from brandstudio.errors import GenerationError, RequestError, SafetyViolation, TemplateError
 from brandstudio.generation.base import GenerationSpec
 from brandstudio.generation.conditioning import image_digest
-from brandstudio.post.cut import cut_together
+from brandstudio.generation.cut import cut_together
+from brandstudio.generation.shots import NO_IMAGE_INPUT, render_shots
 from brandstudio.post.grade import Grade, read_lut
-from brandstudio.prompts.shots import (
-    NO_IMAGE_INPUT,
-    PlannedShot,
-    RenderedShot,
-    ShotPlan,
-    plan_shots,
-    render_shots,
-    shot_seed,
-)
+from brandstudio.prompts.shots import PlannedShot, RenderedShot, ShotPlan, plan_shots, shot_seed
 from brandstudio.prompts.templates import PromptTemplate, TemplateLibrary, shared_templates_dir
 
 # brand-story is 2.0 + 2.0 + 1.5 - 0.5 = 5.0 s; asking for 1.875 s scales it by 0.375:

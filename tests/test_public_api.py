@@ -13,6 +13,8 @@ def test_public_api():
         "BrandStudio", "RenderRequest", "RenderResult", "BrandProfile", "load_profile", "BrandStudioError",
         "ProfileError", "ProfileNotFound", "AssetError", "TemplateError", "RequestError", "SafetyViolation",
         "GenerationError", "LoRAError", "PostError", "EncodeError", "MissingDependency", "__version__",
+        # the whole error tree (errors.__all__), and progress events for notebooks and scripts
+        "ProvenanceError", "QCError", "CampaignError", "Progress", "tqdm_progress",
     }
     for name in brandstudio.__all__:
         assert hasattr(brandstudio, name)

@@ -69,6 +69,7 @@ import numpy as np
 from filelock import FileLock
 
 from brandstudio.files import brandstudio_home
+from brandstudio.frames import check_frames
 
 __all__ = ["CacheEntry", "SceneCache", "default_cache_location", "parse_size", "scene_key"]
 
@@ -250,7 +251,7 @@ class _FsspecStore:
     """Any fsspec filesystem: write a temp object, then move it; ``<key>.used`` = last use."""
 
     def __init__(self, url: str) -> None:
-        import fsspec
+        import fsspec  # optional: remote stores only
 
         self.url = url
         self.fs, root = fsspec.core.url_to_fs(url)
@@ -320,7 +321,6 @@ class _FsspecStore:
                 yield rel, int(info.get("size") or 0)
 
     def lock(self, name: str):
-
         tag = hashlib.sha256(self.url.encode()).hexdigest()[:16]
         locks = brandstudio_home() / "locks" / f"scenes-{tag}"
         locks.mkdir(parents=True, exist_ok=True)
@@ -444,8 +444,6 @@ class SceneCache:
         ``fields`` (the key's source fields) are kept in the header for ``ls``; they are not
         checked against the key.
         """
-        from brandstudio.frames import check_frames
-
         rel = self._rel(key)
         frames = check_frames(frames)
         header = {

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safetensors import safe_open
-
 from brandstudio.errors import AssetError, LoRAError
 from brandstudio.profile.assets import ASSET_CHECKS
 
@@ -118,6 +116,8 @@ def inspect_lora(path: Path, *, profile: str | None = None) -> LoraInfo:
         ... # doctest: +SKIP
         LoraInfo(path=..., keys=(...), rank=4, base_model='tiny-wan2.2', key_format='diffusers')
     """
+    from safetensors import safe_open  # listed heavy (its torch half is); the header reader is not
+
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise AssetError(

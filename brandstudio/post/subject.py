@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from brandstudio.errors import MissingDependency
-from brandstudio.post.match import srgb_to_lab
+from brandstudio.frames import srgb_to_lab
 
 __all__ = ["SUBJECT_FINDERS", "face_boxes", "face_centre", "saliency_centre", "saliency_map"]
 

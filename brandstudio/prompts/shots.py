@@ -1,9 +1,9 @@
-"""Multi-shot templates: the ``[[shots]]`` format, its checks, the shot plan and per-shot generation.
+"""Multi-shot templates: the ``[[shots]]`` format, its checks and the shot plan.
 
 A marketing spot is longer than one generation of the model (5 s for Wan2.2 A14B). A template
 may list shots; each is generated on its own (through the scene cache), then the shots are cut
-together (:mod:`brandstudio.post.cut`) and captions, logo, label and music run across the
-whole clip::
+together (:mod:`brandstudio.generation.shots`, :mod:`brandstudio.generation.cut`) and captions,
+logo, label and music run across the whole clip::
 
     description = "Brand story in three shots"
     negative = "text, watermark"            # optional, for every shot
@@ -52,21 +52,11 @@ Seeds: shot 0 uses the clip seed, shot ``i > 0`` uses :func:`shot_seed` (the fir
 of SHA-256 of ``"brandstudio/shot/<clip seed>/<i>"``, mod 2**31): the same request always gives
 the same shots, and a one-shot template makes the same footage as a plain template with the
 same prompt and seed. A ``scene`` shot uses the scene's own seed unless the request gives one
-(then :func:`shot_seed` of it), exactly like a scene template, and is generated at the length
-``brandstudio cache prewarm`` uses (the profile's ``output.duration``) and trimmed, so a
-prewarmed scene is a cache hit in any template.
+(then :func:`shot_seed` of it), exactly like a scene template.
 
 Continuity: a shot with ``continue = true`` starts from the previous shot's last frame on a
-model with image input (Wan2.2 TI2V-5B, I2V-A14B; ``tiny-ti2v`` offline). Such a model
-re-creates the conditioning image as its first frame, which is dropped (the shot is generated
-one frame longer), so motion continues without a held frame. The SHA-256 of the conditioning
-frame's pixels is part of the shot's scene-cache key. On a text-only model the shot is
-generated without conditioning and the render records ``"conditioning": "none: model has no
-image input"`` for it plus a warning in ``RenderResult.warnings``: templates are shared across
-profiles, and a profile on a text-to-video model should still get its spot (with a cut where
-a TI2V profile gets a continuation) rather than fail a campaign; a caller that needs the
-continuation checks ``result.warnings``. A model that *only* takes images (I2V-A14B) cannot
-make a first shot and is refused before anything is generated.
+model with image input; how, and what a text-only model does instead, is in
+:mod:`brandstudio.generation.shots`.
 
 Example:
     >>> shot_seed(1234, 0), shot_seed(1234, 1) == shot_seed(1234, 1), shot_seed(1234, 1) != 1234
@@ -75,36 +65,28 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import GenerationError, RequestError, TemplateError
-
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
+from ..errors import RequestError, TemplateError
 
 __all__ = [
-    "NO_IMAGE_INPUT",
     "PlannedShot",
     "RenderedShot",
     "ShotPlan",
     "ShotSpec",
     "check_shots",
     "plan_shots",
-    "render_shots",
     "shot_seed",
 ]
 
 TRANSITIONS = ("cut", "crossfade")
-NO_IMAGE_INPUT = "none: model has no image input"
-"""What a continuing shot records as its conditioning on a text-only model."""
 
 
 class ShotSpec(BaseModel):
@@ -371,127 +353,3 @@ def plan_shots(
         start_frame += n
     return ShotPlan(tuple(planned), fps)
 
-
-def render_shots(
-    plan: ShotPlan,
-    *,
-    template: str,
-    path: Path | str,
-    image_input: str,
-    model_id: str,
-    max_frames: int,
-    scene_frames: int,
-    make_spec: Callable[[PlannedShot, int], Any],
-    generate: Callable[[Any, np.ndarray | None], tuple[np.ndarray, str, str | None]],
-) -> tuple[list[np.ndarray], list[dict], list[str]]:
-    """Generate every shot (each through the scene cache); return what the cut needs.
-
-    Args:
-        plan: the shots.
-        template, path: the template (for error messages).
-        image_input: the generator's ``"none"``, ``"optional"`` or ``"required"``.
-        model_id: the model (for messages).
-        max_frames: the most frames one generation may have (``[model] max_frames``).
-        scene_frames: frames a prewarmed scene has (the profile's ``output.duration``).
-        make_spec: ``(shot, frames to generate) -> GenerationSpec``.
-        generate: ``(spec, conditioning image or None) -> (frames, cache status, cache key)``.
-
-    Returns:
-        ``(clips, records, warnings)``: each shot's frames as the clip shows them, one record per
-        shot for ``RenderResult.generation["shots"]``, and the warnings to report.
-
-    Raises:
-        TemplateError: a shot needs more frames than one generation makes.
-        GenerationError: the model takes images only and a shot has none.
-    """
-    import numpy as np
-
-    from ..generation.conditioning import image_digest
-
-    # 1. what each shot asks of the model, all checked before anything is generated
-    conditioned = [s.continues and image_input != "none" for s in plan.shots]
-    if image_input == "required":
-        first = next(s for s, c in zip(plan.shots, conditioned, strict=True) if not c)
-        raise GenerationError(
-            f"`{model_id}` generates from an image only (image-to-video), so shot {first.index} of "
-            f"template {template!r} has nothing to start from",
-            field="model.id", value=model_id,
-            fix="use a text-to-video or text+image model for multi-shot templates "
-            "(e.g. Wan-AI/Wan2.2-TI2V-5B-Diffusers, or tiny-ti2v offline)",
-        )
-    specs = []
-    for s, cond in zip(plan.shots, conditioned, strict=True):
-        needed = s.frames + (1 if cond else 0)  # a conditioned shot re-creates the image first: dropped
-        if s.scene is not None and not cond and needed <= scene_frames <= max_frames:
-            needed = scene_frames  # the scene as prewarmed, trimmed: a cache hit across templates
-        generated = 4 * math.ceil((needed - 1) / 4) + 1
-        if generated > max_frames:
-            fps = plan.fps
-            raise TemplateError(
-                f"shot {s.index} of template {template!r} needs {generated} frames at {fps} fps, more than "
-                f"the {max_frames} `{model_id}` makes in one generation",
-                file=str(path), field=f"shots[{s.index}].duration", value=round(s.frames / fps, 6),
-                fix=f"split it into shots of at most {(max_frames - 1 - int(cond)) / fps:g} s, "
-                "or raise [model] max_frames",
-            )
-        specs.append(make_spec(s, needed))
-
-    # 2. generate in order: a continuing shot starts from the last frame the previous one shows
-    clips: list[np.ndarray] = []
-    records: list[dict] = []
-    warnings: list[str] = []
-    for s, cond, spec in zip(plan.shots, conditioned, specs, strict=True):
-        image = np.ascontiguousarray(clips[-1][-1]) if cond else None
-        frames, status, key = generate(spec, image)
-        offset = 1 if cond else 0
-        shown = frames[offset : offset + s.frames]
-        if len(shown) != s.frames:
-            raise GenerationError(
-                f"shot {s.index}: the model returned {len(frames)} frames, {offset + s.frames} were needed",
-                fix="report this with the model id",
-            )
-        if cond:
-            conditioning, digest = f"last frame of shot {s.index - 1}", image_digest(image)
-        elif s.continues:
-            conditioning, digest = NO_IMAGE_INPUT, None
-            warnings.append(
-                f"shot {s.index} of template {template!r} asks to continue from shot {s.index - 1}, but "
-                f"`{model_id}` has no image input: it was generated from its prompt alone (a cut)"
-            )
-        else:
-            conditioning, digest = "none", None
-        clips.append(shown)
-        records.append({
-            "index": s.index,
-            "prompt": s.prompt,
-            "negative_prompt": s.negative,
-            "seed": s.seed,
-            "scene": s.scene,
-            "start": s.start,
-            "duration": round(s.frames / plan.fps, 6),
-            "frames": s.frames,
-            "generated_frames": int(frames.shape[0]),
-            "transition": s.transition,
-            "crossfade": round(s.crossfade_frames / plan.fps, 6),
-            "crossfade_frames": s.crossfade_frames,
-            "continue": s.continues,
-            "conditioning": conditioning,
-            "condition_sha256": digest,
-            "cache": status,
-            "cache_key": key,
-            "spec": dataclasses.asdict(spec) if dataclasses.is_dataclass(spec) else dict(spec),
-        })
-    return clips, records, warnings
-
-
-def summarize(records: Sequence[Mapping[str, Any]]) -> str:
-    """The clip's cache status from its shots': ``"off"``, ``"hit"`` (every shot) or ``"miss"``.
-
-    Example:
-        >>> summarize([{"cache": "hit"}, {"cache": "miss"}]), summarize([{"cache": "hit"}])
-        ('miss', 'hit')
-    """
-    statuses = {r["cache"] for r in records}
-    if statuses == {"off"}:
-        return "off"
-    return "hit" if statuses == {"hit"} else "miss"

@@ -1,4 +1,4 @@
-"""Speed presets and memory plans (brandstudio.generation.presets / .runtime) on the tiny model.
+"""Speed presets and memory plans (brandstudio.generation.presets / .memory / .runtime) on the tiny model.
 
 Every preset and memory plan runs end to end on the CPU: the memory plans must give
 bit-identical frames, each expert's MagCache must count the steps that expert actually runs,
@@ -20,19 +20,19 @@ from helpers import PROFILES
 from brandstudio import BrandStudio, RenderRequest
 from brandstudio.errors import GenerationError, ProfileError, RequestError
 from brandstudio.generation.base import GenerationSpec
-from brandstudio.generation.presets import (
+from brandstudio.generation.caching import WAN_TAYLORSEER_IDENTIFIERS
+from brandstudio.generation.experts import compile_experts, expert_step_counts
+from brandstudio.generation.memory import (
     A14B_GEOMETRY,
     GB,
     TI2V_5B_GEOMETRY,
     MemoryEstimate,
-    check_cache_hook,
     choose_memory_plan,
     estimate_memory,
     oom_advice,
-    parse_parallel,
-    resolve_preset,
 )
-from brandstudio.generation.runtime import WAN_TAYLORSEER_IDENTIFIERS, compile_experts, expert_step_counts
+from brandstudio.generation.parallel import parse_parallel
+from brandstudio.generation.presets import check_cache_hook, resolve_preset
 from brandstudio.generation.tiny import make_tiny_lora
 from brandstudio.generation.wan import WanGenerator
 from brandstudio.profile.loader import load_profile

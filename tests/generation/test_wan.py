@@ -57,6 +57,24 @@ def test_same_spec_is_bit_identical_and_seed_matters(tiny_gen, spec):
     assert _diff(a, c) > 1.0
 
 
+def test_progress_reports_each_step_of_each_expert_then_the_decode(tiny_gen, spec):
+    from brandstudio.generation.experts import expert_step_counts
+    from brandstudio.progress import Progress
+
+    spec = dataclasses.replace(spec, steps=5)
+    counts = expert_step_counts(tiny_gen.pipeline, spec.steps, spec.flow_shift)
+    assert counts["transformer"] and counts["transformer_2"]  # both experts run
+    events: list[Progress] = []
+    frames = tiny_gen.generate(spec, on_progress=events.append)
+    assert np.array_equal(frames, tiny_gen.generate(spec))  # reporting changes no pixel
+    total = spec.steps + 1
+    assert [(e.stage, e.step, e.total) for e in events] == [("generation", i, total) for i in range(1, total + 1)]
+    details = [e.detail for e in events]
+    assert details == (
+        ["high-noise expert"] * counts["transformer"] + ["low-noise expert"] * counts["transformer_2"] + ["decode"]
+    )
+
+
 def test_prompt_and_guidance_matter(tiny_gen, spec):
     base = tiny_gen.generate(spec)
     assert not np.array_equal(base, tiny_gen.generate(dataclasses.replace(spec, prompt="青岚茶园, 水墨")))
