@@ -10,9 +10,9 @@ Example:
 from __future__ import annotations
 
 from . import errors
-from .logs import quiet_import_notices
 from ._version import __version__
 from .errors import *  # noqa: F403 - the whole error tree is public (errors.__all__)
+from .logs import quiet_import_notices
 from .profile import BrandProfile, load_profile
 from .progress import Progress, tqdm_progress
 from .request import RenderRequest, RenderResult

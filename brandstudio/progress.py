@@ -16,12 +16,13 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["STAGES", "Progress", "ProgressCallback", "StageTimer", "stage_reporter", "tqdm_progress"]
+__all__ = ["STAGES", "Progress", "ProgressCallback", "StageTimer", "combine", "stage_reporter", "tqdm_progress"]
 
 #: the stages of a render, in order (what ``Progress.stage`` can be)
 STAGES = (
@@ -67,6 +68,21 @@ def stage_reporter(on_progress: ProgressCallback | None, stage: str) -> Callable
     return lambda step, total, detail="": on_progress(Progress(stage, step, total, detail))
 
 
+def combine(on_progress: ProgressCallback | None, on_stage: Callable[[str], None] | None) -> ProgressCallback | None:
+    """One callback from the two a caller may pass: every event to ``on_progress``, and each
+    stage's start (step 0 of an unknown total) to ``on_stage`` as its name."""
+    if on_stage is None:
+        return on_progress
+
+    def both(event: Progress) -> None:
+        if event.step == 0 and event.total == 0:
+            on_stage(event.stage)
+        if on_progress is not None:
+            on_progress(event)
+
+    return both
+
+
 def tqdm_progress(**tqdm_kwargs) -> ProgressCallback:
     """A progress callback that drives a tqdm bar: a widget in Jupyter (``tqdm.auto``, when
     ipywidgets is installed), text elsewhere. The bar restarts for each stage that counts steps.
@@ -74,7 +90,10 @@ def tqdm_progress(**tqdm_kwargs) -> ProgressCallback:
     Example:
         >>> clip = studio.render("product-hero", product="Night Roast", on_progress=tqdm_progress())  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm  # a widget in Jupyter, text elsewhere
+    else:
+        from tqdm import tqdm  # tqdm.auto would warn "IProgress not found" in Jupyter without ipywidgets
 
     bar = None
 

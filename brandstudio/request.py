@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import RequestError
+from .files import first_error
 from .profile.schema import parse_aspect
 
 __all__ = ["RenderRequest", "RenderResult"]
@@ -86,6 +88,20 @@ class RenderRequest(BaseModel):
             raise ValueError(f"`resolution` must be even (H.264 yuv420p), got {v}")
         return v
 
+    @classmethod
+    def from_arguments(cls, **fields: Any) -> RenderRequest:
+        """A request from ``BrandStudio.render()``'s keyword arguments: a bad value is a
+        :class:`~brandstudio.errors.RequestError` naming its field, not a pydantic error."""
+        try:
+            return cls(**fields)
+        except ValidationError as exc:
+            name, msg, value = first_error(exc)
+            plain = "pass plain str/int/float/bool values"
+            raise RequestError(
+                f"invalid `{name}`: {msg}", field=name, value=value,
+                fix=plain if name.startswith("variables.") else "see help(BrandStudio.render) for accepted values",
+            ) from None  # fmt: skip
+
     def with_variables(self, **values: Any) -> RenderRequest:
         """A copy with these variables set (others kept)."""
         return self.model_copy(update={"variables": {**self.variables, **values}})
@@ -93,12 +109,6 @@ class RenderRequest(BaseModel):
     def with_aspect(self, aspect: str) -> RenderRequest:
         parse_aspect(aspect)
         return self.model_copy(update={"aspect": aspect})
-
-    def with_seed(self, seed: int) -> RenderRequest:
-        return self.model_copy(update={"seed": seed})
-
-    def with_output(self, output: str | Path) -> RenderRequest:
-        return type(self).model_validate({**dict(self), "output": Path(output)})
 
     def with_preset(self, preset: str, memory: str | None = None) -> RenderRequest:
         """A copy with this speed preset (and memory plan, when given): ``req.with_preset("fast")``."""

@@ -20,21 +20,17 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from . import audio, encode, generation, post, provenance, qc, safety
 from .batch import render_many_resumable
-from .errors import RequestError, error_context
-from .files import first_error, write_text_atomic
+from .errors import error_context
+from .files import write_text_atomic
 from .generation.cache import SceneCache
 from .profile import BrandProfile, load_profile
-from .progress import Progress, ProgressCallback, StageTimer
+from .progress import ProgressCallback, StageTimer, combine
 from .prompts import Brief, TemplateLibrary, make_brief
 from .request import RenderRequest, RenderResult
 
@@ -134,15 +130,15 @@ class BrandStudio:
             >>> clip = studio.render("product-hero", product="Night Roast", aspect="9:16",
             ...                      on_progress=brandstudio.tqdm_progress())   # doctest: +SKIP
         """
-        if not isinstance(request, RenderRequest):
-            request = self._request(
-                template=request, variables=variables, aspect=aspect, seed=seed,
-                output=Path(output) if output else None, duration=duration, resolution=resolution,
-                music_mood=music_mood, voiceover=Path(voiceover) if voiceover else None,
-                preset=preset, memory=memory,
-            )  # fmt: skip
         with error_context(profile=self.profile.id):
-            return self._render(request, _progress(on_progress, on_stage))
+            if not isinstance(request, RenderRequest):
+                request = RenderRequest.from_arguments(
+                    template=request, variables=variables, aspect=aspect, seed=seed,
+                    output=Path(output) if output else None, duration=duration, resolution=resolution,
+                    music_mood=music_mood, voiceover=Path(voiceover) if voiceover else None,
+                    preset=preset, memory=memory,
+                )  # fmt: skip
+            return self._render(request, combine(on_progress, on_stage))
 
     def render_many(
         self,
@@ -218,14 +214,15 @@ class BrandStudio:
                                      state_dir=self.output_dir / ".brandstudio" / "music-rotation")  # fmt: skip
 
         # 9. post + encode, streamed into the MP4 (staged beside it when it is to be signed), QC sampling each chunk
-        out = brief.output or self._default_output(brief, sound.info)
+        out = brief.output or encode.default_output(self.output_dir, profile, brief, sound.info)
         signer = provenance.resolve_signer(profile)
         staged = provenance.staging_path(out) if signer else None
         sampler = qc.QCCollector(n_out)
         timer.timings.update(encode.write(
             out, chain, clip.frames, fps=brief.fps, size=post.delivery_size(brief.aspect, brief.resolution),
             profile=profile, audio=sound.audio, sample_rate=sound.sample_rate, cues=brief.cues, target=staged,
-            metadata=self._metadata(brief, out, sound.info), observers=[sampler], on_progress=on_progress,
+            metadata=encode.clip_metadata(profile, brief, model_id=self.generator.model_id, music=sound.info),
+            observers=[sampler], on_progress=on_progress,
         ))  # fmt: skip
 
         # 10. provenance: C2PA content credentials, the very last write to the MP4 (`out` appears signed)
@@ -252,18 +249,6 @@ class BrandStudio:
 
     # -- one helper per step ----------------------------------------------------------------
 
-    def _request(self, **fields: Any) -> RenderRequest:
-        """A :class:`RenderRequest` from ``render()``'s keyword arguments; a bad one names its field."""
-        try:
-            return RenderRequest(**fields)
-        except ValidationError as exc:
-            name, msg, value = first_error(exc)
-            plain = "pass plain str/int/float/bool values"
-            raise RequestError(
-                f"invalid `{name}`: {msg}", profile=self.profile.id, field=name, value=value,
-                fix=plain if name.startswith("variables.") else "see help(BrandStudio.render) for accepted values",
-            ) from None  # fmt: skip
-
     def _generate(self, brief: Brief, on_progress: ProgressCallback | None) -> generation.Clip:
         """Step 4: the clip's frames at the model's rate (the grade's table is baked meanwhile)."""
         options = dict(profile=self.profile, cache=self.cache, preset=brief.preset, memory=brief.memory,
@@ -275,28 +260,6 @@ class BrandStudio:
                                     seed=brief.seed, aspect=brief.aspect, duration=brief.duration, preset=brief.preset)  # fmt: skip
         post.bake_ahead(self.profile, (spec.num_frames, spec.height, spec.width, 3), self.device)
         return generation.generate_clip(self.generator, spec, **options)
-
-    def _metadata(self, brief: Brief, out: Path, music: dict | None) -> dict[str, str]:
-        """Step 9: the MP4's tags, with the region's machine-readable AI marks."""
-        size = post.delivery_size(brief.aspect, brief.resolution)
-        content_id = post.produce_id(self.profile.id, self.profile.fingerprint, brief.prompt, brief.seed,
-                                     brief.aspect, *size, brief.duration)  # fmt: skip
-        marks = post.machine_marks(self.profile.spec, post.label_plan(self.profile.spec), content_id=content_id)
-        return encode.clip_metadata(self.profile, brief, model_id=self.generator.model_id,
-                                    label=post.clip_label(self.profile), marks=marks, music=music)  # fmt: skip
-
-    def _default_output(self, brief: Brief, music: dict | None) -> Path:
-        """``<output_dir>/<profile>/<template>-<aspect>-s<seed>-<digest>.mp4``: the digest is of
-        everything that makes another clip (so the same request lands on the same name)."""
-        req = brief.request
-        parts = [self.profile.fingerprint, req.template, dict(req.variables), brief.aspect, brief.seed,
-                 brief.duration, brief.resolution]  # fmt: skip
-        if req.music_mood or req.voiceover or (music or {}).get("select") == "rotate":
-            # another bed or voice is another clip (names of renders without them stay as they were)
-            vo = hashlib.sha256(Path(req.voiceover).read_bytes()).hexdigest() if req.voiceover else None
-            parts.append({"mood": req.music_mood, "voiceover": vo, "track": (music or {}).get("track")})
-        digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()[:8]
-        return self.output_dir / self.profile.id / f"{req.template}-{brief.aspect.replace(':', 'x')}-s{brief.seed}-{digest}.mp4"
 
     def _result(self, brief, out, clip, sound, verdicts, credentials, report, n_out, timings) -> RenderResult:
         """Step 12: what the render made, for the caller and the ``.json`` record."""
@@ -311,18 +274,3 @@ class BrandStudio:
             label=post.clip_label(self.profile), provenance=credentials, cache=clip.cache, cache_key=clip.cache_key,
             qc=report.summary(), qc_report=out.with_suffix(".qc.html"), music=sound.info,
         )  # fmt: skip
-
-
-def _progress(on_progress: ProgressCallback | None, on_stage: Callable[[str], None] | None) -> ProgressCallback | None:
-    """One callback from the two a caller may pass: every event to ``on_progress``, and each
-    stage's start (step 0) to ``on_stage``."""
-    if on_stage is None:
-        return on_progress
-
-    def both(event: Progress) -> None:
-        if event.step == 0 and event.total == 0:
-            on_stage(event.stage)
-        if on_progress is not None:
-            on_progress(event)
-
-    return both

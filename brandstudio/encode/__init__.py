@@ -10,7 +10,7 @@ Example:
     'h264'
 """
 
-from .clip import check, clip_metadata, sidecars, write
+from .clip import check, clip_metadata, default_output, sidecars, write
 from .mp4 import Mp4Writer, write_mp4
 
-__all__ = ["Mp4Writer", "check", "clip_metadata", "sidecars", "write", "write_mp4"]
+__all__ = ["Mp4Writer", "check", "clip_metadata", "default_output", "sidecars", "write", "write_mp4"]

@@ -8,6 +8,7 @@ the MP4's tags say about the clip; :func:`check` runs before any work.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -17,12 +18,24 @@ from typing import Any
 import numpy as np
 
 from ..errors import RequestError
-from ..post import Cue, PostChain, run_stream, write_srt, write_vtt
+from ..files import sha256_file
+from ..post import (
+    Cue,
+    PostChain,
+    clip_label,
+    delivery_size,
+    label_plan,
+    machine_marks,
+    produce_id,
+    run_stream,
+    write_srt,
+    write_vtt,
+)
 from ..profile import BrandProfile
 from ..progress import ProgressCallback, stage_reporter
 from .mp4 import Mp4Writer
 
-__all__ = ["check", "clip_metadata", "sidecars", "write"]
+__all__ = ["check", "clip_metadata", "default_output", "sidecars", "write"]
 
 
 def check(brief, profile: BrandProfile) -> None:
@@ -45,28 +58,46 @@ def sidecars(out: Path, with_captions: bool) -> tuple[Path, ...]:
     return (out.with_suffix(".srt"), out.with_suffix(".vtt")) if with_captions else ()
 
 
-def clip_metadata(
-    profile: BrandProfile, brief, *, model_id: str, label: str | None, marks: tuple[dict, dict], music: dict | None
-) -> dict[str, str]:
+def clip_metadata(profile: BrandProfile, brief, *, model_id: str, music: dict | None) -> dict[str, str]:
     """The MP4's tags: the brand as title, brandstudio's JSON record in ``comment`` (AI-generated,
     the label, model, seed, profile and its fingerprint, the music, the region's machine-readable
-    marks), the prompt as ``description``, and the region's extra tags (cn: ``AIGC``)."""
+    marks: :mod:`brandstudio.post.marks`), the prompt as ``description``, and the region's extra
+    tags (cn: GB 45438's ``AIGC``)."""
+    size = delivery_size(brief.aspect, brief.resolution)
+    content_id = produce_id(profile.id, profile.fingerprint, brief.prompt, brief.seed, brief.aspect, *size, brief.duration)
+    marks, tags = machine_marks(profile.spec, label_plan(profile.spec), content_id=content_id)
     record = {
         "ai_generated": True,
-        "label": label,
+        "label": clip_label(profile),
         "model": model_id,
         "seed": brief.seed,
         "profile": profile.id,
         "profile_fingerprint": profile.fingerprint,
         **({"music": music} if music else {}),
-        **marks[0],  # brandstudio.post.marks.machine_marks: digital source type, region, content id
+        **marks,  # digital source type, region, content id
     }
     return {
         "title": f"{profile.spec.brand.name}",
         "comment": json.dumps(record, ensure_ascii=False),
         "description": brief.prompt,
-        **marks[1],  # extra tags, e.g. GB 45438's AIGC for region cn
+        **tags,
     }
+
+
+def default_output(output_dir: Path, profile: BrandProfile, brief, music: dict | None = None) -> Path:
+    """Where a clip goes when the request names no path:
+    ``<output_dir>/<profile>/<template>-<aspect>-s<seed>-<digest>.mp4``, the digest being of
+    everything that makes another clip (so the same request lands on the same name)."""
+    req = brief.request
+    parts = [profile.fingerprint, req.template, dict(req.variables), brief.aspect, brief.seed, brief.duration,
+             brief.resolution]  # fmt: skip
+    if req.music_mood or req.voiceover or (music or {}).get("select") == "rotate":
+        # another bed or voice is another clip (names of renders without them stay as they were)
+        vo = sha256_file(req.voiceover) if req.voiceover else None
+        parts.append({"mood": req.music_mood, "voiceover": vo, "track": (music or {}).get("track")})
+    key = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return Path(output_dir) / profile.id / f"{req.template}-{brief.aspect.replace(':', 'x')}-s{brief.seed}-{digest}.mp4"
 
 
 def write(

@@ -56,11 +56,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from brandstudio.errors import PostError
-from brandstudio.frames import check_frames
 from brandstudio.post.captions import missing_glyphs
 
 from .effect import Effect
-from .overlay import CORNERS, Corner, Margins, as_margins, composite, corner_xy, rendered_for
+from .overlay import CORNERS, Corner, Margins, Overlay, as_margins, corner_xy
 
 __all__ = ["CN_MIN_OPENING_SECONDS", "CN_MIN_TEXT_HEIGHT", "LABEL_TEXTS", "Label", "LabelPlan", "RegionLabel", "apply_label", "label_plan", "label_text"]
 
@@ -102,7 +101,7 @@ def label_text(region: str, language: str) -> str | None:
 
 
 @dataclass(frozen=True, eq=False)
-class Label(Effect):
+class Label(Overlay):
     """Draw a small, readable text label (white on a rounded, semi-opaque dark box) in a corner.
 
     Args:
@@ -157,16 +156,6 @@ class Label(Effect):
         x, y = corner_xy(self.position, w, h, width, height, self.margins)
         return np.asarray(img), x, y
 
-    def apply(self, frames: np.ndarray) -> np.ndarray:
-        """Draw the label on a copy of ``frames``."""
-        out = check_frames(frames).copy()
-        self.apply_inplace_at(out, 0)
-        return out
-
-    def apply_inplace_at(self, frames: np.ndarray, start: int = 0) -> np.ndarray:
-        """Draw the label into ``frames`` (uint8, writable; the post stream's own chunk)."""
-        img, x, y = rendered_for(self, frames.shape[2], frames.shape[1])
-        return composite(frames, img, x, y)
 
 
 #: GB 45438-2025: the opening label shows for at least this long (seconds)

@@ -21,11 +21,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from brandstudio.errors import AssetError
-from brandstudio.frames import check_frames
 from brandstudio.profile.assets import ASSET_CHECKS
 
-from .effect import Effect
-from .overlay import CORNERS, Corner, Margins, as_margins, composite, corner_xy, rendered_for
+from .overlay import CORNERS, Corner, Margins, Overlay, as_margins, corner_xy
 
 __all__ = ["Logo", "load_logo"]
 
@@ -74,7 +72,7 @@ def _resize_rgba(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class Logo(Effect):
+class Logo(Overlay):
     """Composite a logo into a corner of the safe area.
 
     Args:
@@ -111,16 +109,6 @@ class Logo(Effect):
         x, y = corner_xy(self.position, w, h, width, height, self.margins)
         return img, x, y
 
-    def apply(self, frames: np.ndarray) -> np.ndarray:
-        """Draw the logo on a copy of ``frames``."""
-        out = check_frames(frames).copy()
-        self.apply_inplace_at(out, 0)
-        return out
-
-    def apply_inplace_at(self, frames: np.ndarray, start: int = 0) -> np.ndarray:
-        """Draw the logo into ``frames`` (uint8, writable; the post stream's own chunk)."""
-        img, x, y = rendered_for(self, frames.shape[2], frames.shape[1])
-        return composite(frames, img, x, y, self.opacity)
 
 
 ASSET_CHECKS.register("logo", load_logo)

@@ -21,7 +21,11 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["CORNERS", "Corner", "Margins", "as_margins", "composite", "corner_xy", "rendered_for"]
+from brandstudio.frames import check_frames
+
+from .effect import Effect
+
+__all__ = ["CORNERS", "Corner", "Margins", "Overlay", "as_margins", "composite", "corner_xy", "rendered_for"]
 
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
@@ -85,3 +89,23 @@ def corner_xy(position: str, w: int, h: int, W: int, H: int, margins: Margins) -
 
 # --------------------------------------------------------------------------- AI label
 
+
+class Overlay(Effect):
+    """An effect that draws one RGBA image at one place on every frame (the logo, the label).
+
+    Subclasses say what to draw with ``render(width, height) -> (rgba, x, y)``; it is rendered
+    once per frame size and composited into each chunk the stream owns (no copy of the chunk).
+    """
+
+    def render(self, width: int, height: int) -> tuple[np.ndarray, int, int]:
+        raise NotImplementedError
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Draw the overlay on a copy of ``frames``."""
+        out = check_frames(frames).copy()
+        return self.apply_inplace_at(out, 0)
+
+    def apply_inplace_at(self, frames: np.ndarray, start: int = 0) -> np.ndarray:
+        """Draw the overlay into ``frames`` (uint8, writable; the post stream's own chunk)."""
+        img, x, y = rendered_for(self, frames.shape[2], frames.shape[1])
+        return composite(frames, img, x, y, getattr(self, "opacity", 1.0))

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import pickle
 import re
 from dataclasses import dataclass
@@ -568,9 +567,3 @@ class RealESRGAN:
             y = self._tiled(x)[:, :, : h * s, : w * s]
             out[i] = y[0].clamp_(0, 1).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         return out
-
-
-def default_weights() -> Path | None:
-    """``$BRANDSTUDIO_SR_WEIGHTS`` as a path, if set."""
-    env = os.environ.get("BRANDSTUDIO_SR_WEIGHTS")
-    return Path(env).expanduser() if env else None
