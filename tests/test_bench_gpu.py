@@ -15,10 +15,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "bench" / "gpu.sh"
 
-# every measurement's table: title prefix -> (first cells of its rows, the columns that must be numbers)
 QUALITY_PLANS = [("quality", "resident"), ("quality", "swap"), ("quality", "group-offload")]
 FAST_BALANCED = [("fast", "resident"), ("balanced", "resident")]
 STEPS = ["s/step", "clip s (steps x s/step)", "estimate GB"]
+# every measurement's table: title prefix -> (first cells of its rows, the columns that must be numbers)
 TABLES = {
     "LUT grade": ([("torch on cpu",), ("ffmpeg lut3d",)], ["frames/s"]),
     "Real-ESRGAN x4plus": ([("2",)], ["s/frame", "frames/s"]),

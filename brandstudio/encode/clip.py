@@ -125,8 +125,8 @@ def write(
     encoded, as frames done of the total.
     """
     report = stage_reporter(on_progress, "encode")
-    if on_progress is not None:
-        stage_reporter(on_progress, "post")(0, 0)
+    stage_reporter(on_progress, "post")(0, 0)  # the effects start making frames,
+    report(0, 0)  # and the encoder starts taking them
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     n_frames = chain.n_frames(len(source))

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -217,7 +218,7 @@ def cached_frames(
         extra: dict[str, Any] = {}
         if image is not None:
             extra["image"] = image
-        if on_progress is not None:  # passed only when given: a generator may not report progress
+        if on_progress is not None and _reports_progress(generator):
             extra["on_progress"] = on_progress
         return generator.generate(spec, **extra)
 
@@ -291,3 +292,13 @@ def prewarm(
             {"scene": scene.id, "cache": clip.cache, "key": clip.cache_key, "seconds": round(time.perf_counter() - t0, 3)}
         )
     return report
+
+
+def _reports_progress(generator) -> bool:
+    """Whether ``generator.generate`` takes ``on_progress`` (a caller's own generator, passed as
+    ``BrandStudio(generator=...)``, need not: its clips then report no denoising steps)."""
+    try:
+        params = inspect.signature(generator.generate).parameters
+    except (TypeError, ValueError):  # a builtin or C-implemented callable: no signature to read
+        return False
+    return "on_progress" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

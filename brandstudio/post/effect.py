@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Effect"]
+__all__ = ["Effect", "as_effect"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,3 +53,39 @@ class Effect(ABC):
 
     def prepare(self, shape: tuple[int, ...]) -> None:
         """Called once with the whole source's shape before the first chunk (nothing by default)."""
+
+
+@dataclass(frozen=True, eq=False)
+class _DuckEffect(Effect):
+    """A caller's own effect object that has ``apply`` and/or ``apply_at`` but not this base."""
+
+    wrapped: object
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        return self.apply_at(frames, 0)
+
+    def apply_at(self, frames: np.ndarray, start: int) -> np.ndarray:
+        at = getattr(self.wrapped, "apply_at", None)
+        return at(frames, start) if at is not None else self.wrapped.apply(frames)
+
+    def apply_inplace_at(self, frames: np.ndarray, start: int) -> np.ndarray:
+        inplace = getattr(self.wrapped, "apply_inplace_at", None)
+        if inplace is None:
+            return self.apply_at(frames, start)
+        result = inplace(frames, start)
+        return frames if result is None else result
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        prepare = getattr(self.wrapped, "prepare", None)
+        if prepare is not None:
+            prepare(shape)
+
+
+def as_effect(obj: object) -> Effect:
+    """``obj`` as an :class:`Effect`: itself, or (a caller's own object with ``apply`` or
+    ``apply_at``) wrapped so the stream can call it like the built-in effects."""
+    if isinstance(obj, Effect):
+        return obj
+    if not (callable(getattr(obj, "apply", None)) or callable(getattr(obj, "apply_at", None))):
+        raise TypeError(f"an effect needs `apply(frames)` or `apply_at(frames, start)`, got {type(obj).__name__}")
+    return _DuckEffect(obj)

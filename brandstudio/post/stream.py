@@ -62,7 +62,7 @@ import numpy as np
 
 from brandstudio.frames import check_frames
 
-from .effect import Effect
+from .effect import Effect, as_effect
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -102,8 +102,8 @@ class PostChain:
     output_effects: tuple[Effect, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "source_effects", tuple(self.source_effects))
-        object.__setattr__(self, "output_effects", tuple(self.output_effects))
+        object.__setattr__(self, "source_effects", tuple(as_effect(e) for e in self.source_effects))
+        object.__setattr__(self, "output_effects", tuple(as_effect(e) for e in self.output_effects))
         if self.frame_map is not None:
             fmap = np.asarray(self.frame_map)
             if (

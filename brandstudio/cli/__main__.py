@@ -1,0 +1,5 @@
+"""``python -m brandstudio.cli``."""
+
+from . import main
+
+main()
