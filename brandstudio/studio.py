@@ -73,10 +73,7 @@ class BrandStudio:
         self.output_dir = Path(output_dir)
         self.device = device
         self._generator = generator
-        if cache is False or isinstance(cache, SceneCache):
-            self.cache = cache or None
-        else:
-            self.cache = SceneCache(None if cache is True else cache)
+        self.cache = SceneCache.from_option(cache)
         self.templates = TemplateLibrary.for_profile(self.profile.root)
         self.rules = safety.rules_of(self.profile)
 
@@ -116,14 +113,11 @@ class BrandStudio:
         :class:`RenderRequest`. Returns a :class:`RenderResult`; the MP4 and its sidecars
         appear at their paths only when complete.
 
-        ``on_progress`` is called with a :class:`~brandstudio.progress.Progress` as the render
-        goes: each stage's start, each denoising step of each expert, each encoded chunk
-        (:func:`brandstudio.tqdm_progress` draws them as a bar). ``on_stage``, if given, is
-        called with each stage's name (``"prompt"``, ``"safety"``, ``"generation"``, ...) as it
-        starts. ``music_mood`` picks the music by mood (one of the profile's ``[audio]`` track
-        moods; default: the template's); ``voiceover`` is an audio file mixed over the music,
-        which ducks under it (``[audio] duck_db``). ``preset`` (``"quality"``, ``"balanced"``,
-        ``"fast"``) and ``memory`` (``"auto"``, ``"resident"``, ``"swap"``, ``"group-offload"``)
+        ``on_progress`` gets a :class:`~brandstudio.progress.Progress` at each stage's start,
+        denoising step of each expert and encoded chunk (:func:`brandstudio.tqdm_progress` draws
+        a bar); ``on_stage`` each stage's name as it starts. ``music_mood``: one of the profile's
+        track moods (default: the template's); ``voiceover``: an audio file the music ducks under;
+        ``preset`` (quality, balanced, fast) and ``memory`` (auto, resident, swap, group-offload)
         override the profile's ``[model]`` for this clip (:mod:`brandstudio.generation.presets`).
 
         Example:
@@ -147,27 +141,20 @@ class BrandStudio:
         manifest: str | Path | None = None,
         quiet: bool = True,
     ) -> list[RenderResult]:
-        """Render several clips with one loaded model, in order.
+        """Render several clips with one loaded model, in order; the first error is raised as is.
 
-        Without ``manifest`` the first error is raised as is. With ``manifest`` (a JSON-lines
-        path) the batch is resumable like a campaign (:mod:`brandstudio.batch`): clips
-        recorded done are not rendered again, one failing request does not stop the others
-        (a :class:`~brandstudio.errors.CampaignError` listing them is raised at the end, with
-        the run's summary as ``exc.summary``), and each clip gets an audit line in
-        ``<manifest folder>/audit/<profile>.jsonl``. ``quiet=False`` shows progress.
+        With ``manifest`` (a JSON-lines path) the batch is resumable like a campaign
+        (:func:`brandstudio.batch.render_many_resumable`: done clips are skipped, a failing
+        request does not stop the others, each clip gets an audit line). ``quiet=False`` shows progress.
         """
         if manifest is not None:
             return render_many_resumable(self, requests, manifest=Path(manifest), quiet=quiet)
         return [self.render(r if isinstance(r, RenderRequest) else RenderRequest(**r)) for r in requests]
 
     def prewarm(self, *, aspect: str | None = None, duration: float | None = None) -> list[dict]:
-        """Render the profile's ``[[scenes]]`` into the scene cache (generation only: no post, no file).
-
-        Each scene is generated exactly as a scene template would ask for it (its prompt with
-        the brand style and LoRA triggers, the brand's negative prompt, its seed), at its own
-        ``aspect`` (or ``aspect``) and the profile's duration (or ``duration``). Returns one
-        ``{"scene", "cache", "key", "seconds"}`` per scene; ``cache`` is ``"hit"`` when it was there.
-        """
+        """Render the profile's ``[[scenes]]`` into the scene cache, exactly as a scene template
+        would ask for them (generation only: no post, no file); see :func:`brandstudio.generation.prewarm`.
+        Returns one ``{"scene", "cache", "key", "seconds"}`` per scene."""
         with error_context(profile=self.profile.id):
             return generation.prewarm(
                 self.generator, self.profile, cache=self.cache, aspect=aspect, duration=duration,

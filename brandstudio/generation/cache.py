@@ -362,6 +362,16 @@ class SceneCache:
     def __repr__(self) -> str:
         return f"SceneCache({self.location!r})"
 
+    @classmethod
+    def from_option(cls, cache: SceneCache | str | Path | bool | None) -> SceneCache | None:
+        """The cache a ``cache=`` argument names: ``None``/``True`` the default location, a
+        directory or fsspec URL, a ``SceneCache`` itself, or ``False`` for none (returns None)."""
+        if cache is False:
+            return None
+        if isinstance(cache, SceneCache):
+            return cache
+        return cls(None if cache is True else cache)
+
     # -- entries ------------------------------------------------------------------------------
 
     @staticmethod

@@ -30,7 +30,7 @@ from types import MappingProxyType
 import tomllib
 from pydantic import ValidationError
 
-from ..errors import AssetError, BrandStudioError, ProfileError, ProfileNotFound
+from ..errors import AssetError, BrandStudioError, ProfileError, ProfileNotFound, error_context
 from ..files import sha256_file
 from .assets import asset_check
 from .schema import BrandProfileSpec
@@ -322,11 +322,10 @@ def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[
 def _check(check: Callable[[Path], object], path: Path, rel: str, field_name: str, label: str) -> None:
     """Open the asset the way the render will; turn any failure into an AssetError with context."""
     try:
-        check(path)
+        with error_context(profile=label, field=field_name):
+            check(path)
     except BrandStudioError as exc:
-        exc.profile = exc.profile or label
-        exc.field = exc.field or field_name
-        exc.file = rel
+        exc.file = rel  # the asset as brand.toml names it, not the absolute path a reader saw
         raise
     except Exception as exc:  # a decoder's own exception type: report it, no traceback
         raise AssetError(
