@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ __all__ = [
     "read_toml_model",
     "sha256_file",
     "temp_path",
+    "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -128,6 +130,24 @@ def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> P
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes | memoryview | Iterable[bytes | memoryview]) -> Path:
+    """Write ``data`` (bytes, or an iterable of blocks written in order) to ``path`` atomically:
+    a hidden temporary file in the same folder, renamed into place when complete; removed on
+    any failure, so ``path`` is the whole new file or untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path, ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            for block in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                fh.write(block)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

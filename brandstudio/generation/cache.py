@@ -57,7 +57,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -68,7 +67,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from brandstudio.files import brandstudio_home
+from brandstudio.files import brandstudio_home, write_bytes_atomic
 from brandstudio.frames import check_frames
 
 __all__ = ["CacheEntry", "SceneCache", "default_cache_location", "parse_size", "scene_key"]
@@ -181,18 +180,7 @@ class _LocalStore:
         return open(self.root / rel, "rb", buffering=0)
 
     def write_atomic(self, rel: str, chunks: list) -> None:
-        final = self.root / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_bytes_atomic(self.root / rel, chunks)
 
     def read_bytes(self, rel: str) -> bytes | None:
         try:

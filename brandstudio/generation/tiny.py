@@ -48,7 +48,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from brandstudio.files import brandstudio_home
+from brandstudio.files import brandstudio_home, write_bytes_atomic
 from brandstudio.generation.logs import quiet_progress
 
 __all__ = [
@@ -406,13 +406,8 @@ def make_tiny_lora(
         b = torch.randn(n_out, rank, generator=gen) * (scale / rank**0.5)
         tensors[f"transformer.{module}.lora_A.weight"] = a.contiguous()
         tensors[f"transformer.{module}.lora_B.weight"] = b.contiguous()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     data = save(tensors, metadata={"brandstudio.base_model": base_model, "format": "pt"})
-    tmp.write_bytes(_canonical_header(data))
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, _canonical_header(data))
 
 
 def write_demo_loras(brand_profiles: Path) -> list[Path]:

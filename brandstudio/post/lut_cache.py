@@ -38,14 +38,13 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from brandstudio.files import brandstudio_home
+from brandstudio.files import brandstudio_home, write_bytes_atomic
 
 __all__ = ["MAX_ENTRIES", "TABLE_VERSION", "LutCache", "bake_key", "default_lut_cache_dir"]
 
@@ -152,23 +151,11 @@ class LutCache:
         table = np.ascontiguousarray(table, np.uint8)
         if table.shape != (_ENTRIES, 3):
             raise ValueError(f"`table` must have shape (256**3, 3), got {table.shape}")
-        tmp = None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}-", suffix=".tmp", dir=self.directory)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_MAGIC)
-                fh.write(hashlib.sha256(table).digest())
-                fh.write(memoryview(table).cast("B"))
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache is readable like any other
-            os.replace(tmp, path)
-            tmp = None
+            write_bytes_atomic(path, (_MAGIC, hashlib.sha256(table).digest(), memoryview(table).cast("B")))
         except OSError as exc:
             warnings.warn(f"could not store the baked LUT table in {self.directory}: {exc}", stacklevel=2)
             return False
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
         self._prune()
         return True
 
