@@ -28,11 +28,11 @@ def test_a_render_reports_every_stage_step_and_chunk(tmp_path):
     # generation: one event per denoising step, split between the experts as the scheduler says
     gen = [e for e in events if e.stage == "generation" and e.total]
     steps = r.generation["steps"]
-    counts = Counter(e.detail for e in gen if e.detail != "decode")
+    counts = Counter(e.detail for e in gen if e.detail not in ("decoding", "decode"))
     expected = expert_step_counts(studio.generator.pipeline, steps, r.generation["flow_shift"])
     assert counts == {"high-noise expert": expected["transformer"], "low-noise expert": expected["transformer_2"]}
-    assert [e.step for e in gen] == list(range(1, len(gen) + 1)) and gen[-1].detail == "decode"
-    assert all(e.total == len(gen) for e in gen)
+    assert [e.step for e in gen] == [*range(1, steps + 1), steps, steps + 1]  # the decode: starts, ends
+    assert [e.detail for e in gen[-2:]] == ["decoding", "decode"] and all(e.total == steps + 1 for e in gen)
 
     # encode: frames done after each chunk, ending at the delivered frame count
     enc = [e for e in events if e.stage == "encode" and e.total]

@@ -88,7 +88,8 @@ def pipeline_call_kwargs(pipe, spec: GenerationSpec) -> dict[str, Any]:
 def step_progress(report: Callable[[int, int, str], None], total: int) -> Callable[..., dict]:
     """A diffusers ``callback_on_step_end`` that reports each denoising step as
     ``report(step, total, detail)``, naming the expert that ran it (from the step's timestep and
-    the boundary, as the pipeline itself decides; ``"denoising"`` on a single-model checkpoint).
+    the boundary, as the pipeline itself decides; ``"denoising"`` on a single-model checkpoint),
+    and after the last one (``total`` counts the decode as a step) that the VAE is ``"decoding"``.
 
     Example:
         >>> seen = []
@@ -104,6 +105,8 @@ def step_progress(report: Callable[[int, int, str], None], total: int) -> Callab
         else:
             detail = EXPERT_LABELS["transformer" if float(t) >= limit else "transformer_2"]
         report(i + 1, total, detail)
+        if i + 2 == total:  # the last denoising step: the VAE decode, often many seconds, starts now
+            report(i + 1, total, "decoding")
         return {}  # nothing changed: the pipeline keeps its latents
 
     return on_step_end

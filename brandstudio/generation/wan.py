@@ -398,8 +398,9 @@ class WanGenerator:
 
         ``on_progress`` is called with a :class:`~brandstudio.progress.Progress` after each
         denoising step (``Progress("generation", step, spec.steps + 1, "high-noise expert")``,
-        ``"low-noise expert"`` past the boundary, ``"denoising"`` on a single-model checkpoint) and
-        once more when the VAE has decoded the frames (``step = total``, ``"decode"``).
+        ``"low-noise expert"`` past the boundary, ``"denoising"`` on a single-model checkpoint),
+        when the VAE starts decoding (the last step's number again, ``"decoding"``), and when it
+        has decoded the frames (``step = total``, ``"decode"``).
 
         Raises:
             RequestError: the spec is invalid (e.g. "`height` must be divisible by 16, got 700").
