@@ -56,6 +56,7 @@ from ._version import __version__
 from .errors import MissingDependency, ProvenanceError
 from .files import temp_path
 from .post.marks import DIGITAL_SOURCE_TYPE
+from .registry import SIGNING_ALGORITHMS
 
 __all__ = [
     "DIGITAL_SOURCE_TYPE",
@@ -81,6 +82,8 @@ ENV_ALG = "BRANDSTUDIO_C2PA_ALG"
 RENDER_ASSERTION = "com.brandstudio.render"
 _UNTRUSTED = "signingCredential.untrusted"
 _ALGS = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
+for _alg in _ALGS:
+    SIGNING_ALGORITHMS.register(_alg, _alg)
 
 
 def _c2pa():

@@ -22,9 +22,14 @@ from brandstudio.generation.devices import is_cuda
 from brandstudio.generation.experts import experts_of
 from brandstudio.generation.logs import quiet_diffusers
 
+from ..registry import ATTENTION_KERNELS
+
 __all__ = ["ATTENTION_BACKENDS", "CONTEXT_PARALLEL_ATTENTION", "resolve_attention", "set_attention"]
 
 ATTENTION_BACKENDS = {"native": "native", "flash": "flash", "flash3": "_flash_3", "sage": "sage"}
+ATTENTION_KERNELS.register("auto", None)  # the fastest one installed (resolve_attention)
+for _name, _backend in ATTENTION_BACKENDS.items():
+    ATTENTION_KERNELS.register(_name, _backend)
 """brandstudio's kernel names -> diffusers' attention backend names."""
 
 _PACKAGES = {

@@ -24,9 +24,13 @@ from brandstudio.errors import GenerationError, MissingDependency, RequestError
 from brandstudio.generation.devices import is_cuda
 from brandstudio.generation.experts import EXPERTS
 
+from ..registry import QUANTIZATION_KINDS
+
 __all__ = ["QUANTIZATIONS", "quantization_config"]
 
 QUANTIZATIONS: tuple[str, ...] = ("none", "int8", "fp8", "fp8-dynamic")
+for _kind in QUANTIZATIONS:
+    QUANTIZATION_KINDS.register(_kind, _kind)
 """Expert weight quantizations (torchao): int8 / fp8 weight-only, fp8 weights and activations."""
 
 

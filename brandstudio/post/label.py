@@ -58,6 +58,7 @@ from PIL import Image, ImageDraw, ImageFont
 from brandstudio.errors import PostError
 from brandstudio.post.captions import missing_glyphs
 
+from ..registry import LABEL_REGIONS
 from .effect import Effect
 from .overlay import CORNERS, Corner, Margins, Overlay, as_margins, corner_xy
 
@@ -82,6 +83,9 @@ LABEL_TEXTS: dict[str, dict[str, str]] = {
     "cn": {"*": "AI-generated", "zh": "人工智能生成"},
     "us": {"*": "AI-generated", "zh": "AI生成"},
 }
+for _region, _texts in LABEL_TEXTS.items():
+    LABEL_REGIONS.register(_region, _texts)
+LABEL_REGIONS.register("none", {})  # no visible label; the machine-readable marks still say AI
 
 
 

@@ -20,11 +20,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..registry import (
+    ATTENTION_KERNELS,
+    LABEL_REGIONS,
     LUT_INTERPOLATIONS,
     MATCH_METHODS,
     MEMORY_PLANS,
     NSFW_CLASSES,
+    QUANTIZATION_KINDS,
     REFRAME_MODES,
+    SIGNING_ALGORITHMS,
     SPEED_PRESETS,
     UPSCALE_METHODS,
 )
@@ -91,7 +95,7 @@ class BrandSection(_Section):
     language: str = Field(
         "en", pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$", description="BCP-47 language, e.g. 'en', 'zh'"
     )
-    region: Literal["eu", "cn", "us", "none"] = Field("none", description="labelling rules to apply")
+    region: LABEL_REGIONS.field_type() = Field("none", description="labelling rules to apply")
 
 
 class BalancedSection(_Section):
@@ -155,10 +159,10 @@ class ModelSection(_Section):
         "auto", description="memory plan; auto: the fastest that fits the free GPU memory"
     )
     vae_tiling: bool = Field(False, description="decode the VAE in tiles (less memory)")
-    quantization: Literal["none", "int8", "fp8", "fp8-dynamic"] = Field(
+    quantization: QUANTIZATION_KINDS.field_type() = Field(
         "none", description="torchao weight quantization of the experts"
     )
-    attention: Literal["auto", "native", "flash", "flash3", "sage"] = Field(
+    attention: ATTENTION_KERNELS.field_type() = Field(
         "auto", description="attention kernel; auto: as the preset says"
     )
     compile: Literal["auto", "on", "off"] = Field(
@@ -515,7 +519,7 @@ class ProvenanceSection(_Section):
     )
     cert: str | None = Field(None, description="PEM certificate chain inside the profile (leaf first)")
     key: str | None = Field(None, description="PEM private key inside the profile (prefer $BRANDSTUDIO_C2PA_KEY)")
-    alg: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    alg: SIGNING_ALGORITHMS.field_type() = "es256"
     tsa_url: str | None = Field(
         None, pattern=r"^https?://", description="RFC 3161 timestamp authority (needs network); none by default"
     )
