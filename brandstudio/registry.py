@@ -27,6 +27,7 @@ from pydantic import AfterValidator, Field
 __all__ = ["Registry"]
 
 T = TypeVar("T")
+_DECORATE = object()  # register(name) used as a decorator
 
 
 class Registry(Mapping[str, T], Generic[T]):
@@ -41,9 +42,10 @@ class Registry(Mapping[str, T], Generic[T]):
         self.where = where
         self._entries: dict[str, T] = {}
 
-    def register(self, name: str, value: T | None = None) -> Any:
-        """Add ``value`` under ``name``; without ``value``, a decorator that registers what it wraps."""
-        if value is None:
+    def register(self, name: str, value: Any = _DECORATE) -> Any:
+        """Add ``value`` under ``name`` (``None`` is a value: a name that selects nothing, like
+        ``match = "off"``); without ``value``, a decorator that registers what it wraps."""
+        if value is _DECORATE:
 
             def decorate(obj: T) -> T:
                 self._entries[name] = obj

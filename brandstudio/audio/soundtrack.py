@@ -10,6 +10,7 @@ the soundtrack, at -14 LUFS / -1 dBTP.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def _voiceover(path: Path, duration: float, profile: BrandProfile) -> np.ndarray
         raise RequestError(f"the voice-over file {path} does not exist", **bad,
                            fix="pass the path of an audio file (WAV, FLAC, MP3, M4A, ...)")  # fmt: skip
     try:
-        voice = load_audio(path, sr)
+        voice = _decoded(str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size, sr)
     except AssetError as exc:
         raise RequestError(f"could not read the voice-over: {exc.message}", **bad,
                            fix="export the voice-over again as WAV, FLAC, MP3 or M4A") from None  # fmt: skip
@@ -133,3 +134,12 @@ def _loudness_warning(audio: np.ndarray | None, profile: BrandProfile) -> list[s
         f"the soundtrack measures {got:.1f} LUFS, not the profile's {target:g} LUFS "
         f"(true-peak ceiling {ceiling:g} dBTP): raise audio.true_peak or lower audio.loudness"
     ]
+
+
+@functools.lru_cache(maxsize=2)
+def _decoded(path: str, mtime_ns: int, size: int, sample_rate: int) -> np.ndarray:
+    """A voice-over decoded once per render: the check before any work and the mix read the same
+    file (a changed file, by mtime and size, is decoded again). Read-only, as it is shared."""
+    voice = load_audio(path, sample_rate)
+    voice.setflags(write=False)
+    return voice

@@ -36,7 +36,7 @@ from brandstudio.generation.presets import PresetSettings, resolve_preset
 from brandstudio.generation.wan import WanGenerator
 from brandstudio.profile.schema import parse_aspect
 from brandstudio.progress import ProgressCallback
-from brandstudio.prompts.compose import compose_negative, compose_prompt
+from brandstudio.prompts.compose import brand_negative, brand_prompt
 
 __all__ = [
     "Clip",
@@ -276,12 +276,11 @@ def prewarm(
     is ``"hit"`` when it was there.
     """
     spec = profile.spec
-    triggers = [w for lo in spec.style.loras for w in lo.trigger_words]
-    negative = compose_negative("", spec.prompt.negative)
+    negative = brand_negative(spec)
     report = []
     for scene in spec.scenes:
         t0 = time.perf_counter()
-        prompt = compose_prompt(scene.prompt, style=spec.prompt.style, triggers=triggers, language=spec.brand.language)
+        prompt = brand_prompt(spec, scene.prompt)  # as a scene template would ask for it
         check_prompt(prompt)
         gen_spec = clip_spec(
             profile, generator, prompt=prompt, negative=negative, seed=scene.seed,

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Literal
 
 import numpy as np
@@ -97,8 +98,9 @@ class Overlay(Effect):
     once per frame size and composited into each chunk the stream owns (no copy of the chunk).
     """
 
+    @abstractmethod
     def render(self, width: int, height: int) -> tuple[np.ndarray, int, int]:
-        raise NotImplementedError
+        """The RGBA image to draw and its top-left corner in a ``width`` x ``height`` frame."""
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """Draw the overlay on a copy of ``frames``."""

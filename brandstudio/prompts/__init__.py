@@ -10,7 +10,7 @@ Example:
 """
 
 from .brief import Brief, derived_seed, make_brief, profile_scene
-from .compose import compose_negative, compose_prompt
+from .compose import brand_negative, brand_prompt, compose_negative, compose_prompt
 from .shots import ShotPlan
 from .templates import PromptTemplate, RenderedTemplate, TemplateLibrary, shared_templates_dir
 
@@ -20,6 +20,8 @@ __all__ = [
     "RenderedTemplate",
     "ShotPlan",
     "TemplateLibrary",
+    "brand_negative",
+    "brand_prompt",
     "compose_negative",
     "compose_prompt",
     "derived_seed",

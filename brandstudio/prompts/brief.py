@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import RequestError, TemplateError
 from ..profile import BrandProfile
 from ..request import RenderRequest
-from .compose import compose_negative, compose_prompt
+from .compose import brand_negative, brand_prompt
 from .shots import ShotPlan, plan_shots
 from .templates import RenderedTemplate, TemplateLibrary
 
@@ -90,8 +90,8 @@ def make_brief(request: RenderRequest, profile: BrandProfile, templates: Templat
     template = templates.get(request.template)
     rendered = template.render(request.variables)
     scene = profile_scene(profile, rendered.scene, request.template) if rendered.scene is not None else None
-    prompt = _compose(profile, scene.prompt if scene else rendered.prompt)
-    negative = compose_negative(rendered.negative, spec.prompt.negative)
+    prompt = brand_prompt(spec, scene.prompt if scene else rendered.prompt)
+    negative = brand_negative(spec, rendered.negative)
     cues = rendered.scaled_cues(duration)
     seed = request.seed if request.seed is not None else derived_seed(request.template, prompt, negative, rendered.shots)
     seed = scene.seed if scene and request.seed is None else seed
@@ -139,13 +139,6 @@ def _aspect(requested: str | None, profile: BrandProfile) -> str:
     return aspect
 
 
-def _compose(profile: BrandProfile, body: str) -> str:
-    """A prompt body with the brand's LoRA trigger words and style suffix."""
-    spec = profile.spec
-    triggers = [w for lo in spec.style.loras for w in lo.trigger_words]
-    return compose_prompt(body, style=spec.prompt.style, triggers=triggers, language=spec.brand.language)
-
-
 def profile_scene(profile: BrandProfile, scene_id: str, template: str):
     """The profile's ``[[scenes]]`` entry a scene template names."""
     for scene in profile.spec.scenes:
@@ -170,9 +163,8 @@ def _shot_plan(
     return plan_shots(
         rendered.shots, template=request.template, path=path, nominal=rendered.duration,
         fps=spec.model.fps, clip_seed=seed, seed_given=request.seed is not None, duration=request.duration,
-        compose=lambda body: _compose(profile, body),
-        negative=lambda shot_neg: compose_negative(", ".join(x for x in (rendered.negative, shot_neg) if x),
-                                                   spec.prompt.negative),
+        compose=lambda body: brand_prompt(spec, body),
+        negative=lambda shot_neg: brand_negative(spec, ", ".join(x for x in (rendered.negative, shot_neg) if x)),
         scene=lambda scene_id: profile_scene(profile, scene_id, request.template),
     )  # fmt: skip
 
