@@ -58,6 +58,8 @@ def run_jobs(
 
     Holds ``<output_dir>/.campaign.lock`` for the whole run, so two runs of one batch cannot
     interleave; a second one fails at once with :class:`~brandstudio.errors.CampaignError`.
+    No jobs at all is a :class:`~brandstudio.errors.CampaignError` too: an empty batch that
+    "succeeds" would hide a brief that lost its rows.
 
     Args:
         executor: renders the jobs (:class:`~brandstudio.batch.execute.LocalExecutor`, or the
@@ -71,6 +73,12 @@ def run_jobs(
         on_event: called with a :class:`~brandstudio.batch.events.JobEvent` when a job starts,
             as its render progresses, and when it is done or failed.
     """
+    if not jobs:
+        raise CampaignError(
+            f"batch {name!r} has no jobs to render",
+            file=str(manifest),
+            fix="give it at least one job (a campaign's CSV needs a data row under its header)",
+        )
     t_start = time.perf_counter()
     emit = on_event or (lambda ev: None)
     audit_path = audit_dir / f"{executor.profile_id}.jsonl" if audit_dir is not None else None
@@ -92,7 +100,7 @@ def run_jobs(
         skipped = [p.job for p in plans if p.status == "done"]
         todo = [p.job for p in plans if p.status != "done" and (retry_failed or p.status != "failed")]
         kept_failures = [
-            JobFailure(p.job, p.record.get("error", {}).get("type", "Error"), p.error or "")
+            JobFailure(p.job, _error_type(p.record), p.error or "")
             for p in plans
             if p.status == "failed" and not retry_failed
         ]
@@ -144,6 +152,8 @@ def render_many_resumable(
     ``quiet=False`` prints one line per finished clip on stderr.
     """
     jobs = jobs_from_requests(requests, studio.output_dir / studio.profile.id)
+    if not jobs:  # like render_many without a manifest: nothing asked, nothing made
+        return []
     summary = run_jobs(
         LocalExecutor(studio),
         jobs,
@@ -197,13 +207,19 @@ def _recover(p: JobPlan, audited: Mapping[str, dict], mf: JsonLinesWriter, name:
     if p.status != "interrupted":
         return p
     a = audited.get(p.job.id)
-    if a and a.get("time", "") >= p.record.get("time", "~") and is_done({**a, "status": "done"}, p.job):
+    if a and str(a.get("time", "")) >= str(p.record.get("time", "~")) and is_done({**a, "status": "done"}, p.job):
         keys = ("sha256", "size", "seed", "model", "profile", "profile_fingerprint")
         rec = _record(name, p.job, "done", recovered=True, **{k: a.get(k) for k in keys})
         mf.write(rec)
         return JobPlan(p.job, "done", rec)
     remove_outputs(p.job)
     return p
+
+
+def _error_type(record: Mapping) -> str:
+    """The error type a failed record names (``"Error"`` when the record does not say)."""
+    error = record.get("error")
+    return str(error.get("type") or "Error") if isinstance(error, dict) else "Error"
 
 
 def _record(name: str, job: Job, status: str, **fields: Any) -> dict:

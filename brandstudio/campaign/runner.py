@@ -11,7 +11,25 @@ from ..studio import BrandStudio
 from .load import Campaign, load_campaign
 from .schema import BACKENDS
 
-__all__ = ["run"]
+__all__ = ["require_jobs", "run"]
+
+
+def require_jobs(c: Campaign) -> None:
+    """Raise :class:`~brandstudio.errors.CampaignError` when the campaign has no job at all.
+
+    An empty campaign would otherwise "succeed" with nothing rendered (exit 0), which hides a
+    brief that lost its rows. A campaign without a CSV always has at least one job (an empty
+    ``[matrix]`` list is refused when the file is read), so no jobs means a CSV with a header
+    and no data rows.
+    """
+    if c.jobs:
+        return
+    raise CampaignError(
+        f"campaign {c.name!r} has no jobs to render: its CSV of briefs has a header but no data rows",
+        file=str(c.path) if c.path else None,
+        field="campaign.csv",
+        fix="add one row per clip under the CSV's header (or point campaign.csv at the right file)",
+    )
 
 
 def run(
@@ -46,7 +64,8 @@ def run(
         workers: Ray render actors; default: the campaign's ``[ray] workers``, else one per GPU.
 
     Returns a :class:`~brandstudio.batch.CampaignSummary`; ``summary.exit_code`` is 3 when any
-    job failed.
+    job failed. A campaign with no jobs (a CSV with a header only) is a
+    :class:`~brandstudio.errors.CampaignError` (:func:`require_jobs`), not an empty success.
 
     Example:
         >>> summary = run("spring.toml", backend="ray", ray_address="auto")   # doctest: +SKIP
@@ -55,6 +74,7 @@ def run(
     """
     # 1. the campaign and its backend
     c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
+    require_jobs(c)  # before any model or cluster is started
     file = str(c.path) if c.path else None
     backend = backend or ("ray" if ray_address else c.backend)
     if backend not in BACKENDS:

@@ -13,6 +13,7 @@ from ..batch import PlainDisplay
 from ..campaign import load_campaign
 from ..campaign import plan as plan_campaign
 from ..campaign import run as run_campaign
+from ..campaign.runner import require_jobs
 from ..errors import BrandStudioError
 from .app import campaign_app, err, fail, out
 from .display import CampaignProgress
@@ -23,6 +24,7 @@ def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)"))
     """Show every job of a campaign and whether it is done, pending or failed."""
     try:
         campaign = load_campaign(file)
+        require_jobs(campaign)  # an empty campaign is an error (exit 2), not an empty table
         plans = plan_campaign(campaign)
     except BrandStudioError as exc:
         fail(exc)
