@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,6 +33,7 @@ from ..registry import (
     SPEED_PRESETS,
     UPSCALE_METHODS,
 )
+from ..textmatch import compile_pattern, fold
 
 __all__ = [
     "ASPECT_RATIOS",
@@ -53,6 +55,7 @@ __all__ = [
     "QCSection",
     "SafeArea",
     "SafetyRule",
+    "SafetyTerm",
     "SafetySection",
     "SceneSpec",
     "StyleSection",
@@ -247,29 +250,56 @@ class PromptSection(_Section):
 
 
 class SafetyRule(_Section):
-    """``[[safety.rules]]``: a regular expression with an id and an action."""
+    """``[[safety.rules]]``: a regular expression with an id and an action.
+
+    Patterns run on RE2 (linear time, whatever the text); one that needs look-arounds or
+    back-references runs on the ``regex`` module under a time limit, and is refused here if it
+    backtracks catastrophically on adversarial probes.
+    """
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    pattern: str
+    pattern: str = Field(min_length=1, max_length=2000)
     action: Literal["block", "warn"] = "block"
     message: str = ""
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, v):
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
+        compile_pattern(v)  # ValueError (syntax, or a backtracking bomb) names the pattern and the fix
         return v
+
+
+TermMatch = Literal["word", "anywhere"]
+
+
+class SafetyTerm(_Section):
+    """A blocked term or competitor name with its own match mode: ``{ term = "Dunkin", match = "word" }``."""
+
+    term: str = Field(min_length=1, max_length=200)
+    match: TermMatch | None = Field(None, description="'word' (whole words) or 'anywhere' (inside words, hashtags)")
+
+    @field_validator("term")
+    @classmethod
+    def _has_letters(cls, v):
+        return _check_term(v)
+
+
+def _check_term(term: str) -> str:
+    if not any(unicodedata.category(c)[0] in "LN" for c in fold(term).text):
+        raise ValueError(f"safety term {term!r} has no letters or digits, so it could never match")
+    return term
 
 
 class SafetySection(_Section):
     """``[safety]``: what may never appear in a prompt or caption."""
 
-    blocked_terms: tuple[str, ...] = ()
-    competitors: tuple[str, ...] = ()
+    blocked_terms: tuple[str | SafetyTerm, ...] = ()
+    competitors: tuple[str | SafetyTerm, ...] = ()
     competitor_action: Literal["block", "warn"] = "block"
+    term_match: TermMatch = Field("word", description="where a blocked term given as a string matches")
+    competitor_match: TermMatch = Field(
+        "anywhere", description="where a competitor name given as a string matches (inside words and hashtags)"
+    )
     rules: tuple[SafetyRule, ...] = ()
     nsfw: Literal["block", "blur", "warn", "off"] = Field(
         "block", description="NSFW policy on the delivered frames (brandstudio.safety.frames)"
@@ -279,6 +309,14 @@ class SafetySection(_Section):
     )
     nsfw_threshold: float = Field(0.5, gt=0, le=1, description="minimum detector score that counts")
     nsfw_interval: float = Field(0.5, gt=0, le=10, description="seconds between checked frames")
+
+    @field_validator("blocked_terms", "competitors")
+    @classmethod
+    def _terms(cls, v):
+        for entry in v:
+            if isinstance(entry, str):
+                _check_term(entry)
+        return v
 
     @field_validator("nsfw_labels")
     @classmethod

@@ -58,7 +58,12 @@ def rules_of(profile: BrandProfile) -> TextRules:
     """The profile's ``[safety]`` text rules (blocked terms, competitors, regex rules)."""
     s = profile.spec.safety
     return TextRules(
-        blocked_terms=s.blocked_terms, competitors=s.competitors, competitor_action=s.competitor_action, rules=s.rules
+        blocked_terms=s.blocked_terms,
+        competitors=s.competitors,
+        competitor_action=s.competitor_action,
+        rules=s.rules,
+        term_match=s.term_match,
+        competitor_match=s.competitor_match,
     )
 
 
