@@ -68,13 +68,17 @@ class Brief:
         return [c[2] for c in self.cues]
 
     def texts(self) -> list[tuple[str, str]]:
-        """``(where, text)`` of every text a safety rule reads: the prompt (each shot's) and each caption."""
+        """``(where, text)`` of every text a safety rule reads: the prompt (each shot's), each
+        caption, and each string variable of the template (a variable the template does not
+        print can still name a file, a tag or the clip's record)."""
         prompts = (
             [("prompt", self.prompt)]
             if self.shots is None
             else [(f"shots[{s.index}].prompt", s.prompt) for s in self.shots.shots]
         )
-        return prompts + [(f"caption[{i}]", c[2]) for i, c in enumerate(self.cues)]
+        captions = [(f"caption[{i}]", c[2]) for i, c in enumerate(self.cues)]
+        variables = [(f"variables.{k}", v) for k, v in self.variables.items() if isinstance(v, str)]
+        return prompts + captions + variables
 
 
 def make_brief(request: RenderRequest, profile: BrandProfile, templates: TemplateLibrary) -> Brief:
