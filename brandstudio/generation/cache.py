@@ -14,8 +14,12 @@ Storage: one file per key, ``<root>/<key[:2]>/<key>.scene``::
     pixels         raw uint8 frames, C order
 
 Reading is one sequential read into a buffer and ``np.frombuffer``: no pickle, no ``np.load``.
-The BLAKE2b digest of the pixels is checked on every read; a corrupt or truncated entry is
-deleted (and counted) instead of being served, so the caller regenerates it.
+Before anything is allocated, the header's declared sizes are checked against the file's real
+size (a poisoned header declaring a huge shape costs nothing), and the BLAKE2b digest of the
+pixels is checked on every read. A damaged entry of any kind (garbage, truncated, a bad or
+oversized header, wrong dtype, a folder or FIFO at its path) is deleted with a logged warning
+and counted instead of being served, so the caller regenerates it; a cache that cannot be
+written (full disk, read-only) costs the next render its hit, never this render.
 
 Where it lives:
 
@@ -54,8 +58,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
+import math
 import os
 import re
+import shutil
+import stat
 import struct
 import time
 import uuid
@@ -82,6 +90,15 @@ _USED = ".used"
 _STATS = "stats.json"
 _COUNTERS = ("hits", "misses", "corrupt", "puts")
 _STALE_TMP_S = 3600.0
+
+log = logging.getLogger(__name__)
+
+
+def _dimension(value: Any) -> int:
+    """One dimension of a stored shape: a non-negative int as JSON wrote it (not 3.5, "3" or 1e400)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"a dimension must be a whole number, got {value!r}")
+    return value
 
 
 def scene_key(fields: Mapping[str, Any]) -> str:
@@ -177,7 +194,13 @@ class _LocalStore:
         return self.root / rel
 
     def open_read(self, rel: str):
-        return open(self.root / rel, "rb", buffering=0)
+        """The entry, opened for reading; OSError when it is not a regular file (a FIFO would
+        block the open forever, a device would never end), without blocking on it."""
+        fd = os.open(self.root / rel, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(f"{self.root / rel} is not a regular file")
+        return open(fd, "rb", buffering=0)
 
     def write_atomic(self, rel: str, chunks: list) -> None:
         write_bytes_atomic(self.root / rel, chunks)
@@ -189,8 +212,12 @@ class _LocalStore:
             return None
 
     def remove(self, rel: str) -> None:
+        path = self.root / rel
+        if path.is_dir() and not path.is_symlink():  # something made a folder where an entry goes
+            shutil.rmtree(path, ignore_errors=True)
+            return
         with contextlib.suppress(FileNotFoundError):
-            (self.root / rel).unlink()
+            path.unlink()
 
     def size(self, rel: str) -> int | None:
         try:
@@ -368,38 +395,55 @@ class SceneCache:
             raise ValueError(f"a scene key must be a lowercase hex digest (see scene_key), got {key!r}")
         return f"{key[:2]}/{key}{_SUFFIX}"
 
-    def _read_header(self, f) -> tuple[dict, int]:
+    def _read_header(self, f, size: int | None = None) -> tuple[dict, int]:
+        """The header of an open entry and where its pixels start; :class:`_CorruptEntry` for
+        anything that is not a well-formed header. With ``size`` (the entry's bytes on the
+        store), the sizes the header declares are checked against it before anything is
+        allocated: a poisoned header cannot make a read ask for gigabytes."""
         prefix = f.read(_PREFIX.size)
         if len(prefix) != _PREFIX.size:
             raise _CorruptEntry("truncated prefix")
         magic, version, n = _PREFIX.unpack(prefix)
         if magic != MAGIC or version != VERSION or not 0 < n <= _MAX_HEADER:
             raise _CorruptEntry("bad magic, version or header length")
+        if size is not None and _PREFIX.size + n > size:
+            raise _CorruptEntry(f"header length {n} runs past the end of the {size}-byte file")
         raw = f.read(n)
         if len(raw) != n:
             raise _CorruptEntry("truncated header")
         try:
             header = json.loads(raw)
-            shape = tuple(int(s) for s in header["shape"])
+            shape = tuple(_dimension(s) for s in header["shape"])
             if header["dtype"] != "uint8" or len(shape) != 4 or shape[-1] != 3 or min(shape) <= 0:
-                raise ValueError(shape)
+                raise ValueError(f"shape {shape}, dtype {header['dtype']!r}")
             header["shape"] = shape
-        except (ValueError, KeyError, TypeError) as exc:
-            raise _CorruptEntry(f"bad header: {exc}") from None
-        return header, _PREFIX.size + n
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+            raise _CorruptEntry(f"bad header: {type(exc).__name__}: {str(exc)[:200]}") from None
+        start = _PREFIX.size + n
+        if size is not None and start + math.prod(shape) != size:
+            raise _CorruptEntry(
+                f"the header declares {math.prod(shape)} bytes of pixels {shape}, the file holds {size - start}"
+            )
+        return header, start
 
     def _read(self, key: str) -> np.ndarray | None:
-        """The frames, or None when absent; a corrupt entry is removed, counted and reported absent."""
+        """The frames, or None when absent; a damaged entry is removed (with a warning), counted
+        and reported absent, so the caller regenerates it."""
         rel = self._rel(key)
+        size = self._store.size(rel)
+        if size is None:
+            return None
         try:
             f = self._store.open_read(rel)
-        except FileNotFoundError:
+        except FileNotFoundError:  # pruned since
+            return None
+        except OSError as exc:  # a folder, a FIFO, no permission: not an entry this cache can serve
+            self._drop(rel, f"cannot open it: {exc}")
             return None
         try:
             with f:
-                header, _ = self._read_header(f)
-                shape = header["shape"]
-                n = int(np.prod(shape))
+                header, start = self._read_header(f, size)
+                n = size - start  # == the declared pixel bytes, checked against the file's size
                 buf = bytearray(n)
                 got = f.readinto(buf)
                 while got is not None and got < n:  # readinto may return short counts
@@ -413,12 +457,21 @@ class SceneCache:
                 raise _CorruptEntry("digest mismatch")
         except FileNotFoundError:  # pruned between open and read
             return None
-        except _CorruptEntry:
-            self._store.remove(rel)
-            self._bump(corrupt=1)
+        except (_CorruptEntry, OSError, MemoryError) as exc:
+            self._drop(rel, str(exc) or type(exc).__name__)
             return None
         self._store.touch(rel, time.time())
-        return np.frombuffer(buf, dtype=np.uint8).reshape(shape)
+        return np.frombuffer(buf, dtype=np.uint8).reshape(header["shape"])
+
+    def _drop(self, rel: str, why: str) -> None:
+        """Remove a damaged entry (best effort: a read-only shared cache keeps it), count it, say so."""
+        log.warning("scene cache: dropping the damaged entry %s (%s); the scene is generated again",
+                    self._store.path(rel), why)  # fmt: skip
+        try:
+            self._store.remove(rel)
+        except OSError as exc:
+            log.warning("scene cache: could not remove %s: %s", self._store.path(rel), exc)
+        self._bump(corrupt=1)
 
     def get(self, key: str) -> np.ndarray | None:
         """The cached frames for ``key`` (a hit), or ``None`` (a miss).
@@ -478,7 +531,10 @@ class SceneCache:
                 self._bump(hits=1)
                 return frames, True
             frames = fn()
-            self.put(key, frames, fields=fields)
+            try:
+                self.put(key, frames, fields=fields)
+            except OSError as exc:  # a full disk or a read-only cache costs the next render, not this one
+                log.warning("scene cache: could not store %s in %s: %s", key[:12], self.location, exc)
         self._bump(misses=1)
         return frames, False
 
@@ -503,12 +559,13 @@ class SceneCache:
                 continue
             try:
                 with self._store.open_read(rel) as f:
-                    header, _ = self._read_header(f)
-            except (FileNotFoundError, _CorruptEntry):
-                continue
-            created = float(header.get("created") or 0.0)
+                    header, _ = self._read_header(f, size)
+                created = float(header.get("created") or 0.0)
+            except (OSError, _CorruptEntry, TypeError, ValueError):
+                continue  # ls only looks; a read of the entry drops it
+            fields = header.get("fields") if isinstance(header.get("fields"), dict) else {}
             used = self._store.last_used(rel) or created
-            out.append(CacheEntry(key, size, created, used, header["shape"], header.get("fields") or {}))
+            out.append(CacheEntry(key, size, created, used, header["shape"], fields))
         out.sort(key=lambda e: e.last_used, reverse=True)
         return out
 
@@ -537,12 +594,18 @@ class SceneCache:
     # -- counters -----------------------------------------------------------------------------
 
     def _counters(self) -> dict[str, int]:
-        data = self._store.read_bytes(_STATS)
         try:
+            data = self._store.read_bytes(_STATS)
             loaded = json.loads(data) if data else {}
-        except ValueError:
+        except (OSError, ValueError, RecursionError):
             loaded = {}
-        return {k: int(loaded.get(k, 0)) for k in _COUNTERS}
+        if not isinstance(loaded, dict):
+            loaded = {}
+        counters = {}
+        for k in _COUNTERS:  # a damaged stats file restarts its counters, it never breaks a read
+            value = loaded.get(k)
+            counters[k] = value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+        return counters
 
     def _bump(self, **deltas: int) -> None:
         try:

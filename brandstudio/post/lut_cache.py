@@ -17,8 +17,9 @@ Entries live in ``$BRANDSTUDIO_LUT_CACHE``, else ``$BRANDSTUDIO_HOME/luts``
 * writes are atomic (a temporary file in the same folder, then ``os.replace``), so a reader
   never sees half a table, and two processes baking the same LUT at once both succeed;
 * reads memory-map the file (the pages are the OS page cache's, shared between processes)
-  and check the size and the payload's SHA-256; a damaged entry is deleted and reported as a
-  miss (the caller bakes again);
+  and check the size (before anything is mapped) and the payload's SHA-256; a damaged entry
+  (wrong size or header, bad checksum, a folder or FIFO at its path) is deleted with a warning
+  and reported as a miss (the caller bakes again);
 * at most :data:`MAX_ENTRIES` tables are kept (the least recently used are removed first);
   deleting the folder at any time is safe.
 
@@ -38,6 +39,8 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import shutil
+import stat
 import time
 import warnings
 from pathlib import Path
@@ -57,6 +60,16 @@ _MAGIC = b"BSLUT001"
 _ENTRIES = 256**3
 _PAYLOAD = _ENTRIES * 3
 _HEADER = len(_MAGIC) + 32
+
+
+def _open_regular(path: Path):
+    """``path`` opened for binary reading; OSError unless it is a regular file. The open never
+    blocks (a FIFO at the path would block a plain ``open`` until something writes to it)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a regular file")
+    return open(fd, "rb")
 
 
 def default_lut_cache_dir() -> Path:
@@ -118,7 +131,14 @@ class LutCache:
 
         path = self._path(key)
         try:
-            with open(path, "rb") as fh:
+            fh = _open_regular(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # a folder, a FIFO, a device, no permission where an entry goes
+            self._drop(path, f"it cannot be read as a table ({exc})")
+            return None
+        try:
+            with fh:
                 size = os.fstat(fh.fileno()).st_size
                 if size != _HEADER + _PAYLOAD:
                     header = b""
@@ -160,10 +180,18 @@ class LutCache:
         return True
 
     def _drop(self, path: Path, why: str) -> None:
+        """Warn and remove a damaged entry (best effort: an unwritable folder keeps it, it is
+        ignored again next time)."""
         warnings.warn(
             f"ignoring the cached LUT table {path.name}: {why} (it will be baked again)", stacklevel=3
         )
-        path.unlink(missing_ok=True)
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
     def _prune(self) -> None:
         try:
@@ -171,7 +199,10 @@ class LutCache:
         except OSError:
             return
         for old in entries[self.max_entries :]:
-            old.unlink(missing_ok=True)
+            try:
+                old.unlink(missing_ok=True)
+            except OSError:  # pruning is housekeeping: it never fails a render
+                pass
         # a temporary file of a write that never finished (a process killed mid-bake), after an hour
         for tmp in self.directory.glob(".*.tmp"):
             try:
