@@ -223,7 +223,7 @@ def pattern_timeout() -> float:
     """Seconds a fallback-engine pattern may take on one text: ``$BRANDSTUDIO_SAFETY_REGEX_TIMEOUT``, else 0.25."""
     raw = os.environ.get("BRANDSTUDIO_SAFETY_REGEX_TIMEOUT", "")
     try:
-        return max(float(raw), 0.001) if raw else _DEFAULT_TIMEOUT
+        return max(float(raw), 1e-6) if raw else _DEFAULT_TIMEOUT
     except ValueError:
         return _DEFAULT_TIMEOUT
 
