@@ -98,11 +98,8 @@ def test_spaced_words_still_match_the_spaced_term():
     assert "competitor:starbucks" in _hits("s t a r b u c k s")
 
 
-def test_whole_word_rule_for_a_term_given_as_a_table(make_profile, tmp_path):
-    profile_dir = make_profile(
-        edit=lambda t: t.replace('"Dunkin"]', '{ term = "Dunkin", match = "word" }]', 1)
-    )
-    profile = load_profile(profile_dir)
+def test_whole_word_rule_for_a_term_given_as_a_table():
+    profile = load_profile(PROFILES / "aurora-coffee")  # competitors = [..., { term = "Dunkin", match = "word" }]
     rules = brandstudio.safety.rules_of(profile)
     assert rules.check("biscuits dunking in a latte", where="prompt") == []
     assert [v.rule_id for v in rules.check("#DunkinRun", where="prompt")] == ["competitor:dunkin"]
