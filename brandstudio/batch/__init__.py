@@ -12,8 +12,9 @@ resolution, output name), so the same inputs map to the same job and the same ou
 across runs. The manifest's last record per job wins; a job is *done* when that record says
 so **and** its MP4 exists with the recorded sha256. A run that is killed leaves at worst a
 ``started`` record: the clip's files are written to hidden temp files and renamed into place
-(:mod:`brandstudio.encode`), and at start-up the runner deletes stray ``.*.part.*`` temp files
-and whatever an interrupted job may have left at its output paths, then renders it again.
+(:mod:`brandstudio.encode`), and at start-up the runner deletes the hidden partial files of
+its jobs (and stale ones of anything else: :mod:`brandstudio.encode.partials`) and whatever an
+interrupted job may have left at its output paths, then renders it again.
 Finished clips are never rendered twice.
 
 **Executors.** :func:`run_jobs` takes the executor that renders: :class:`LocalExecutor` (one

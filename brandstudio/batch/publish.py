@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..encode import remove_partials
 from .jobs import Job
 
 __all__ = [
@@ -89,14 +90,17 @@ def remove_outputs(job: Job) -> None:
             fs.rm(stray)
 
 
-def clean_temp_files(dirs: Iterable[Path]) -> list[Path]:
-    """Delete stray ``.NAME.*.part.*`` temp files that a killed render left behind."""
-    removed = []
+def clean_temp_files(dirs: Iterable[Path], owned: Iterable[Job] = ()) -> list[Path]:
+    """Delete the partial files that killed renders left in ``dirs``.
+
+    The ``owned`` jobs' partials go whatever their age (the caller holds the run lock of their
+    output folder); any other partial only when no live writer holds it and it is stale
+    (:func:`brandstudio.encode.remove_partials` states the rule).
+    """
+    stems = {j.output.stem for j in owned}
+    removed: list[Path] = []
     for d in set(dirs):
-        if d.is_dir():
-            for p in d.glob(".*.part.*"):
-                p.unlink(missing_ok=True)
-                removed.append(p)
+        removed += remove_partials(d, owned_stems=stems)
     return removed
 
 

@@ -93,7 +93,7 @@ def run_jobs(
             opened.callback(audit.close)
 
         # 2. clean up after a killed run: temp files, and whatever an interrupted job left
-        clean_temp_files([output_dir, *(j.output.parent for j in jobs)])
+        clean_temp_files([output_dir, *(j.output.parent for j in jobs)], owned=jobs)
         plans = [_recover(p, audited, mf, name) for p in plan_jobs(jobs, manifest)]
 
         # 3. what is left to render

@@ -1,5 +1,6 @@
 """Encoding: the delivered MP4 (H.264 + AAC), written atomically (:mod:`.mp4`), and the stage's
-front door :func:`write` that streams a post chain into it (:mod:`.clip`).
+front door :func:`write` that streams a post chain into it (:mod:`.clip`); the partial files of
+killed runs, told apart from a live run's and removed (:mod:`.partials`).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -12,5 +13,15 @@ Example:
 
 from .clip import check, clip_metadata, default_output, sidecars, write
 from .mp4 import Mp4Writer, write_mp4
+from .partials import remove_partials
 
-__all__ = ["Mp4Writer", "check", "clip_metadata", "default_output", "sidecars", "write", "write_mp4"]
+__all__ = [
+    "Mp4Writer",
+    "check",
+    "clip_metadata",
+    "default_output",
+    "remove_partials",
+    "sidecars",
+    "write",
+    "write_mp4",
+]

@@ -34,6 +34,7 @@ from ..post import (
 from ..profile import BrandProfile
 from ..progress import ProgressCallback, stage_reporter
 from .mp4 import Mp4Writer
+from .partials import remove_partials
 
 __all__ = ["check", "clip_metadata", "default_output", "sidecars", "write"]
 
@@ -128,6 +129,7 @@ def write(
     stage_reporter(on_progress, "post")(0, 0)  # the effects start making frames,
     report(0, 0)  # and the encoder starts taking them
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_partials(out.parent)  # what killed runs left here (never a live run's: see .partials)
     t0 = time.perf_counter()
     n_frames = chain.n_frames(len(source))
     width, height = size

@@ -22,7 +22,9 @@ thin wrapper over it for a clip already in memory.
 Every file is written to a hidden temp file in the destination directory (``.NAME.*.part.mp4``)
 and moved into place with ``os.replace``; on any failure the temp files are removed and
 :class:`~brandstudio.errors.EncodeError` is raised, so ``path`` is either the complete
-new file or untouched.
+new file or untouched. The temp files are held with a lock while they are written, so that a
+later run can tell the partials of a killed one (removed: :mod:`.partials`) from those of a
+run still in progress (kept).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -47,9 +49,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EncodeError
-from ..files import temp_path
 from ..frames import check_frames
 from ..media import ffmpeg_exe
+from .partials import claim_temp
 
 __all__ = ["Mp4Writer", "write_mp4"]
 
@@ -193,6 +195,7 @@ class Mp4Writer:
         self._proc: subprocess.Popen | None = None
         self._tmp_video: Path | None = None
         self._tmp_audio: Path | None = None
+        self._locks: list[int] = []  # held on the temp files while they are written (see .partials)
         self._stderr = None
         self._done = False
 
@@ -215,7 +218,7 @@ class Mp4Writer:
             raise EncodeError(f"{self.path.name}: this Mp4Writer was already opened", file=str(self.path))
         s = self._settings
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp_video = temp_path(self.path, ".part.mp4")
+        self._tmp_video = self._claim(".part.mp4")
         try:
             cmd = [
                 ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostdin",
@@ -223,7 +226,7 @@ class Mp4Writer:
                 "-framerate", _fps_arg(self.fps), "-i", "pipe:0",
             ]  # fmt: skip
             if self._audio is not None:
-                self._tmp_audio = temp_path(self.path, ".part.f32")
+                self._tmp_audio = self._claim(".part.f32")
                 self._audio.tofile(self._tmp_audio)
                 cmd += ["-f", "f32le", "-ar", str(s["sample_rate"]), "-ac", "2", "-i", str(self._tmp_audio)]
             cmd += [
@@ -351,11 +354,20 @@ class Mp4Writer:
             fix="check the disk space and the frames/audio passed to the encoder",
         )
 
+    def _claim(self, suffix: str) -> Path:
+        """A new temp file beside ``path``, held locked until :meth:`_cleanup`."""
+        tmp, lock = claim_temp(self.path, suffix)
+        if lock is not None:
+            self._locks.append(lock)
+        return tmp
+
     def _cleanup(self, keep_video: bool) -> None:
         if self._tmp_audio is not None:
             self._tmp_audio.unlink(missing_ok=True)
         if not keep_video and self._tmp_video is not None:
             self._tmp_video.unlink(missing_ok=True)
+        while self._locks:  # released only once the files are gone or in place
+            os.close(self._locks.pop())
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
