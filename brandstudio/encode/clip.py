@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RequestError
+from ..errors import EncodeError, RequestError
 from ..files import sha256_file
 from ..post import (
     Cue,
@@ -35,23 +35,19 @@ from ..profile import BrandProfile
 from ..progress import ProgressCallback, stage_reporter
 from .mp4 import Mp4Writer
 from .partials import remove_partials
+from .paths import check_output
 
 __all__ = ["check", "clip_metadata", "default_output", "sidecars", "write"]
 
 
 def check(brief, profile: BrandProfile) -> None:
-    """Before any work: the output path can be written (its folder is not a file)."""
-    if brief.output is None:
-        return
-    for parent in Path(brief.output).parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise RequestError(
-                    f"cannot write {brief.output}: {parent} is a file, not a folder",
-                    profile=profile.id, field="output", value=str(brief.output),
-                    fix="choose an output path inside an existing or new folder",
-                )  # fmt: skip
-            break
+    """Before any work: the clip and its sidecars can be written at ``brief.output`` (no null
+    byte, no file where a folder goes, a writable folder, a name the file system can hold, no
+    folder where a file goes) and not inside a brand profile directory; see
+    :func:`~brandstudio.encode.paths.check_output`. A request without an output path is checked
+    when its default path is known (:func:`write`)."""
+    if brief.output is not None:
+        check_output(Path(brief.output), profile)
 
 
 def sidecars(out: Path, with_captions: bool) -> tuple[Path, ...]:
@@ -125,6 +121,10 @@ def write(
     overlap). Progress: ``stage="post"`` when it starts, then ``stage="encode"`` once per chunk
     encoded, as frames done of the total.
     """
+    try:  # the default path is first known here; an explicit one was checked before any work
+        check_output(out, profile)
+    except RequestError as exc:
+        raise EncodeError(exc.message, profile=exc.profile, file=str(out), field="output", fix=exc.fix) from None
     report = stage_reporter(on_progress, "encode")
     stage_reporter(on_progress, "post")(0, 0)  # the effects start making frames,
     report(0, 0)  # and the encoder starts taking them
