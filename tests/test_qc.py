@@ -1,7 +1,7 @@
-"""The brand QC report: palette ΔE2000, flicker, loudness, safety -> pass / warn / fail, JSON + HTML.
+"""The brand QC report: palette ΔE2000, flicker, footage, loudness, safety -> pass / warn / fail, JSON + HTML.
 
 Synthetic clips whose answer is known (brand swatches, off-brand magenta/green, still frames,
-strobing black/white), MP4s written with ``write_mp4`` and read back with moviepy, the CLI,
+strobing black/white, black / one-colour / frozen footage under a logo), MP4s written with ``write_mp4`` and read back with moviepy, the CLI,
 and one small render through BrandStudio.
 """
 
@@ -22,7 +22,16 @@ from brandstudio.cli import app
 from brandstudio.encode import write_mp4
 from brandstudio.errors import QCError
 from brandstudio.media import ffmpeg_exe
-from brandstudio.qc import QCReport, check_file, dominant_colours, flicker, palette_delta_e, report
+from brandstudio.qc import (
+    QCReport,
+    check_file,
+    dominant_colours,
+    flicker,
+    footage_stats,
+    palette_delta_e,
+    refuse_unusable,
+    report,
+)
 
 runner = CliRunner()
 SR = 48000
@@ -35,13 +44,25 @@ def aurora():
     return load_profile(PROFILES / "aurora-coffee")
 
 
-def stripes(colours, t: int = 16, h: int = 160, w: int = 90, moving: bool = False) -> np.ndarray:
-    """Horizontal bands of ``colours`` (hex), optionally scrolling down 2 px a frame."""
+def stripes(
+    colours, t: int = 16, h: int = 160, w: int = 90, moving: bool = False, speed: int = 2
+) -> np.ndarray:
+    """Horizontal bands of ``colours`` (hex), optionally scrolling down ``speed`` px a frame."""
     rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colours], np.uint8)
     band = np.arange(h) * len(rgb) // h
     out = np.empty((t, h, w, 3), np.uint8)
     for i in range(t):
-        out[i] = rgb[np.roll(band, 2 * i if moving else 0)][:, None, :]
+        out[i] = rgb[np.roll(band, speed * i if moving else 0)][:, None, :]
+    return out
+
+
+def with_logo(frames: np.ndarray) -> np.ndarray:
+    """``frames`` with a bright "logo" and a "caption" that changes halfway, as a render draws them."""
+    out = frames.copy()
+    t, h, w, _ = out.shape
+    out[:, : h // 8, -w // 3 :] = (242, 230, 216)
+    out[: t // 2, -h // 10 :, w // 4 : -w // 4] = 255
+    out[t // 2 :, -h // 10 :, w // 3 : -w // 3] = 255
     return out
 
 
@@ -90,22 +111,24 @@ def test_brand_swatches_pass(aurora):
     r = report(stripes(AURORA_PALETTE, moving=True), aurora, fps=16)
     assert r.check("palette").status == "pass" and r.check("palette").value < 1.0
     assert r.check("flicker").status == "pass"
-    assert r.status == "pass" and r.score == "3/3"  # palette, flicker, aspect; no audio, no verdicts
+    assert r.check("frames").status == "pass"
+    assert r.status == "pass" and r.score == "4/4"  # palette, flicker, frames, aspect; no audio, no verdicts
     assert r.check("loudness").status == "skip" and r.check("safety").status == "skip"
     assert r.profile_fingerprint == aurora.fingerprint and r.frames == 16
     assert r.thresholds["delta_e_warn"] == aurora.spec.colour.delta_e_tolerance == 14.0
 
 
 def test_off_brand_colours_fail(aurora):
-    r = report(stripes(OFF_BRAND), aurora, fps=16)
+    r = report(stripes(OFF_BRAND, t=32, moving=True, speed=3), aurora, fps=16)
     c = r.check("palette")
     assert c.status == "fail" and c.value > aurora.spec.qc.delta_e_fail
-    assert r.status == "fail" and r.score == "2/3"
+    assert r.status == "fail" and r.score == "3/4"
 
 
 def test_static_clip_has_no_flicker_and_strobing_fails(aurora):
     still = report(stripes(AURORA_PALETTE), aurora)
     assert still.check("flicker").value == 0.0 and still.check("flicker").status == "pass"
+    assert still.check("frames").status == "fail" and "frozen" in still.check("frames").explanation
     strobe = np.zeros((12, 160, 90, 3), np.uint8)
     strobe[1::2] = 255
     r = report(strobe, aurora)
@@ -114,17 +137,17 @@ def test_static_clip_has_no_flicker_and_strobing_fails(aurora):
 
 
 def test_score_counts_safety_and_loudness(aurora):
-    frames = stripes(AURORA_PALETTE, t=32)
+    frames = stripes(AURORA_PALETTE, t=32, moving=True)
     warn = {"rule": "superlatives", "action": "warn", "matched": "best coffee in the world",
             "where": "prompt", "message": "legal review"}  # fmt: skip
     r = report(frames, aurora, fps=16, audio=music(2.0), sample_rate=SR, safety=[warn])
     assert r.check("loudness").status == "pass" and r.loudness == pytest.approx(-14, abs=0.3)
     assert r.check("true_peak").status == "pass"
     assert r.check("safety").status == "warn" and "superlatives" in r.check("safety").explanation
-    assert (r.status, r.passed, r.tested, r.score) == ("warn", 5, 6, "5/6")
+    assert (r.status, r.passed, r.tested, r.score) == ("warn", 6, 7, "6/7")
     quiet = report(frames, aurora, fps=16, audio=music(2.0) * 0.25, sample_rate=SR, safety=[])
     assert quiet.check("loudness").status == "fail"  # -26 LUFS is 12 LU under the target
-    assert quiet.check("safety").status == "pass" and quiet.score == "5/6"
+    assert quiet.check("safety").status == "pass" and quiet.score == "6/7"
     silent = report(frames, aurora, audio=np.zeros((SR, 2)), sample_rate=SR)
     assert silent.check("loudness").status == "fail" and "silent" in silent.check("loudness").explanation
     assert silent.loudness is None and "Infinity" not in silent.to_json()
@@ -150,6 +173,57 @@ def test_bad_input_is_a_clear_error(aurora):
         report(np.zeros((2, 8, 8, 3), np.float32), aurora)
     with pytest.raises(QCError, match="sample_rate"):
         report(stripes(AURORA_PALETTE, t=2), aurora, audio=music(1.0))
+
+
+# -- footage: black, blank, frozen -------------------------------------------------------
+
+
+def test_black_blank_and_frozen_footage_fail_the_frames_check_through_a_logo_and_captions(aurora):
+    rng = np.random.default_rng(1)
+    footage = rng.integers(30, 220, (24, 160, 90, 3), dtype=np.uint8)  # noise-like, like the tiny model's
+    cases = {
+        "black": np.zeros_like(footage),
+        "blank": np.broadcast_to(np.array([31, 78, 95], np.uint8), footage.shape),  # one brand colour
+        "frozen": np.repeat(footage[:1], len(footage), axis=0),
+    }
+    for reason, frames in cases.items():
+        r = report(with_logo(frames), aurora, fps=16)
+        c = r.check("frames")
+        assert c.status == "fail" and reason in [p.split(":")[0] for p in c.explanation.split("; ")], c
+        assert r.status == "fail"
+    # black footage is also one colour and frozen: every reason is named
+    black = report(with_logo(cases["black"]), aurora).check("frames")
+    assert [p.split(":")[0] for p in black.explanation.split("; ")] == ["black", "blank", "frozen"]
+    assert black.value == 3
+    # footage that moves passes, with the same logo and captions
+    moving = report(with_logo(footage), aurora, fps=16)
+    assert moving.check("frames").status == "pass" and moving.footage["motion"] > 10
+    # a frame-rate change that repeats frames is not "frozen"
+    assert footage_stats(np.repeat(footage, 2, axis=0))["motion"] > 10
+
+
+def test_frames_check_is_in_the_json_and_html_and_a_failure_is_not_delivered(aurora, tmp_path):
+    r = report(with_logo(np.zeros((8, 160, 90, 3), np.uint8)), aurora, fps=16, clip=tmp_path / "x.mp4")
+    data = json.loads(r.to_json())
+    frames = [c for c in data["checks"] if c["name"] == "frames"][0]
+    assert frames["status"] == "fail" and "black" in frames["explanation"]
+    assert (
+        set(data["footage"]) == {"luma", "spread", "motion"} and data["thresholds"]["frames_black_luma"] == 16
+    )
+    assert QCReport.from_json(r.to_json()) == r
+    page = r.to_html()
+    assert ">frames<" in page and "black: median luma" in page
+    # the studio's refusal: the clip and captions are removed, the report stays, the error names the check
+    clip, srt = tmp_path / "x.mp4", tmp_path / "x.srt"
+    clip.write_bytes(b"mp4"), srt.write_text("1\n")
+    with pytest.raises(QCError, match=r"QC frames check failed, so the clip was not delivered: black") as exc:
+        refuse_unusable(r, (clip, srt))
+    assert not clip.exists() and not srt.exists()
+    assert exc.value.field == "qc.frames" and "profile validate" in exc.value.fix
+    ok = report(with_logo(np.random.default_rng(0).integers(0, 255, (8, 160, 90, 3), dtype=np.uint8)), aurora)
+    clip.write_bytes(b"mp4")
+    refuse_unusable(ok, (clip,))
+    assert clip.exists()
 
 
 # -- the report --------------------------------------------------------------------------
@@ -299,6 +373,7 @@ def test_render_writes_the_qc_report(rendered):
     assert data["profile_fingerprint"] == studio.profile.fingerprint and data["seed"] == 7
     assert data["model"] == "tiny" and data["clip"] == str(r.path)
     assert r.qc["checks"]["loudness"]["status"] == "pass" and r.qc["checks"]["safety"]["status"] == "pass"
+    assert r.qc["checks"]["frames"]["status"] == "pass"  # the tiny model's footage, under logo and captions
     assert "qc" in r.timings and r.timings["qc"] < 5
     assert set(data["timings"]) >= {"generation", "post", "encode", "qc_analysis"}
     assert read_json(r.path.with_suffix(".json"))["qc"]["score"] == r.qc["score"]

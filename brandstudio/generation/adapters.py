@@ -8,7 +8,12 @@ load_into_transformer_2=True)`` call, and each expert keeps its own active adapt
 The brand's LoRAs are loaded once with the generator (:func:`load_loras`); the ``fast``
 preset's step-distilled LoRA is loaded the same way and switched on and off with
 :func:`activate_adapters` (:class:`~brandstudio.generation.runtime.PipelineRuntime`).
-Each file is checked against the model before diffusers sees it (:mod:`brandstudio.generation.lora`).
+Each file is checked against the model before diffusers sees it (:mod:`brandstudio.generation.lora`),
+its tensors are checked finite (:mod:`brandstudio.weights`, cached by file hash), and once loaded
+its parameters are checked again in the model's dtype (an fp16 cast can overflow to inf).
+:func:`guard_finite` makes every expert and the VAE decoder refuse to pass on NaN or inf, so
+a model that goes non-finite stops with a :class:`~brandstudio.errors.GenerationError` naming
+the likely cause (the LoRAs active in that expert) instead of rendering black frames.
 
 Example:
     >>> adapter_key("aurora.film v2")
@@ -23,12 +28,20 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from brandstudio.errors import LoRAError
+from brandstudio.errors import GenerationError, LoRAError
 from brandstudio.generation.base import LoraAdapter
 from brandstudio.generation.experts import experts_of
-from brandstudio.generation.lora import check_lora_fits, inspect_lora
+from brandstudio.generation.lora import NONFINITE_LORA_FIX, check_lora_file, check_lora_fits
+from brandstudio.weights import count_nonfinite
 
-__all__ = ["activate_adapters", "adapter_key", "expert_targets", "load_loras"]
+__all__ = ["activate_adapters", "adapter_key", "expert_targets", "guard_finite", "load_loras"]
+
+#: the labels of the pipeline's parts, as a user reads them in an error
+_PART_NAMES = {
+    "transformer": "the high-noise expert (`transformer`)",
+    "transformer_2": "the low-noise expert (`transformer_2`)",
+    "vae": "the VAE decoder",
+}
 
 
 def adapter_key(name: str) -> str:
@@ -81,13 +94,13 @@ def load_loras(pipe, adapters: Sequence[LoraAdapter], *, model_family: str, mode
     for adapter in adapters:
         # 1. the entry itself
         key = _check_entry(adapter, seen)
-        # 2. the file, and that it fits each expert it goes into (before diffusers sees it)
-        info = inspect_lora(adapter.path)
+        # 2. the file (finite tensors, cached by hash), and that it fits each expert it goes into
+        info = check_lora_file(adapter.path)
         targets = expert_targets(pipe, adapter)
         for _, module, _, _ in targets:
             check_lora_fits(info, module, adapter, model_family)
         # 3. load it
-        for label, _module, into_2, weight in targets:
+        for label, module, into_2, weight in targets:
             try:
                 with warnings.catch_warnings():
                     # peft warns on every adapter after the first; several adapters are intended
@@ -107,12 +120,93 @@ def load_loras(pipe, adapters: Sequence[LoraAdapter], *, model_family: str, mode
                     fix=f"check that the LoRA was trained for `{model_family}` and is a Wan LoRA "
                     "in the diffusers, original-Wan or musubi/kohya format",
                 ) from e
+            _check_loaded_finite(module, key, adapter, label)
             names, weights = active.setdefault(label, ([], []))
             names.append(key)
             weights.append(weight)
     # 4. per-expert weights
     for label, (names, weights) in active.items():
         getattr(pipe, label).set_adapters(names, weights=weights)
+    # 5. a model that goes non-finite stops instead of rendering black frames
+    guard_finite(pipe)
+
+
+def _check_loaded_finite(module, key: str, adapter: LoraAdapter, label: str) -> None:
+    """The adapter's parameters as loaded into ``module`` (in its dtype: an fp16 cast of a large
+    value is inf) are all finite, or :class:`~brandstudio.errors.LoRAError`."""
+    for name, param in module.named_parameters():
+        if f".{key}." not in f".{name}." or not ("lora_A" in name or "lora_B" in name):
+            continue
+        nan, inf = count_nonfinite(param.detach())
+        if nan or inf:
+            raise LoRAError(
+                f"LoRA `{adapter.name}` ({adapter.path.name}) has non-finite values once loaded into "
+                f"`{label}`: `{name}` has {nan} NaN and {inf} ±inf of {param.numel()} values "
+                f"(in {str(param.dtype).removeprefix('torch.')}); it would render black frames",
+                file=str(adapter.path),
+                field="style.loras",
+                fix=NONFINITE_LORA_FIX + "; values too large for float16 overflow to inf: use bfloat16 "
+                "or float32 ([model] dtype)",
+            )
+
+
+def guard_finite(pipe) -> None:
+    """Make each expert of ``pipe`` and its VAE decoder raise
+    :class:`~brandstudio.errors.GenerationError` on a NaN or inf in their output (once per part).
+
+    The check is one reduction per denoising step on the latents (small next to the
+    transformer); it fails at the first bad step, before the rest of the clip is computed and
+    long before anything is written. The error names the LoRAs active in that expert, the
+    usual cause.
+    """
+    parts = dict(experts_of(pipe))
+    decoder = getattr(getattr(pipe, "vae", None), "decoder", None)
+    if decoder is not None:
+        parts["vae"] = decoder
+    for label, module in parts.items():
+        if module is None or getattr(module, "_brandstudio_finite_guard", None) is not None:
+            continue
+        expert = getattr(pipe, label, None) if label != "vae" else None
+        module._brandstudio_finite_guard = module.register_forward_hook(_finite_hook(label, expert))
+
+
+def _finite_hook(label: str, expert):
+    def hook(_module, _args, output):
+        import torch  # loaded already: the hook runs inside the model
+
+        sample = output[0] if isinstance(output, (tuple, list)) else getattr(output, "sample", output)
+        if isinstance(sample, torch.Tensor) and not bool(torch.isfinite(sample).all()):
+            raise _nonfinite_error(label, _active_loras(expert))
+
+    return hook
+
+
+def _active_loras(expert) -> list[str]:
+    if expert is None or not getattr(expert, "peft_config", None):
+        return []
+    try:
+        return list(expert.active_adapters())
+    except Exception:  # noqa: BLE001 - peft raises when adapters are disabled
+        return []
+
+
+def _nonfinite_error(label: str, loras: list[str]) -> GenerationError:
+    part = _PART_NAMES.get(label, f"`{label}`")
+    if loras:
+        cause = f"the likely cause is the LoRA weights active in it ({', '.join(f'`{n}`' for n in loras)})"
+        fix = (
+            "check the LoRA files in [[style.loras]] with `brandstudio profile validate` and replace a "
+            "broken one; lower its weight_high/weight_low, or render without it to confirm"
+        )
+    else:
+        cause = "no LoRA is active in it, so the likely cause is the model's precision or weights"
+        fix = "run the model in bfloat16 or float32 ([model] dtype), or download the checkpoint again"
+    return GenerationError(
+        f"{part} produced non-finite values (NaN or inf): {cause}. The clip would be black or "
+        "broken, so nothing was written",
+        field="style.loras" if loras else "model",
+        fix=fix,
+    )
 
 
 def activate_adapters(pipe, adapters: Sequence[LoraAdapter]) -> None:

@@ -32,13 +32,21 @@ from typing import TYPE_CHECKING
 
 from brandstudio.errors import AssetError, LoRAError
 from brandstudio.profile.assets import ASSET_CHECKS
+from brandstudio.weights import check_finite
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from brandstudio.generation.base import LoraAdapter
 
-__all__ = ["BASE_MODEL_METADATA_KEY", "PICKLE_SUFFIXES", "LoraInfo", "check_lora_fits", "inspect_lora"]
+__all__ = [
+    "BASE_MODEL_METADATA_KEY",
+    "PICKLE_SUFFIXES",
+    "LoraInfo",
+    "check_lora_file",
+    "check_lora_fits",
+    "inspect_lora",
+]
 
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
 """File suffixes of pickle-based checkpoints, which are never loaded."""
@@ -293,4 +301,21 @@ def check_lora_fits(
         )
 
 
-ASSET_CHECKS.register("lora", inspect_lora)
+#: what to do about a LoRA whose weights are NaN or infinite
+NONFINITE_LORA_FIX = (
+    "replace the LoRA with a sound copy (download or export it again); a LoRA whose training "
+    "diverged (NaN) must be retrained or taken from an earlier checkpoint"
+)
+
+
+@ASSET_CHECKS.register("lora")
+def check_lora_file(path: Path, *, profile: str | None = None) -> LoraInfo:
+    """The check a profile's LoRA gets when it loads: its header (:func:`inspect_lora`), then
+    every tensor finite (:func:`brandstudio.weights.check_finite`, paid once per file content).
+
+    Raises:
+        AssetError: the file is missing, a pickle, not safetensors, or holds NaN/±inf values.
+    """
+    info = inspect_lora(path, profile=profile)
+    check_finite(info.path, what="LoRA", fix=NONFINITE_LORA_FIX, profile=profile)
+    return info

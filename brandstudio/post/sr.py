@@ -19,7 +19,10 @@ Weights are untrusted input: ``.safetensors`` files are read with safetensors, `
 files only with ``torch.load(weights_only=True)`` (tensors and plain containers; a pickle
 that would run code is refused), the BasicSR wrappers ``params_ema`` / ``params`` are
 unwrapped (``params_ema`` first, as Real-ESRGAN's inference does), and anything else is
-refused with an :class:`~brandstudio.errors.AssetError`.
+refused with an :class:`~brandstudio.errors.AssetError`. Every tensor must be finite (a NaN or
+inf in one convolution ruins every frame it touches): :func:`inspect_weights` checks them once
+per file content (:func:`brandstudio.weights.check_finite`, cached by SHA-256) when the profile
+loads, and :class:`RealESRGAN` again on the state it loads.
 
 Why not spandrel (which auto-detects these and many more architectures)? It requires
 torchvision, whose registry build is a CUDA build that breaks the CPU torch this project
@@ -59,6 +62,7 @@ from torch import nn
 
 from brandstudio.errors import AssetError
 from brandstudio.frames import check_frames
+from brandstudio.weights import check_finite, nonfinite_tensors
 
 __all__ = [
     "ARCHITECTURES",
@@ -337,6 +341,11 @@ def build(spec: SRSpec) -> nn.Module:
 # -- weight files --------------------------------------------------------------------------
 
 
+_NONFINITE_FIX = (
+    "download the official Real-ESRGAN weights again (or export yours again from a sound checkpoint)"
+)
+
+
 def _refuse(path: Path, why: str, fix: str) -> AssetError:
     return AssetError(
         f"cannot use the upscaler weights {path.name}: {why}", file=str(path), value=path.name, fix=fix
@@ -441,18 +450,26 @@ def inspect_weights(path: str | Path) -> SRSpec:
     try:
         spec = detect(shapes)
         check_shapes(spec, shapes)
-        return spec
     except ValueError as exc:
         raise _refuse(
             path,
             f"the weights fit no known upscaler: {exc}",
             "use Real-ESRGAN weights (RRDBNet: RealESRGAN_x4plus/x2plus; SRVGGNetCompact: realesr-general-x4v3)",
         ) from None
+    # every value finite (read once per file content; .pth through the weights_only reader above)
+    read = None if path.suffix.lower() == ".safetensors" else (lambda p: load_state_dict(p).items())
+    check_finite(path, what="upscaler weight file", fix=_NONFINITE_FIX, read=read)
+    return spec
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_model(path: str, size: int, mtime_ns: int, device: str, dtype: str) -> tuple[nn.Module, SRSpec]:
     state = load_state_dict(path)
+    bad = nonfinite_tensors(path, read=lambda _: state.items())  # the state as loaded: no second read
+    if bad:
+        raise _refuse(
+            Path(path), f"it holds non-finite values (NaN or ±inf): {bad[0].describe()}", _NONFINITE_FIX
+        )
     try:
         spec = detect(state)
         check_shapes(spec, _shapes(state))

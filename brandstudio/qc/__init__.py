@@ -6,11 +6,13 @@ The front door of the QC stage::
            on_progress) -> QCReport        # frames in memory, or a QCCollector that saw them stream
     write(report, clip_path) -> (json, html)   # <clip>.qc.json and <clip>.qc.html, atomically
     check_file(path, profile, *, sample_rate=48000) -> QCReport   # any video file
+    refuse_unusable(report, clip_files)        # a clip whose frames check failed is not delivered
 
 What is measured (:mod:`~brandstudio.qc.metrics`, pure functions on frames): the dominant
 colours of the sampled frames and their ΔE2000 to the brand palette (``palette``), the
-frame-to-frame change (``flicker``), the soundtrack's loudness and true peak against
-``[audio]``, the render's safety verdicts, and whether the frame is one of the profile's
+frame-to-frame change (``flicker``), whether there is footage at all (``frames``: black,
+one colour or frozen fails, :mod:`~brandstudio.qc.frames`), the soundtrack's loudness and
+true peak against ``[audio]``, the render's safety verdicts, and whether the frame is one of the profile's
 aspect ratios. The ``[qc]`` section of ``brand.toml`` holds the thresholds. A check that
 cannot be made is ``skip`` and not counted: the **score** is checks passed over checks
 tested, and the overall status is the worst of the tested checks.
@@ -34,8 +36,9 @@ Example:
 from __future__ import annotations
 
 from .clip import check_file
+from .frames import frames_check, refuse_unusable
 from .measure import report
-from .metrics import ANALYSIS_SIZE, QUANTIZERS, dominant_colours, flicker, palette_delta_e
+from .metrics import ANALYSIS_SIZE, QUANTIZERS, dominant_colours, flicker, footage_stats, palette_delta_e
 from .results import STATUSES, Check, QCReport, write
 from .sampler import QCCollector
 
@@ -49,7 +52,10 @@ __all__ = [
     "check_file",
     "dominant_colours",
     "flicker",
+    "footage_stats",
+    "frames_check",
     "palette_delta_e",
+    "refuse_unusable",
     "report",
     "write",
 ]

@@ -105,6 +105,7 @@ def render_html(r) -> str:
             "loudness",
             "-" if r.loudness is None else f"{r.loudness:.1f} LUFS, true peak {r.true_peak:.1f} dBTP",
         ),
+        ("footage", ", ".join(f"{k} {'-' if v is None else f'{v:g}'}" for k, v in r.footage.items()) or "-"),
         ("timings", ", ".join(f"{k} {v:.2f} s" for k, v in r.timings.items()) or "-"),
         ("created", r.created),
     ]

@@ -6,6 +6,8 @@ stream past) and the clip's soundtrack, and measures, in order:
 1. **palette**: the 95th percentile over the sampled frames of each frame's weighted ΔE2000
    to the nearest brand swatch ("95 % of the clip is within X of the brand palette");
 2. **flicker**: the mean over all transitions of ``|frame - previous|`` (8-bit levels);
+   **frames**: whether there is footage at all: black, blank (one colour) or frozen fails
+   (:mod:`~brandstudio.qc.frames`);
 3. **loudness** and **true_peak** (pyloudnorm, BS.1770) against ``[audio]``;
 4. **safety**: the render's safety verdicts;
 5. **aspect**: whether the frame is one of the profile's aspect ratios;
@@ -31,14 +33,16 @@ from brandstudio.frames import check_frames, srgb_to_lab
 from brandstudio.profile import BrandProfile, load_profile, parse_aspect
 from brandstudio.progress import ProgressCallback, stage_reporter
 
-from .metrics import dominant_colours, flicker, hex_to_rgb, nearest_delta_e
+from .frames import THRESHOLDS as FRAMES_THRESHOLDS
+from .frames import frames_check
+from .metrics import dominant_colours, flicker, footage_stats, hex_to_rgb, nearest_delta_e
 from .results import Check, QCReport, grade, overall, skipped
 from .sampler import QCCollector
 
 __all__ = ["CHECK_STEPS", "measure", "report", "resolve_profile"]
 
 #: the measuring steps :func:`report` reports progress for (``stage="qc"``), in order
-CHECK_STEPS = ("palette", "flicker", "loudness", "safety", "aspect")
+CHECK_STEPS = ("palette", "flicker", "frames", "loudness", "safety", "aspect")
 
 
 def resolve_profile(profile: BrandProfile | str | Path) -> BrandProfile:
@@ -130,19 +134,24 @@ def measure(
     checks.append(_flicker_check(fl, spec.qc))
     progress(2, total, "flicker")
 
+    # 2b. frames: there is footage (not black, one colour or frozen), overlays or not
+    footage = footage_stats(small)
+    checks.append(frames_check(footage))
+    progress(3, total, "frames")
+
     # 3. loudness and true peak of the audio against [audio]
     loudness, peak, audio_checks = _audio_checks(audio, sample_rate, spec)
     checks += audio_checks
-    progress(3, total, "loudness")
+    progress(4, total, "loudness")
 
     # 4. safety verdicts of the render (prompt and captions)
     verdicts = tuple(dict(v) for v in safety) if safety is not None else ()
     checks.append(_safety_check(verdicts if safety is not None else None))
-    progress(4, total, "safety")
+    progress(5, total, "safety")
 
     # 5. format: the frame is one of the profile's aspect ratios
     checks.append(_aspect_check(W, H, spec.output.aspects))
-    progress(5, total, "aspect")
+    progress(6, total, "aspect")
 
     # 6. verdict and score
     status, passed, tested = overall(checks)
@@ -171,12 +180,14 @@ def measure(
         sample_indices=tuple(int(i) for i in idx),
         delta_e=tuple(round(float(v), 3) for v in per_frame),
         flicker=tuple(round(float(v), 3) for v in fl),
+        footage={k: round(v, 3) if math.isfinite(v) else None for k, v in footage.items()},
         dominant=dominant,
         thresholds={
             "delta_e_warn": spec.delta_e_warn,
             "delta_e_fail": spec.qc.delta_e_fail,
             "flicker_warn": spec.qc.flicker_warn,
             "flicker_fail": spec.qc.flicker_fail,
+            **FRAMES_THRESHOLDS,
         },
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         thumbnails=thumbs,

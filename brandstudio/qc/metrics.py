@@ -9,6 +9,10 @@ Pure functions on uint8 frames (one ``(H, W, 3)`` frame, or :data:`~brandstudio.
 * :func:`flicker`: mean absolute difference of consecutive frames, in 8-bit levels, per
   transition. QC measures it on the ~128 px analysis frames, so brightness pumping counts
   fully and sensor grain little.
+* :func:`footage_stats`: what says whether there is footage at all: each frame's median luma
+  (black), the spread of its colours (blank: one colour), and how much each pixel changes
+  over the clip (frozen). Robust statistics (medians, percentiles), so a logo, captions or a
+  label drawn over black, one-colour or frozen footage do not hide it.
 
 Example:
     >>> import numpy as np
@@ -36,6 +40,7 @@ __all__ = [
     "dominant_colours",
     "downscale",
     "flicker",
+    "footage_stats",
     "hex_to_rgb",
     "nearest_delta_e",
     "palette_delta_e",
@@ -129,3 +134,46 @@ def flicker(frames: np.ndarray) -> np.ndarray:
     for i in range(1, len(frames)):
         out[i - 1] = np.abs(frames[i].astype(np.int16) - frames[i - 1].astype(np.int16)).mean()
     return out
+
+
+#: Rec. 709 luma weights (sRGB primaries)
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def footage_stats(frames: np.ndarray) -> dict[str, float]:
+    """Whether ``frames`` (uint8 ``(T, H, W, 3)``, best the ~128 px analysis copies) hold footage.
+
+    Returns (8-bit levels):
+
+    * ``luma``: the 90th percentile over frames of each frame's *median* luma. Low when nine
+      frames in ten are black: the median ignores whatever covers less than half the frame
+      (a logo, captions, the AI label), the percentile a fade or a flash.
+    * ``spread``: the 90th percentile over frames of each frame's colour spread, the largest
+      over R, G, B of (90th - 10th percentile of the pixels). Near 0 when at least 80 % of
+      nine frames in ten is one colour, overlays or not.
+    * ``motion``: the median over pixels of each pixel's standard deviation over the clip
+      (luma). Near 0 when the picture does not move: static overlays and captions that
+      change cover too few pixels to move the median, and frames repeated by a frame-rate
+      change do not lower it (a per-transition measure would read them as still).
+      ``nan`` for a single frame.
+
+    Example:
+        >>> black = np.zeros((4, 36, 64, 3), np.uint8); black[:, 2:8, 2:20] = 255  # a "logo"
+        >>> {k: round(v, 1) for k, v in footage_stats(black).items()}
+        {'luma': 0.0, 'spread': 0.0, 'motion': 0.0}
+        >>> noise = np.random.default_rng(0).integers(0, 256, (4, 36, 64, 3), dtype=np.uint8)
+        >>> {k: v > 20 for k, v in footage_stats(noise).items()}
+        {'luma': True, 'spread': True, 'motion': True}
+    """
+    frames = check_frames(frames)
+    t = len(frames)
+    pixels = frames.reshape(t, -1, 3)
+    luma = pixels.astype(np.float32) @ _LUMA  # (T, pixels)
+    low, high = np.percentile(pixels, [10, 90], axis=1)  # (T, 3) each
+    spread = (high - low).max(axis=1)
+    motion = float(np.median(luma.std(axis=0))) if t > 1 else float("nan")
+    return {
+        "luma": float(np.percentile(np.median(luma, axis=1), 90)),
+        "spread": float(np.percentile(spread, 90)),
+        "motion": motion,
+    }

@@ -51,7 +51,8 @@ class QCReport:
     ``status`` is the worst status of the tested checks, ``score`` is ``"passed/tested"``
     (skipped checks are not tested). ``delta_e``/``sample_indices`` are per sampled frame,
     ``flicker`` per transition, ``dominant`` the sampled frames' dominant colours as
-    ``(hex, share)`` pairs. ``thumbnails`` (JPEG bytes) go into the HTML, not the JSON.
+    ``(hex, share)`` pairs, ``footage`` what the frames check measured (``luma``, ``spread``,
+    ``motion``: :func:`~brandstudio.qc.metrics.footage_stats`). ``thumbnails`` (JPEG bytes) go into the HTML, not the JSON.
     """
 
     status: str
@@ -77,6 +78,7 @@ class QCReport:
     delta_e: tuple[float, ...] = ()
     flicker: tuple[float, ...] = ()
     dominant: tuple[tuple[tuple[str, float], ...], ...] = ()
+    footage: Mapping[str, float | None] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
     created: str = ""
     thumbnails: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
