@@ -7,10 +7,9 @@ import signal
 import threading
 
 import typer
-from rich.console import Console
-
 from ..errors import BrandStudioError
 from ..logs import quiet_import_notices
+from .display import SafeConsole, plain, safe
 
 app = typer.Typer(
     help="Brand-consistent marketing video.",
@@ -27,8 +26,10 @@ app.add_typer(campaign_app, name="campaign")
 cache_app = typer.Typer(help="The scene cache: generated footage, reused across renders.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 
-out = Console()
-err = Console(stderr=True)
+# consoles that drop escape sequences from whatever text they are given (see SafeConsole); user
+# text is also passed through plain() / safe() where it is printed, for rich markup
+out = SafeConsole()
+err = SafeConsole(stderr=True)
 
 @app.callback()
 def _cli_setup(ctx: typer.Context) -> None:
@@ -55,7 +56,7 @@ def _exit_cleanly_on_sigterm(ctx: typer.Context) -> None:
 
 def fail(exc: BrandStudioError) -> None:
     err.print(f"[bold red]error:[/] {type(exc).__name__}", highlight=False)
-    err.print(str(exc), markup=False, highlight=False)
+    err.print(plain(exc), markup=False, highlight=False)
     raise typer.Exit(2)
 
 
@@ -63,7 +64,7 @@ def parse_vars(pairs: list[str]) -> dict[str, str]:
     values = {}
     for pair in pairs:
         if "=" not in pair:
-            err.print(f"[bold red]error:[/] --var expects NAME=VALUE, got {pair!r}")
+            err.print(f"[bold red]error:[/] --var expects NAME=VALUE, got {safe(repr(pair))}", highlight=False)
             raise typer.Exit(2)
         k, v = pair.split("=", 1)
         values[k.strip()] = v

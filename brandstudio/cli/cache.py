@@ -13,6 +13,7 @@ from ..errors import BrandStudioError, RequestError
 from ..generation.cache import SceneCache, parse_size
 from ..studio import BrandStudio
 from .app import cache_app, err, fail, out
+from .display import json_text, plain, safe
 
 _CACHE_HELP = "scene cache directory or fsspec URL (default: $BRANDSTUDIO_SCENE_CACHE or ~/.cache/brandstudio/scenes)"
 
@@ -60,14 +61,14 @@ def cache_prewarm(
     try:
         studio = BrandStudio(profile, device=device, cache=store)
         if not studio.profile.spec.scenes:
-            err.print(f"{studio.profile.id} has no [[scenes]]: nothing to prewarm", markup=False, highlight=False)
+            err.print(f"{plain(studio.profile.id)} has no [[scenes]]: nothing to prewarm", markup=False, highlight=False)
             return
-        with err.status(f"prewarming {len(studio.profile.spec.scenes)} scenes of {studio.profile.name}…"):
+        with err.status(f"prewarming {len(studio.profile.spec.scenes)} scenes of {safe(studio.profile.name)}…"):
             report = studio.prewarm(aspect=aspect, duration=duration)
     except BrandStudioError as exc:
         fail(exc)
     for r in report:
-        out.print(f"{r['cache']:<4}  {r['scene']}  {r['seconds']:.2f}s  {r['key'][:16]}", highlight=False)
+        out.print(f"{r['cache']:<4}  {safe(r['scene'])}  {r['seconds']:.2f}s  {r['key'][:16]}", highlight=False)
 
 
 @cache_app.command("ls")
@@ -83,7 +84,7 @@ def cache_ls(
              "shape": list(e.shape), "prompt": e.prompt}
             for e in entries
         ]
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json_text(json.dumps(rows, indent=2, ensure_ascii=False)))
         return
     table = Table()
     for name, width in (("key", 12), ("size", 8), ("frames", 9), ("last used", 16)):
@@ -91,7 +92,7 @@ def cache_ls(
     table.add_column("prompt", no_wrap=True, overflow="ellipsis", min_width=12)
     for e in entries:
         prompt = e.prompt if len(e.prompt) <= 48 else e.prompt[:47] + "…"
-        table.add_row(e.key[:12], _human(e.bytes), "{}×{}×{}".format(*e.shape[:3]), _when(e.last_used), prompt)
+        table.add_row(safe(e.key[:12]), _human(e.bytes), "{}×{}×{}".format(*e.shape[:3]), _when(e.last_used), safe(prompt))
     out.print(table)
 
 
@@ -103,12 +104,12 @@ def cache_stats(
     """Entries, bytes, hits, misses and corrupt entries dropped."""
     stats = _open_cache(cache).stats()
     if as_json:
-        print(json.dumps(stats, indent=2))
+        print(json_text(json.dumps(stats, indent=2)))
         return
     total = stats["hits"] + stats["misses"]
     rate = f" ({stats['hits'] / total:.0%} hit rate)" if total else ""
     out.print(
-        f"{stats['location']}\n{stats['entries']} scenes, {_human(stats['bytes'])}; "
+        f"{safe(stats['location'])}\n{stats['entries']} scenes, {_human(stats['bytes'])}; "
         f"{stats['hits']} hits, {stats['misses']} misses{rate}, {stats['corrupt']} corrupt dropped",
         highlight=False,
     )

@@ -6,7 +6,6 @@ import contextlib
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..batch import PlainDisplay
@@ -16,7 +15,7 @@ from ..campaign import run as run_campaign
 from ..campaign.runner import require_jobs
 from ..errors import BrandStudioError
 from .app import campaign_app, err, fail, out
-from .display import CampaignProgress
+from .display import CampaignProgress, plain, safe
 
 
 @campaign_app.command("plan")
@@ -28,24 +27,24 @@ def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)"))
         plans = plan_campaign(campaign)
     except BrandStudioError as exc:
         fail(exc)
-    table = Table("job", "variables", "aspect", "status", "output", title=f"campaign {escape(campaign.name)}")
+    table = Table("job", "variables", "aspect", "status", "output", title=f"campaign {safe(campaign.name)}")
     colours = {"done": "green", "pending": "yellow", "failed": "red", "interrupted": "magenta"}
     for p in plans:
         j = p.job
         status = f"[{colours[p.status]}]{p.status}[/]"
         if p.status == "failed" and p.record:
-            status += escape(f" ({p.record.get('error', {}).get('type', 'error')})")
+            status += safe(f" ({p.record.get('error', {}).get('type', 'error')})")
         variables = ", ".join(f"{k}={v}" for k, v in j.variables.items())
-        table.add_row(j.id, escape(variables), escape(j.aspect or "(profile)"), status, escape(j.output.name))
+        table.add_row(safe(j.id), safe(variables), safe(j.aspect or "(profile)"), status, safe(j.output.name))
     out.print(table)
     counts = {s: sum(p.status == s for p in plans) for s in ("done", "pending", "interrupted", "failed")}
     out.print(
         f"{len(plans)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n),
         highlight=False,
     )
-    out.print(f"output: {campaign.destination}", highlight=False, markup=False)
+    out.print(f"output: {plain(campaign.destination)}", highlight=False, markup=False)
     for w in campaign.warnings:
-        err.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+        err.print(f"[yellow]warning:[/] {safe(w)}", highlight=False)
 
 
 @campaign_app.command("run")
@@ -73,16 +72,16 @@ def campaign_run(
     except BrandStudioError as exc:
         fail(exc)
     print(
-        f"campaign {summary.name}: {summary.done}/{summary.total} done "
+        f"campaign {plain(summary.name)}: {summary.done}/{summary.total} done "
         f"({len(summary.rendered)} rendered now, {len(summary.skipped)} already done), "
         f"{len(summary.failed)} failed in {summary.seconds:.1f}s"
     )
-    print(f"manifest: {summary.manifest}")
+    print(f"manifest: {plain(summary.manifest)}")
     if summary.failed:
         err.print(f"[bold red]{len(summary.failed)} failed:[/]", highlight=False)
         for f in summary.failed:
-            err.print(f"{f.job.id} {f.job.source}: {f.error_type}", markup=False, highlight=False)
-            err.print("  " + f.message.replace("\n", "\n  "), markup=False, highlight=False, soft_wrap=True)
+            err.print(plain(f"{f.job.id} {f.job.source}: {f.error_type}"), markup=False, highlight=False)
+            err.print("  " + plain(f.message).replace("\n", "\n  "), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(summary.exit_code)
 
 

@@ -1,16 +1,90 @@
-"""Progress on the terminal (rich): a render's stages, steps and ETA; a campaign's jobs.
+r"""What the CLI puts on the terminal: user text made safe, and progress (rich): a render's
+stages, steps and ETA; a campaign's jobs.
 
 The only place that draws with rich; the library reports through callbacks
-(:mod:`brandstudio.progress`, :class:`brandstudio.batch.JobEvent`)."""
+(:mod:`brandstudio.progress`, :class:`brandstudio.batch.JobEvent`).
+
+Every piece of user or profile text (brand names, template names and variables, CSV cells,
+paths, error messages that quote values) goes through :func:`plain` (printed as it is) or
+:func:`safe` (inside rich markup) before it reaches the terminal: a brand named
+``[bold red]x[/]`` prints literally instead of restyling the line (or raising rich's
+MarkupError for ``[/]``), and escape sequences or bidi overrides in a CSV cell can neither clear
+the screen nor hide text.
+
+Example:
+    >>> plain("\x1b[2JEvil\u202e name\r")
+    'Evil name'
+    >>> print(safe("[bold red]x[/]"))
+    \[bold red]x\[/]
+"""
 
 from __future__ import annotations
+
+import re
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.progress import Progress as ProgressBar
+from rich.segment import Segment
 
 from ..batch import JobEvent
+
+# ESC sequences as terminals read them (ECMA-48): CSI (ESC [ ... final byte: colours, cursor
+# moves, "clear screen"), OSC / DCS / PM / APC strings up to BEL or ST (window titles,
+# hyperlinks, clipboard writes), and two-byte escapes (ESC c resets the terminal)
+_ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"          # CSI
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, DCS, SOS, PM, APC ... BEL or ST
+    r"|\x1b[ -~]?"                       # two-byte escapes (and a lone ESC)
+    r"|\x9b[0-?]*[ -/]*[@-~]?"           # the 8-bit CSI
+)
+# control characters left after that: C0 except tab and newline, DEL, C1; and the bidi controls
+# (U+202E RIGHT-TO-LEFT OVERRIDE and friends) that reorder what is shown, hiding or faking text
+_CONTROLS = [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]
+_BIDI = [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_DROP = dict.fromkeys(_CONTROLS + _BIDI)
+
+
+def plain(value: object) -> str:
+    r"""``value`` as text a terminal only shows: escape sequences, control characters (but tab
+    and newline) and bidi overrides removed. For text printed without markup (``markup=False``,
+    ``print``); inside rich markup use :func:`safe`.
+
+    Example:
+        >>> plain("Aurora\x1b]0;pwned\x07 Coffee\x1b[31m")
+        'Aurora Coffee'
+    """
+    return _ESCAPE_SEQUENCE.sub("", str(value)).translate(_DROP)
+
+
+def json_text(text: str) -> str:
+    r"""JSON text with the characters :func:`plain` drops written as ``\uXXXX`` escapes: the
+    same data for a program reading it, nothing a terminal acts on (``json.dumps`` escapes C0
+    controls, but with ``ensure_ascii=False`` passes C1 controls and bidi overrides through).
+
+    Example:
+        >>> print(json_text('{"brand": "Evil\u202e"}'))
+        {"brand": "Evil\u202e"}
+    """
+    return text.translate({c: f"\\u{c:04x}" for c in _DROP})
+
+
+class SafeConsole(Console):
+    """A rich Console that writes no escape sequence it did not make itself: the text of every
+    segment (not rich's own control segments: cursor moves of a progress bar) goes through
+    :func:`plain` before rich styles it. A second guard behind :func:`plain` / :func:`safe`, for
+    text that reaches a console some other way (a table cell, a renderable); markup still needs
+    :func:`safe` where the text is put into it."""
+
+    def _render_buffer(self, buffer):  # rich's one place where segments become terminal output
+        return super()._render_buffer(s if s.control else Segment(plain(s.text), s.style) for s in buffer)
+
+
+def safe(value: object) -> str:
+    """``value`` ready to put inside rich markup: :func:`plain`, then its ``[`` escaped, so
+    ``[bold]`` or ``[/]`` in a brand name, a variable or a CSV cell prints as it is written."""
+    return escape(plain(value))
 
 
 class RenderProgress:
@@ -22,7 +96,7 @@ class RenderProgress:
     """
 
     def __init__(self, console: Console, title: str) -> None:
-        self.title = escape(title)
+        self.title = safe(title)
         self.bar = ProgressBar(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -50,13 +124,10 @@ class RenderProgress:
             if self.task is not None:
                 self.bar.remove_task(self.task)
             self.stage = event.stage
-            self.task = self.bar.add_task(f"{self.title}: {event.stage}", total=event.total or None, detail="")
+            self.task = self.bar.add_task(f"{self.title}: {safe(event.stage)}", total=event.total or None, detail="")
         self.bar.update(
-            self.task, completed=event.step, total=event.total or None, detail=escape(event.detail or "")
+            self.task, completed=event.step, total=event.total or None, detail=safe(event.detail or "")
         )
-
-
-
 
 class CampaignProgress:
     """The progress bar of ``campaign run``: the current job and how far its render is,
@@ -87,17 +158,17 @@ class CampaignProgress:
     def __call__(self, ev: JobEvent) -> None:
         if self.task is None:
             self.task = self.bar.add_task("starting", total=ev.total)
-        what = escape(f"{ev.job.id} {ev.job.describe()}")
+        what = safe(f"{ev.job.id} {ev.job.describe()}")
         if ev.status == "started":
             self.bar.update(self.task, description=f"{what} · loading")
         elif ev.status == "stage":
-            self.bar.update(self.task, description=f"{what} · {escape(str(ev.progress or ev.stage))}")
+            self.bar.update(self.task, description=f"{what} · {safe(ev.progress or ev.stage)}")
         elif ev.status == "done":
-            self.console.print(f"[green]done[/]    {escape(ev.job.id + ' ' + ev.job.output.name)}", highlight=False)
+            self.console.print(f"[green]done[/]    {safe(ev.job.id + ' ' + ev.job.output.name)}", highlight=False)
             self.bar.update(self.task, advance=1)
         elif ev.status == "failed":
             first = (ev.error or "").partition("\n")[0]
-            self.console.print(f"[red]failed[/]  {escape(f'{ev.job.id} {ev.job.source}: {first}')}", highlight=False)
+            self.console.print(f"[red]failed[/]  {safe(f'{ev.job.id} {ev.job.source}: {first}')}", highlight=False)
             self.bar.update(self.task, advance=1)
 
 

@@ -13,6 +13,7 @@ from ..profile.loader import load_profile
 from ..profile.schema import profile_json_schema
 from ..prompts.templates import TemplateLibrary, shared_templates_dir
 from .app import err, fail, out, profile_app, templates_app
+from .display import json_text, plain, safe
 
 
 @profile_app.command("validate")
@@ -25,11 +26,11 @@ def profile_validate(paths: list[Path] = typer.Argument(..., help="one or more p
             prof = load_profile(p)
         except BrandStudioError as exc:
             failed += 1
-            err.print(f"[bold red]invalid[/] {p}", highlight=False)
-            err.print(str(exc), markup=False, highlight=False)
+            err.print(f"[bold red]invalid[/] {safe(p)}", highlight=False)
+            err.print(plain(exc), markup=False, highlight=False)
             continue
         out.print(
-            f"[green]valid[/] {p}  {prof.id}  fingerprint {prof.fingerprint[:16]}  "
+            f"[green]valid[/] {safe(p)}  {safe(prof.id)}  fingerprint {prof.fingerprint[:16]}  "
             f"({len(prof.assets)} assets)",
             highlight=False,
         )
@@ -47,28 +48,28 @@ def profile_show(path: Path, as_json: bool = typer.Option(False, "--json", help=
         fail(exc)
     summary = prof.summary()
     if as_json:
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        print(json_text(json.dumps(summary, indent=2, ensure_ascii=False)))
         return
     s = prof.spec
     out.print(
-        f"[bold]{s.brand.name}[/] ({s.brand.id}) v{s.brand.version}  language {s.brand.language}  "
-        f"region {s.brand.region}",
+        f"[bold]{safe(s.brand.name)}[/] ({safe(s.brand.id)}) v{safe(s.brand.version)}  "
+        f"language {safe(s.brand.language)}  region {safe(s.brand.region)}",
         highlight=False,
     )
     out.print(f"fingerprint {prof.fingerprint}", highlight=False)
     out.print(
-        f"model {s.model.id}  preset {s.model.preset}  steps {s.model.steps}  "
+        f"model {safe(s.model.id)}  preset {safe(s.model.preset)}  steps {s.model.steps}  "
         f"guidance {s.model.guidance_high}/{s.model.guidance_low}  shift {s.model.flow_shift}",
         highlight=False,
     )
     out.print(
-        f"output {', '.join(s.output.aspects)}  {s.output.resolution}p  {s.output.fps} fps  "
+        f"output {safe(', '.join(s.output.aspects))}  {s.output.resolution}p  {s.output.fps} fps  "
         f"{s.output.duration}s",
         highlight=False,
     )
     table = Table("field", "file", "sha256", "bytes")
     for k, a in summary["assets"].items():
-        table.add_row(k, a["file"], a["sha256"][:16], str(a["bytes"]))
+        table.add_row(safe(k), safe(a["file"]), a["sha256"][:16], str(a["bytes"]))
     out.print(table)
 
 
@@ -98,5 +99,7 @@ def templates_list(
             f"{k}: {v.type}" + ("" if v.required else f" = {v.default!r}")
             for k, v in t.spec.variables.items()
         )
-        table.add_row(t.name, t.spec.description, vars_, str(len(t.spec.captions)), str(t.path.parent))
+        table.add_row(
+            safe(t.name), safe(t.spec.description), safe(vars_), str(len(t.spec.captions)), safe(t.path.parent)
+        )
     out.print(table)

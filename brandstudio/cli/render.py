@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import BrandStudioError, ProvenanceError
@@ -16,7 +15,7 @@ from ..provenance import read_credentials
 from ..qc import check_file
 from ..studio import BrandStudio
 from .app import app, err, fail, out, parse_vars
-from .display import RenderProgress
+from .display import RenderProgress, json_text, plain, safe
 
 
 @app.command()
@@ -71,7 +70,7 @@ def render(
             exc.fix = "see brandstudio render --help for the accepted values"
         fail(exc)
     if as_json:
-        print(result.to_json())
+        print(json_text(result.to_json()))
         return
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     err.print(
@@ -80,26 +79,26 @@ def render(
         highlight=False,
     )
     for warning in result.warnings:  # e.g. a multi-shot continuation the model could not do
-        err.print(f"[yellow]warning[/]: {escape(str(warning))}", highlight=False)
+        err.print(f"[yellow]warning[/]: {safe(warning)}", highlight=False)
     for v in result.safety:  # rules that warned, frames blurred (a blocking one stops the render)
         what = f"{v.get('rule')} ({v.get('action')}) in {v.get('where')}"
-        err.print(f"[yellow]safety[/]: {escape(what)}: {escape(str(v.get('message') or v.get('matched')))}", highlight=False)
+        err.print(f"[yellow]safety[/]: {safe(what)}: {safe(v.get('message') or v.get('matched'))}", highlight=False)
     if result.qc:
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(result.qc.get("status"), "dim")
         flagged = [f"{k} {c.get('status')}" for k, c in (result.qc.get("checks") or {}).items()
                    if c.get("status") in ("warn", "fail")]  # fmt: skip
         err.print(
-            f"[{colour}]QC {str(result.qc.get('status')).upper()}[/] {result.qc.get('score')}"
-            + (f" ({escape(', '.join(flagged))})" if flagged else "")
-            + (f": {result.qc_report}" if result.qc_report else ""),
+            f"[{colour}]QC {safe(str(result.qc.get('status')).upper())}[/] {safe(result.qc.get('score'))}"
+            + (f" ({safe(', '.join(flagged))})" if flagged else "")
+            + (f": {safe(result.qc_report)}" if result.qc_report else ""),
             highlight=False,
         )
     prov = result.provenance or {}
     if prov.get("signed"):
-        err.print(f"[green]signed[/] C2PA, {prov.get('signer')} ({prov.get('alg')})", highlight=False)
+        err.print(f"[green]signed[/] C2PA, {safe(prov.get('signer'))} ({safe(prov.get('alg'))})", highlight=False)
     elif prov:
-        err.print(f"[yellow]unsigned[/]: {escape(str(prov.get('reason')))}", highlight=False)
-    print(result.path)
+        err.print(f"[yellow]unsigned[/]: {safe(prov.get('reason'))}", highlight=False)
+    print(plain(result.path))
 
 
 @app.command("qc")
@@ -112,30 +111,33 @@ def qc(
     """Check a clip against a brand profile: palette ΔE, flicker, loudness. Exit 1 if it fails."""
 
     if html_out is not None and html_out.is_dir():  # before the work, not after it
-        err.print(f"[bold red]error:[/] --html {html_out} is a folder; name a file, e.g. {html_out / 'qc.html'}")
+        err.print(
+            f"[bold red]error:[/] --html {safe(html_out)} is a folder; name a file, e.g. {safe(html_out / 'qc.html')}",
+            highlight=False,
+        )
         raise typer.Exit(2)
     try:
         prof = load_profile(profile)
-        with err.status(f"checking {clip.name} against {prof.name}…"):
+        with err.status(f"checking {safe(clip.name)} against {safe(prof.name)}…"):
             report = check_file(clip, prof)
         if html_out is not None:
             write_text_atomic(html_out, report.to_html())
-            err.print(f"HTML report: {html_out}", highlight=False)
+            err.print(f"HTML report: {plain(html_out)}", markup=False, highlight=False)
     except BrandStudioError as exc:
         fail(exc)
     if as_json:
-        print(report.to_json())
+        print(json_text(report.to_json()))
     else:
         colours = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
-        table = Table("status", "check", "value", "warn / fail at", "why", title=f"QC {clip.name}")
+        table = Table("status", "check", "value", "warn / fail at", "why", title=f"QC {safe(clip.name)}")
         for c in report.checks:
             value = "-" if c.value is None else f"{c.value:g} {c.unit}".strip()
             limits = "-" if c.warn is None and c.fail is None else f"{c.warn:g} / {c.fail:g}"
-            table.add_row(f"[{colours[c.status]}]{c.status}[/]", c.name, value, limits, c.explanation)
+            table.add_row(f"[{colours[c.status]}]{c.status}[/]", safe(c.name), safe(value), limits, safe(c.explanation))
         out.print(table)
         out.print(
             f"[{colours[report.status]}]{report.status.upper()}[/] score {report.score} "
-            f"(profile {report.profile_id}, fingerprint {report.profile_fingerprint[:16]})",
+            f"(profile {safe(report.profile_id)}, fingerprint {safe(report.profile_fingerprint[:16])})",
             highlight=False,
         )
     if report.status == "fail":
@@ -158,12 +160,12 @@ def verify(
         fail(exc)
     ok = summary["signed"] and summary["intact"] and (trust is None or summary["trusted"])
     if as_json:
-        print(json.dumps({**summary, "ok": ok}, indent=2, ensure_ascii=False))
+        print(json_text(json.dumps({**summary, "ok": ok}, indent=2, ensure_ascii=False)))
     elif not summary["signed"]:
-        out.print(f"[red]no C2PA credentials[/] in {clip.name}", highlight=False)
+        out.print(f"[red]no C2PA credentials[/] in {safe(clip.name)}", highlight=False)
     else:
         render = summary.get("render") or {}
-        table = Table("field", "value", title=f"C2PA {clip.name}", show_header=False)
+        table = Table("field", "value", title=f"C2PA {safe(clip.name)}", show_header=False)
         for k, v in (
             ("state", summary["state"]),
             ("signed by", f"{summary['signer']['common_name']} (issuer {summary['signer']['issuer']}, "
@@ -176,10 +178,10 @@ def verify(
             ("model, seed", f"{render.get('model')}, seed {render.get('seed')}"),
             ("template, aspect", f"{render.get('template')}, {render.get('aspect')}"),
         ):  # fmt: skip
-            table.add_row(k, str(v))
+            table.add_row(k, safe(v))
         for f in summary["failures"]:
             table.add_row("[red]failure[/]" if f["code"] != "signingCredential.untrusted" else "[yellow]note[/]",
-                          f"{f['code']}: {f['explanation']}")  # fmt: skip
+                          safe(f"{f['code']}: {f['explanation']}"))  # fmt: skip
         out.print(table)
         verdict = "[green]OK[/]" if ok else "[red]FAILED[/]"
         trust_note = "trusted" if summary["trusted"] else "untrusted signer (pass --trust ROOTS.pem)"
