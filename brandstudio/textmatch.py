@@ -160,9 +160,9 @@ def _fold_char(ch: str) -> str:
     """One character, folded (see the module docstring): ``""`` for an ignorable one."""
     if _IGNORABLE.match(ch):
         return ""
-    text = _simplified(unicodedata.normalize("NFKC", ch))
-    for _ in range(4):  # skeleton and case fold alternate until stable (M -> m -> rn)
-        folded = _strip_marks(_skeleton(text).casefold())
+    text = ch
+    for _ in range(4):  # NFKC, skeleton and case fold alternate until stable (M -> m -> rn, % -> º/₀ -> o/o)
+        folded = _strip_marks(_skeleton(_simplified(unicodedata.normalize("NFKC", text))).casefold())
         if folded == text:
             break
         text = folded

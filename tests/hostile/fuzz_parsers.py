@@ -1,0 +1,61 @@
+"""Coverage-guided fuzzing (atheris, libFuzzer) of the parsers that read untrusted bytes.
+
+The first byte of each input picks the parser (profile loader, template loader, campaign CSV
+reader, ``.cube`` reader, safety rules; see ``parsers.py``), the rest is its input. The corpus
+starts from real, valid inputs of each kind. A crash is any exception that is not a
+``BrandStudioError`` (libFuzzer prints it and exits non-zero); an input that runs past
+``-timeout`` seconds is a hang.
+
+    python tests/hostile/fuzz_parsers.py CORPUS_DIR -max_total_time=60 -timeout=20
+
+``tests/hostile/test_fuzz.py`` runs it for a bounded time in the suite (``BRANDSTUDIO_FUZZ_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import atheris
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
+
+with atheris.instrument_imports(include=["brandstudio"]):
+    import parsers
+
+    from brandstudio.errors import BrandStudioError
+
+KINDS = sorted(parsers.PARSERS)
+
+
+def write_seeds(corpus: Path) -> None:
+    """The valid inputs of every kind, each behind the byte that selects its parser."""
+    corpus.mkdir(parents=True, exist_ok=True)
+    for kind, inputs in parsers.seeds().items():
+        for i, data in enumerate(inputs):
+            (corpus / f"seed-{kind}-{i}").write_bytes(bytes([KINDS.index(kind)]) + data)
+
+
+def test_one_input(data: bytes) -> None:
+    if not data:
+        return
+    parse = parsers.PARSERS[KINDS[data[0] % len(KINDS)]]
+    try:
+        parse(data[1:])
+    except BrandStudioError:
+        pass  # a clear refusal is the contract
+
+
+def main() -> None:
+    corpus = next((Path(a) for a in sys.argv[1:] if not a.startswith("-")), None)
+    if corpus is not None:
+        write_seeds(corpus)
+    atheris.Setup(sys.argv, test_one_input)
+    try:
+        atheris.Fuzz()
+    finally:
+        parsers.scratch().close()
+
+
+if __name__ == "__main__":
+    main()
