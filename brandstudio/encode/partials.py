@@ -61,7 +61,7 @@ _RANDOM = r"[a-z0-9_]{8}"  # tempfile.mkstemp's names: eight of a-z, 0-9 and _
 PARTIAL_NAMES = (
     re.compile(rf"^\.(?P<stem>.+)\.{_RANDOM}\.part\.(?P<ext>mp4|f32|srt|vtt|json|html)$"),
     re.compile(rf"^\.(?P<stem>.+)\.{_RANDOM}\.(?P<ext>tmp|signed\.mp4)$"),
-    re.compile(r"^\.(?P<stem>.+)\.unsigned\.[0-9a-f]{12}\.(?P<ext>mp4)$"),
+    re.compile(r"^\.(?P<stem>.+)\.(?P<ext>unsigned)\.[0-9a-f]{12}\.mp4$"),  # complete, not held: rule 3
 )
 #: the partials the encoder holds locked while it writes them (rule 2)
 _HELD_KINDS = ("mp4", "f32")
@@ -75,8 +75,10 @@ def partial_stem(name: str) -> tuple[str, str] | None:
         ('spring-hero', 'mp4')
         >>> partial_stem("..spring-hero.unsigned.0123456789ab.k3j_x9a0.part.mp4")   # the staging copy's
         ('spring-hero', 'mp4')
-        >>> partial_stem(".spring-hero.qc.k3j_x9a0.part.json"), partial_stem("spring-hero.mp4")
-        (('spring-hero', 'json'), None)
+        >>> partial_stem(".spring-hero.qc.k3j_x9a0.part.json"), partial_stem(".spring-hero.unsigned.0123456789ab.mp4")
+        (('spring-hero', 'json'), ('spring-hero', 'unsigned'))
+        >>> partial_stem("spring-hero.mp4"), partial_stem(".notes.part.txt")
+        (None, None)
     """
     for pattern in PARTIAL_NAMES:
         m = pattern.match(name)
