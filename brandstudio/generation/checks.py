@@ -78,17 +78,18 @@ def check_prompt_lengths(brief, profile) -> None:
     refused only when it is too long for any tokenizer of its kind (see ``_CHARS_PER_TOKEN_BOUND``).
     """
     if brief.shots is None:
-        texts = [("prompt", brief.prompt), ("negative_prompt", brief.negative)]
+        texts = [("prompt", "prompt", brief.prompt), ("negative_prompt", "negative prompt", brief.negative)]
     else:
-        texts = [(f"shots[{s.index}].{name}", text) for s in brief.shots.shots
-                 for name, text in (("prompt", s.prompt), ("negative_prompt", s.negative))]  # fmt: skip
+        texts = [(f"shots[{s.index}].{name}", f"{label} of shots[{s.index}]", text) for s in brief.shots.shots
+                 for name, label, text in (("prompt", "prompt", s.prompt),
+                                           ("negative_prompt", "negative prompt", s.negative))]  # fmt: skip
     model = profile.spec.model
-    for where, text in texts:
+    for where, label, text in texts:
         tokens, exact = prompt_tokens(text, model.id, getattr(model, "revision", None))
         if tokens > TEXT_MAX_TOKENS:
             count = f"{tokens} tokens" if exact else f"{len(_clean(text))} characters"
             raise RequestError(
-                f"the {where.replace('_', ' ')} is too long for the text encoder of {model.id}: {count}, "
+                f"the {label} is too long for the text encoder of {model.id}: {count}, "
                 f"it reads at most {TEXT_MAX_TOKENS} tokens and would silently ignore the rest",
                 profile=profile.id, field=where, value=text[:80] + ("..." if len(text) > 80 else ""),
                 fix="shorten the template's prompt or the variables it prints (the brand's [prompt] style "
