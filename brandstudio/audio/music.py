@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -47,13 +48,17 @@ from brandstudio.media import ffmpeg_exe, ffmpeg_info
 from brandstudio.profile.assets import ASSET_CHECKS
 
 __all__ = [
+    "MAX_AUDIO_SECONDS",
     "LengthPlan",
+    "check_audio",
     "cut_cost",
     "fit_music",
     "integrated_loudness",
     "limit_true_peak",
     "load_audio",
     "loop_to_length",
+    "max_audio_seconds",
+    "music_seconds",
     "normalise",
     "plan_length",
     "true_peak_db",
@@ -65,13 +70,38 @@ _TOLERANCE_LU = 0.2
 _MARGIN_DB = 0.5
 
 
-def load_audio(path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = False) -> np.ndarray:
+#: the most audio :func:`load_audio` decodes when the caller names no length (seconds);
+#: ``$BRANDSTUDIO_MAX_AUDIO_SECONDS`` raises it
+MAX_AUDIO_SECONDS = 600.0
+#: how much of a track the profile check decodes, at its start and before its stated end
+CHECK_SECONDS = 0.5
+_FIX_EXPORT = "export the track again (WAV, FLAC, MP3, AAC/M4A or OGG)"
+
+
+def max_audio_seconds() -> float:
+    """:data:`MAX_AUDIO_SECONDS`, or ``$BRANDSTUDIO_MAX_AUDIO_SECONDS`` when set."""
+    try:
+        return float(os.environ.get("BRANDSTUDIO_MAX_AUDIO_SECONDS", MAX_AUDIO_SECONDS))
+    except ValueError:
+        return MAX_AUDIO_SECONDS
+
+
+def load_audio(
+    path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = False, seconds: float | None = None
+) -> np.ndarray:
     """Decode the first audio stream of ``path`` to float32 ``(n, 2)`` at ``sample_rate``.
+
+    Only the first ``seconds`` are decoded (ffmpeg stops there): a render asks for what its clip
+    needs (:func:`music_seconds`), so a file that decodes to hours (a long silence compresses to
+    almost nothing) costs no more than a short one. Without ``seconds`` at most
+    :func:`max_audio_seconds` are decoded, and a longer file is an error. Nothing is sized from
+    what the file's header says.
 
     Mono is copied to both channels at full level (``keep_mono=True``: returned as ``(n, 1)``,
     for measuring it as it is); more than two channels are downmixed by ffmpeg. Raises
-    :class:`~brandstudio.errors.AssetError` if the file is missing, cannot be decoded, or has
-    no audio stream.
+    :class:`~brandstudio.errors.AssetError` if the file is missing, cannot be decoded, has
+    no audio stream, holds NaN/inf samples or decodes to much less than its header states
+    (damaged or truncated).
     """
 
     path = Path(path)
@@ -81,46 +111,104 @@ def load_audio(path: str | Path, sample_rate: int = 48000, *, keep_mono: bool = 
             file=str(path),
             fix="check the audio.tracks paths in brand.toml",
         )
-    exe = ffmpeg_exe()
-    info = ffmpeg_info(path)
-    streams = re.findall(r"Stream #\S+.*?: Audio: (.*)", info)
-    if not streams:
-        why = "it has no audio stream" if "Stream #" in info else "it is not a media file ffmpeg can read"
-        raise AssetError(
-            f"could not decode the audio track {path.name}: {why}",
-            file=str(path),
-            fix="export the track again (WAV, FLAC, MP3, AAC/M4A or OGG)",
-        )
-    mono = bool(re.search(r",\s*mono\b", streams[0]))
+    limit = max_audio_seconds() if seconds is None else max(float(seconds), 1.0 / sample_rate)
+    mono = _first_audio_stream_is_mono(path)
     channels = 1 if mono and keep_mono else 2
-    mix = ["-ac", "1"] if channels == 1 else ["-af", "pan=stereo|c0=c0|c1=c0"] if mono else ["-ac", "2"]
-    cmd = [
-        exe, "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", *mix,
-        "-ar", str(int(sample_rate)), "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, check=False)
-    data = np.frombuffer(proc.stdout, dtype="<f4")
-    if proc.returncode != 0 or data.size < 2:
+    audio = _decode(path, sample_rate, channels, mono, start=0.0, seconds=limit)
+    got = audio.shape[0] / sample_rate
+    if seconds is None and got >= limit - 1.0 / sample_rate:
         raise AssetError(
-            f"could not decode the audio track {path.name}: "
-            f"{proc.stderr.decode('utf-8', 'replace').strip()[-400:] or 'no samples'}",
+            f"the audio file {path.name} is longer than {limit:g} s, the most brandstudio decodes whole",
             file=str(path),
-            fix="export the track again (WAV, FLAC, MP3, AAC/M4A or OGG)",
+            fix="trim the file, or raise the limit: export BRANDSTUDIO_MAX_AUDIO_SECONDS=SECONDS",
         )
-    audio = data[: data.size // channels * channels].reshape(-1, channels).astype(np.float32)
-    if not np.isfinite(audio).all():
-        raise AssetError(f"the audio track {path.name} holds NaN/inf samples", file=str(path))
-    want = _stated_audio_seconds(path)
-    if want:  # a truncated download decodes (with errors ffmpeg only logs) to less than its header says
-        got = audio.shape[0] / sample_rate
+    stated = _stated_audio_seconds(path)
+    if stated:  # a truncated download decodes (with errors ffmpeg only logs) to less than its header says
+        want = min(stated, limit)
         if got < 0.9 * want - 0.1:
             raise AssetError(
                 f"the audio track {path.name} is damaged or truncated: it decodes to {got:.2f} s of "
-                f"the {want:.2f} s its header states",
+                f"the {stated:.2f} s its header states",
                 file=str(path),
                 fix="export or download the track again",
             )
     return audio
+
+
+def music_seconds(duration: float, bpm: float | None = None) -> float:
+    """How much of a track :func:`fit_music` can use for a clip of ``duration`` seconds: the clip,
+    the most of the head :func:`plan_length` may skip, and the stretch it analyses past the cut.
+    Decoding this much (``load_audio(..., seconds=music_seconds(d, bpm))``) fits the track
+    exactly as decoding all of it would.
+
+    Example:
+        >>> music_seconds(6.0, bpm=120)
+        8.75
+    """
+    beat = 60.0 / bpm if bpm else 0.24
+    return float(duration) + MAX_SKIP + 0.5 + beat + 1.0
+
+
+def check_audio(path: str | Path) -> None:
+    """The profile's check of a music track (``ASSET_CHECKS["audio"]``), cheap at any length:
+    decode :data:`CHECK_SECONDS` at its start and just before the end its header states (a
+    truncated file has nothing there), each finite and not empty."""
+    path = Path(path)
+    load_audio(path, 16000, seconds=CHECK_SECONDS)
+    stated = _stated_audio_seconds(path)
+    if stated and stated > 4 * CHECK_SECONDS:
+        tail_start = stated - 2 * CHECK_SECONDS
+        tail = _decode(path, 16000, 1, True, start=tail_start, seconds=CHECK_SECONDS)
+        if tail.shape[0] < 0.5 * CHECK_SECONDS * 16000:
+            raise AssetError(
+                f"the audio track {path.name} is damaged or truncated: nothing decodes at "
+                f"{tail_start:.2f} s of the {stated:.2f} s its header states",
+                file=str(path),
+                fix="export or download the track again",
+            )
+
+
+def _first_audio_stream_is_mono(path: Path) -> bool:
+    info = ffmpeg_info(path)
+    streams = re.findall(r"Stream #\S+.*?: Audio: (.*)", info)
+    if not streams:
+        why = "it has no audio stream" if "Stream #" in info else "it is not a media file ffmpeg can read"
+        raise AssetError(f"could not decode the audio track {path.name}: {why}", file=str(path), fix=_FIX_EXPORT)
+    return bool(re.search(r",\s*mono\b", streams[0]))
+
+
+def _decode(path: Path, sample_rate: int, channels: int, mono: bool, *, start: float, seconds: float) -> np.ndarray:
+    """``seconds`` of the first audio stream from ``start`` as float32 ``(n, channels)``. ffmpeg
+    stops after ``seconds`` of output (``-t``), so the bytes read are bounded whatever the file says."""
+    mix = ["-ac", "1"] if channels == 1 else ["-af", "pan=stereo|c0=c0|c1=c0"] if mono else ["-ac", "2"]
+    seek = ["-ss", f"{start:.6f}"] if start > 0 else []
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *seek, "-i", str(path), "-map", "0:a:0", *mix,
+        "-ar", str(int(sample_rate)), "-t", f"{seconds:.6f}", "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    data = np.frombuffer(proc.stdout, dtype="<f4")
+    if proc.returncode != 0 or (start == 0 and data.size < channels):
+        raise AssetError(
+            f"could not decode the audio track {path.name}: {_ffmpeg_reason(proc.stderr) or 'no samples'}",
+            file=str(path),
+            fix=_FIX_EXPORT,
+        )
+    audio = data[: data.size // channels * channels].reshape(-1, channels)
+    if not np.isfinite(audio).all():
+        raise AssetError(f"the audio track {path.name} holds NaN/inf samples", file=str(path), fix=_FIX_EXPORT)
+    return audio
+
+
+_FFMPEG_NOISE = re.compile(r"Terminating thread|Task finished|Conversion failed|Nothing was written")
+
+
+def _ffmpeg_reason(stderr: bytes) -> str:
+    """The last failure ffmpeg named (not its closing "terminating" lines), without the
+    ``[aac @ 0x...]`` prefixes, shortened."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not _FFMPEG_NOISE.search(ln)] or lines
+    return re.sub(r"^(\[[^\]]*\]\s*)+", "", useful[-1])[-300:] if useful else ""
 
 
 def _stated_audio_seconds(path: Path) -> float | None:
@@ -493,4 +581,4 @@ def fit_music(
     return normalise(y, sr, loudness=loudness, true_peak=true_peak)
 
 
-ASSET_CHECKS.register("audio", lambda path: load_audio(path, 16000))
+ASSET_CHECKS.register("audio", check_audio)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import AssetError, RequestError
 from ..profile import BrandProfile
-from .music import MIN_LOUDNESS_SECONDS, fit_music, integrated_loudness, load_audio, normalise
+from .music import MIN_LOUDNESS_SECONDS, fit_music, integrated_loudness, load_audio, music_seconds, normalise
 from .tracks import check_mood, select_track
 from .voiceover import mix_voiceover, voice_activity
 
@@ -27,6 +27,9 @@ __all__ = ["DEFAULT_SAMPLE_RATE", "Soundtrack", "check", "sample_rate_of", "soun
 
 #: the sample rate of a soundtrack when the profile has no ``[audio]`` (a voice-over alone)
 DEFAULT_SAMPLE_RATE = 48000
+#: how far past the clip's end a voice-over is decoded (to find speech that would be cut off);
+#: a longer file is refused rather than decoded whole
+VOICEOVER_TAIL = 30.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,9 @@ def soundtrack(brief, profile: BrandProfile, *, duration: float, state_dir: Path
             audio, seed=brief.seed, mood=brief.music_mood, state_dir=state_dir, profile_id=profile.id
         )
         info.update(choice.as_dict())
-        track = load_audio(profile.path(f"audio.tracks[{choice.index}]"), sr)
+        # only as much as the fit can use: a track of hours (or one that says so) costs what a short one does
+        need = music_seconds(duration, choice.track.bpm)
+        track = load_audio(profile.path(f"audio.tracks[{choice.index}]"), sr, seconds=need)
         bed = fit_music(
             track, sr, duration, loudness=audio.loudness, true_peak=audio.true_peak,
             fade_in=audio.fade_in, fade_out=audio.fade_out, bpm=choice.track.bpm,
@@ -103,10 +108,17 @@ def _voiceover(path: Path, duration: float, profile: BrandProfile) -> np.ndarray
         raise RequestError(f"the voice-over file {path} does not exist", **bad,
                            fix="pass the path of an audio file (WAV, FLAC, MP3, M4A, ...)")  # fmt: skip
     try:
-        voice = _decoded(str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size, sr)
+        limit = float(duration) + VOICEOVER_TAIL
+        voice = _decoded(str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size, sr, limit)
     except AssetError as exc:
         raise RequestError(f"could not read the voice-over: {exc.message}", **bad,
                            fix="export the voice-over again as WAV, FLAC, MP3 or M4A") from None  # fmt: skip
+    if voice.shape[0] >= round(limit * sr) - 1:  # it goes on past what was decoded
+        raise RequestError(
+            f"the voice-over {path.name} runs more than {VOICEOVER_TAIL:g} s past the end of the "
+            f"{duration:g} s clip", **bad,
+            fix=f"trim the voice-over to the clip (at most {duration + VOICEOVER_TAIL:g} s), or ask for a longer clip",
+        )  # fmt: skip
     active = np.flatnonzero(voice_activity(voice, sr, hold=0.0))
     if active.size == 0:
         raise RequestError(f"the voice-over {path.name} is silent", **bad, fix="pass a recording with speech")
@@ -137,9 +149,10 @@ def _loudness_warning(audio: np.ndarray | None, profile: BrandProfile) -> list[s
 
 
 @functools.lru_cache(maxsize=2)
-def _decoded(path: str, mtime_ns: int, size: int, sample_rate: int) -> np.ndarray:
-    """A voice-over decoded once per render: the check before any work and the mix read the same
-    file (a changed file, by mtime and size, is decoded again). Read-only, as it is shared."""
-    voice = load_audio(path, sample_rate)
+def _decoded(path: str, mtime_ns: int, size: int, sample_rate: int, seconds: float) -> np.ndarray:
+    """A voice-over decoded once per render (its first ``seconds``): the check before any work and
+    the mix read the same file (a changed file, by mtime and size, is decoded again). Read-only,
+    as it is shared."""
+    voice = load_audio(path, sample_rate, seconds=seconds)
     voice.setflags(write=False)
     return voice
