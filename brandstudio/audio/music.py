@@ -173,11 +173,15 @@ def _first_audio_stream_is_mono(path: Path) -> bool:
     streams = re.findall(r"Stream #\S+.*?: Audio: (.*)", info)
     if not streams:
         why = "it has no audio stream" if "Stream #" in info else "it is not a media file ffmpeg can read"
-        raise AssetError(f"could not decode the audio track {path.name}: {why}", file=str(path), fix=_FIX_EXPORT)
+        raise AssetError(
+            f"could not decode the audio track {path.name}: {why}", file=str(path), fix=_FIX_EXPORT
+        )
     return bool(re.search(r",\s*mono\b", streams[0]))
 
 
-def _decode(path: Path, sample_rate: int, channels: int, mono: bool, *, start: float, seconds: float) -> np.ndarray:
+def _decode(
+    path: Path, sample_rate: int, channels: int, mono: bool, *, start: float, seconds: float
+) -> np.ndarray:
     """``seconds`` of the first audio stream from ``start`` as float32 ``(n, channels)``. ffmpeg
     stops after ``seconds`` of output (``-t``), so the bytes read are bounded whatever the file says."""
     mix = ["-ac", "1"] if channels == 1 else ["-af", "pan=stereo|c0=c0|c1=c0"] if mono else ["-ac", "2"]
@@ -196,7 +200,9 @@ def _decode(path: Path, sample_rate: int, channels: int, mono: bool, *, start: f
         )
     audio = data[: data.size // channels * channels].reshape(-1, channels)
     if not np.isfinite(audio).all():
-        raise AssetError(f"the audio track {path.name} holds NaN/inf samples", file=str(path), fix=_FIX_EXPORT)
+        raise AssetError(
+            f"the audio track {path.name} holds NaN/inf samples", file=str(path), fix=_FIX_EXPORT
+        )
     return audio
 
 

@@ -7,6 +7,7 @@ import signal
 import threading
 
 import typer
+
 from ..errors import BrandStudioError
 from ..logs import quiet_import_notices
 from .display import SafeConsole, plain, safe
@@ -23,13 +24,16 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(templates_app, name="templates")
 campaign_app = typer.Typer(help="Campaigns: many clips from one brief file, resumable.", no_args_is_help=True)
 app.add_typer(campaign_app, name="campaign")
-cache_app = typer.Typer(help="The scene cache: generated footage, reused across renders.", no_args_is_help=True)
+cache_app = typer.Typer(
+    help="The scene cache: generated footage, reused across renders.", no_args_is_help=True
+)
 app.add_typer(cache_app, name="cache")
 
 # consoles that drop escape sequences from whatever text they are given (see SafeConsole); user
 # text is also passed through plain() / safe() where it is printed, for rich markup
 out = SafeConsole()
 err = SafeConsole(stderr=True)
+
 
 @app.callback()
 def _cli_setup(ctx: typer.Context) -> None:
@@ -64,10 +68,10 @@ def parse_vars(pairs: list[str]) -> dict[str, str]:
     values = {}
     for pair in pairs:
         if "=" not in pair:
-            err.print(f"[bold red]error:[/] --var expects NAME=VALUE, got {safe(repr(pair))}", highlight=False)
+            err.print(
+                f"[bold red]error:[/] --var expects NAME=VALUE, got {safe(repr(pair))}", highlight=False
+            )
             raise typer.Exit(2)
         k, v = pair.split("=", 1)
         values[k.strip()] = v
     return values
-
-

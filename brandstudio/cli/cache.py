@@ -15,8 +15,9 @@ from ..studio import BrandStudio
 from .app import cache_app, err, fail, out
 from .display import json_text, plain, safe
 
-_CACHE_HELP = "scene cache directory or fsspec URL (default: $BRANDSTUDIO_SCENE_CACHE or ~/.cache/brandstudio/scenes)"
-
+_CACHE_HELP = (
+    "scene cache directory or fsspec URL (default: $BRANDSTUDIO_SCENE_CACHE or ~/.cache/brandstudio/scenes)"
+)
 
 
 def _open_cache(location: str | None):
@@ -61,14 +62,22 @@ def cache_prewarm(
     try:
         studio = BrandStudio(profile, device=device, cache=store)
         if not studio.profile.spec.scenes:
-            err.print(f"{plain(studio.profile.id)} has no [[scenes]]: nothing to prewarm", markup=False, highlight=False)
+            err.print(
+                f"{plain(studio.profile.id)} has no [[scenes]]: nothing to prewarm",
+                markup=False,
+                highlight=False,
+            )
             return
-        with err.status(f"prewarming {len(studio.profile.spec.scenes)} scenes of {safe(studio.profile.name)}…"):
+        with err.status(
+            f"prewarming {len(studio.profile.spec.scenes)} scenes of {safe(studio.profile.name)}…"
+        ):
             report = studio.prewarm(aspect=aspect, duration=duration)
     except BrandStudioError as exc:
         fail(exc)
     for r in report:
-        out.print(f"{r['cache']:<4}  {safe(r['scene'])}  {r['seconds']:.2f}s  {r['key'][:16]}", highlight=False)
+        out.print(
+            f"{r['cache']:<4}  {safe(r['scene'])}  {r['seconds']:.2f}s  {r['key'][:16]}", highlight=False
+        )
 
 
 @cache_app.command("ls")
@@ -80,8 +89,14 @@ def cache_ls(
     entries = _open_cache(cache).ls()
     if as_json:
         rows = [
-            {"key": e.key, "bytes": e.bytes, "created": e.created, "last_used": e.last_used,
-             "shape": list(e.shape), "prompt": e.prompt}
+            {
+                "key": e.key,
+                "bytes": e.bytes,
+                "created": e.created,
+                "last_used": e.last_used,
+                "shape": list(e.shape),
+                "prompt": e.prompt,
+            }
             for e in entries
         ]
         print(json_text(json.dumps(rows, indent=2, ensure_ascii=False)))
@@ -92,7 +107,13 @@ def cache_ls(
     table.add_column("prompt", no_wrap=True, overflow="ellipsis", min_width=12)
     for e in entries:
         prompt = e.prompt if len(e.prompt) <= 48 else e.prompt[:47] + "…"
-        table.add_row(safe(e.key[:12]), _human(e.bytes), "{}×{}×{}".format(*e.shape[:3]), _when(e.last_used), safe(prompt))
+        table.add_row(
+            safe(e.key[:12]),
+            _human(e.bytes),
+            "{}×{}×{}".format(*e.shape[:3]),
+            _when(e.last_used),
+            safe(prompt),
+        )
     out.print(table)
 
 
@@ -134,5 +155,3 @@ def cache_prune(
         f"evicted {len(evicted)} scenes ({_human(freed)}); {left['entries']} left, {_human(left['bytes'])}",
         highlight=False,
     )
-
-

@@ -50,11 +50,17 @@ def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)"))
 @campaign_app.command("run")
 def campaign_run(
     file: Path = typer.Argument(..., help="campaign file (TOML)"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="one plain line per job (CI logs), no progress bar"),
-    retry_failed: bool = typer.Option(True, "--retry-failed/--no-retry-failed", help="render failed jobs again"),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="one plain line per job (CI logs), no progress bar"
+    ),
+    retry_failed: bool = typer.Option(
+        True, "--retry-failed/--no-retry-failed", help="render failed jobs again"
+    ),
     device: str = typer.Option("auto", help="auto, cuda or cpu"),
     ray: str | None = typer.Option(
-        None, "--ray", metavar="ADDRESS",
+        None,
+        "--ray",
+        metavar="ADDRESS",
         help="render on a Ray cluster: 'auto' (the cluster this machine is in), HEAD:6379, "
         "ray://HEAD:10001, or 'local' to start Ray here; one worker per GPU",
     ),
@@ -81,7 +87,7 @@ def campaign_run(
         err.print(f"[bold red]{len(summary.failed)} failed:[/]", highlight=False)
         for f in summary.failed:
             err.print(plain(f"{f.job.id} {f.job.source}: {f.error_type}"), markup=False, highlight=False)
-            err.print("  " + plain(f.message).replace("\n", "\n  "), markup=False, highlight=False, soft_wrap=True)
+            err.print(
+                "  " + plain(f.message).replace("\n", "\n  "), markup=False, highlight=False, soft_wrap=True
+            )
         raise typer.Exit(summary.exit_code)
-
-

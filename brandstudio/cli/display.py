@@ -34,10 +34,10 @@ from ..batch import JobEvent
 # moves, "clear screen"), OSC / DCS / PM / APC strings up to BEL or ST (window titles,
 # hyperlinks, clipboard writes), and two-byte escapes (ESC c resets the terminal)
 _ESCAPE_SEQUENCE = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]?"          # CSI
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"  # CSI
     r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC, DCS, SOS, PM, APC ... BEL or ST
-    r"|\x1b[ -~]?"                       # two-byte escapes (and a lone ESC)
-    r"|\x9b[0-?]*[ -/]*[@-~]?"           # the 8-bit CSI
+    r"|\x1b[ -~]?"  # two-byte escapes (and a lone ESC)
+    r"|\x9b[0-?]*[ -/]*[@-~]?"  # the 8-bit CSI
 )
 # control characters left after that: C0 except tab and newline, DEL, C1; and the bidi controls
 # (U+202E RIGHT-TO-LEFT OVERRIDE and friends) that reorder what is shown, hiding or faking text
@@ -124,10 +124,13 @@ class RenderProgress:
             if self.task is not None:
                 self.bar.remove_task(self.task)
             self.stage = event.stage
-            self.task = self.bar.add_task(f"{self.title}: {safe(event.stage)}", total=event.total or None, detail="")
+            self.task = self.bar.add_task(
+                f"{self.title}: {safe(event.stage)}", total=event.total or None, detail=""
+            )
         self.bar.update(
             self.task, completed=event.step, total=event.total or None, detail=safe(event.detail or "")
         )
+
 
 class CampaignProgress:
     """The progress bar of ``campaign run``: the current job and how far its render is,
@@ -164,11 +167,13 @@ class CampaignProgress:
         elif ev.status == "stage":
             self.bar.update(self.task, description=f"{what} · {safe(ev.progress or ev.stage)}")
         elif ev.status == "done":
-            self.console.print(f"[green]done[/]    {safe(ev.job.id + ' ' + ev.job.output.name)}", highlight=False)
+            self.console.print(
+                f"[green]done[/]    {safe(ev.job.id + ' ' + ev.job.output.name)}", highlight=False
+            )
             self.bar.update(self.task, advance=1)
         elif ev.status == "failed":
             first = (ev.error or "").partition("\n")[0]
-            self.console.print(f"[red]failed[/]  {safe(f'{ev.job.id} {ev.job.source}: {first}')}", highlight=False)
+            self.console.print(
+                f"[red]failed[/]  {safe(f'{ev.job.id} {ev.job.source}: {first}')}", highlight=False
+            )
             self.bar.update(self.task, advance=1)
-
-

@@ -100,6 +100,10 @@ def templates_list(
             for k, v in t.spec.variables.items()
         )
         table.add_row(
-            safe(t.name), safe(t.spec.description), safe(vars_), str(len(t.spec.captions)), safe(t.path.parent)
+            safe(t.name),
+            safe(t.spec.description),
+            safe(vars_),
+            str(len(t.spec.captions)),
+            safe(t.path.parent),
         )
     out.print(table)

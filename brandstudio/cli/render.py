@@ -27,17 +27,28 @@ def render(
     seed: int | None = typer.Option(None, help="generation seed (default: derived from the brief)"),
     output: Path | None = typer.Option(None, "--output", "-o", help="MP4 path"),
     output_dir: Path = typer.Option(Path("renders"), help="where clips go when --output is not given"),
-    duration: float | None = typer.Option(None, help="seconds (default: the profile's; a multi-shot template's own length)"),
+    duration: float | None = typer.Option(
+        None, help="seconds (default: the profile's; a multi-shot template's own length)"
+    ),
     resolution: int | None = typer.Option(None, help="delivered shorter side in px (default: the profile's)"),
     mood: str | None = typer.Option(
-        None, "--mood", "--music-mood", help="music mood, one of the profile's track moods (default: the template's)"
+        None,
+        "--mood",
+        "--music-mood",
+        help="music mood, one of the profile's track moods (default: the template's)",
     ),
-    voiceover: Path | None = typer.Option(None, "--voiceover", help="audio file spoken over the music (ducks it)"),
+    voiceover: Path | None = typer.Option(
+        None, "--voiceover", help="audio file spoken over the music (ducks it)"
+    ),
     device: str = typer.Option("auto", help="auto, cuda or cpu"),
-    reframe: str | None = typer.Option(None, help="aspect crop: centre, saliency or face (default: the profile's)"),
+    reframe: str | None = typer.Option(
+        None, help="aspect crop: centre, saliency or face (default: the profile's)"
+    ),
     match: str | None = typer.Option(None, help="colour matching: off, reinhard, mkl or histogram"),
     upscaler: str | None = typer.Option(None, help="lanczos, bicubic or realesrgan (weights: the profile's)"),
-    preset: str | None = typer.Option(None, help="speed preset: quality, balanced or fast (default: the profile's)"),
+    preset: str | None = typer.Option(
+        None, help="speed preset: quality, balanced or fast (default: the profile's)"
+    ),
     memory: str | None = typer.Option(None, help="memory plan: auto, resident, swap or group-offload"),
     as_json: bool = typer.Option(False, "--json", help="print the RenderResult as JSON"),
 ) -> None:
@@ -63,7 +74,9 @@ def render(
                 **parse_vars(var),
             )
     except BrandStudioError as exc:
-        if exc.field in options and overrides.get(exc.field) is not None:  # the option's value, not the profile
+        if (
+            exc.field in options and overrides.get(exc.field) is not None
+        ):  # the option's value, not the profile
             exc.message = f"{options[exc.field]} {overrides[exc.field]!r}: {exc.message}"
             exc.fix = f"pass a valid {options[exc.field]} (brandstudio render --help lists the values)"
         elif exc.fix and "help(BrandStudio.render)" in exc.fix:
@@ -82,7 +95,9 @@ def render(
         err.print(f"[yellow]warning[/]: {safe(warning)}", highlight=False)
     for v in result.safety:  # rules that warned, frames blurred (a blocking one stops the render)
         what = f"{v.get('rule')} ({v.get('action')}) in {v.get('where')}"
-        err.print(f"[yellow]safety[/]: {safe(what)}: {safe(v.get('message') or v.get('matched'))}", highlight=False)
+        err.print(
+            f"[yellow]safety[/]: {safe(what)}: {safe(v.get('message') or v.get('matched'))}", highlight=False
+        )
     if result.qc:
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}.get(result.qc.get("status"), "dim")
         flagged = [f"{k} {c.get('status')}" for k, c in (result.qc.get("checks") or {}).items()
@@ -95,7 +110,9 @@ def render(
         )
     prov = result.provenance or {}
     if prov.get("signed"):
-        err.print(f"[green]signed[/] C2PA, {safe(prov.get('signer'))} ({safe(prov.get('alg'))})", highlight=False)
+        err.print(
+            f"[green]signed[/] C2PA, {safe(prov.get('signer'))} ({safe(prov.get('alg'))})", highlight=False
+        )
     elif prov:
         err.print(f"[yellow]unsigned[/]: {safe(prov.get('reason'))}", highlight=False)
     print(plain(result.path))
@@ -133,7 +150,9 @@ def qc(
         for c in report.checks:
             value = "-" if c.value is None else f"{c.value:g} {c.unit}".strip()
             limits = "-" if c.warn is None and c.fail is None else f"{c.warn:g} / {c.fail:g}"
-            table.add_row(f"[{colours[c.status]}]{c.status}[/]", safe(c.name), safe(value), limits, safe(c.explanation))
+            table.add_row(
+                f"[{colours[c.status]}]{c.status}[/]", safe(c.name), safe(value), limits, safe(c.explanation)
+            )
         out.print(table)
         out.print(
             f"[{colours[report.status]}]{report.status.upper()}[/] score {report.score} "
@@ -188,5 +207,3 @@ def verify(
         out.print(f"{verdict} intact={summary['intact']} {trust_note}", highlight=False)
     if not ok:
         raise typer.Exit(1)
-
-

@@ -28,6 +28,9 @@ node with a stale copy refuses to render instead of rendering off-brand clips.
 
 Starting a cluster (see the README, "Campaigns on a Ray cluster")::
 
+    # everywhere (Ray 2.60+ clusters use token authentication; the token is ~/.ray/auth_token,
+    # or RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH; `ray get-auth-token --generate` makes one)
+    export RAY_AUTH_MODE=token
     # on the head node
     ray start --head --port=6379
     # on each GPU node
@@ -49,8 +52,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
 import socket
 import tempfile
 import time
@@ -179,21 +184,7 @@ class RayExecutor:
         ray = self._ray = _import_ray()
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
         if not ray.is_initialized():
-            try:
-                ray.init(
-                    address=None if self.address == "local" else self.address,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    logging_level="WARNING",
-                )
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise CampaignError(
-                    f"cannot connect to the Ray cluster at {self.address!r}: {exc}",
-                    field="ray.address",
-                    value=self.address,
-                    fix="start one (`ray start --head`), pass its address (--ray HEAD:6379), "
-                    "or use --ray local to start Ray on this machine",
-                ) from None
+            _connect(ray, self.address)
             self._started_ray = True
         try:
             self._start_actors(ray, env)
@@ -304,7 +295,10 @@ class RayExecutor:
             except ray.exceptions.RayActorError as exc:
                 deaths[name] = deaths.get(name, 0) + 1
                 seconds = round(time.perf_counter() - t0, 4)
-                yield i, _failed(job, seconds, "WorkerDied", f"the Ray worker {name} died: {_cause(exc)}", name)
+                yield (
+                    i,
+                    _failed(job, seconds, "WorkerDied", f"the Ray worker {name} died: {_cause(exc)}", name),
+                )
                 if deaths[name] <= 1:  # Ray restarts it once (max_restarts=1), model and all
                     idle.append((actor, name))
                 continue
@@ -314,6 +308,141 @@ class RayExecutor:
             else:
                 yield i, outcome
             idle.append((actor, name))
+
+
+# -- connecting ---------------------------------------------------------------------------
+
+# what Ray says when a cluster refuses a client's token: the C++ client's log lines
+# ("Unauthenticated: RPC error: InvalidAuthToken: Authentication token is missing or incorrect"),
+# ray.exceptions.AuthenticationError ("Token authentication is enabled but no authentication
+# token was found"), and the GCS server's own log ("Missing authorization header in request!")
+# (not Ray's "Token authentication is enabled for this Ray cluster" notice, which a client that
+# found a token prints whether or not a cluster is running)
+_AUTH_REFUSED = re.compile(
+    r"Unauthenticated|InvalidAuthToken|no authentication token|authentication token (?:was found|is missing|is invalid)"
+    r"|token is missing or incorrect|authori[sz]ation header",
+    re.IGNORECASE,
+)
+
+AUTH_FIX = (
+    "the cluster uses token authentication (Ray 2.60+ turns it on at `ray start --head`): "
+    "export RAY_AUTH_MODE=token where you run brandstudio, with the cluster's token in "
+    "~/.ray/auth_token (or RAY_AUTH_TOKEN_PATH=FILE, or RAY_AUTH_TOKEN=TOKEN); "
+    "`ray get-auth-token` on the head node prints it"
+)
+
+
+def _connect(ray, address: str) -> None:
+    """``ray.init`` with a clear error: a refused token is named as such (Ray itself reports only
+    "Failed to connect", and logs the reason from C++ to the terminal, twenty times)."""
+    logs = _gcs_logs()
+    seen = {p: _size(p) for p in logs}
+    with _native_stderr() as captured:
+        try:
+            ray.init(
+                address=None if address == "local" else address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="WARNING",
+            )
+            return
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+            error = exc
+    server_said = "".join(_appended(p, seen.get(p, 0)) for p in _gcs_logs())
+    raise connection_error(address, error, client_log=captured.text, server_log=server_said) from None
+
+
+def connection_error(
+    address: str, exc: BaseException, *, client_log: str = "", server_log: str = ""
+) -> CampaignError:
+    """The error for a failed ``ray.init``: authentication when Ray's exception, the client's own
+    log or the local cluster's GCS log (lines written during this attempt) says so; else "cannot
+    connect", with how to start a cluster."""
+    said = str(exc).strip()
+    refused = type(exc).__name__ == "AuthenticationError" or any(
+        _AUTH_REFUSED.search(text) for text in (said, client_log, server_log)
+    )
+    if not refused:
+        return CampaignError(
+            f"cannot connect to the Ray cluster at {address!r}: {said}",
+            field="ray.address",
+            value=address,
+            fix="start one (`ray start --head`), pass its address (--ray HEAD:6379), "
+            "or use --ray local to start Ray on this machine",
+        )
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is None or mode.lower() != "token":
+        why = (
+            "the cluster requires a token, and this client sends none "
+            f"(RAY_AUTH_MODE is {'unset' if mode is None else repr(mode)})"
+        )
+    elif re.search(r"no authentication token", said, re.IGNORECASE):
+        why = "RAY_AUTH_MODE is token, but no token was found here"
+    else:
+        why = "the cluster refused this client's token (not the cluster's)"
+    first = re.split(r"(?<=[.!])\s", said, maxsplit=1)[0] if said else type(exc).__name__
+    return CampaignError(
+        f"cannot connect to the Ray cluster at {address!r}: token authentication failed: {why} (Ray: {first})",
+        field="ray.address",
+        value=address,
+        fix=AUTH_FIX,
+    )
+
+
+class _Captured:
+    text = ""
+
+
+@contextlib.contextmanager
+def _native_stderr() -> Iterator[_Captured]:
+    """Catch what is written to file descriptor 2 (Ray's C++ client logs there, past Python)
+    while connecting; it is read for the cause of a failure and not shown."""
+    captured = _Captured()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to redirect
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read(1 << 20).decode("utf-8", "replace")
+
+
+def _gcs_logs() -> list[Path]:
+    """The GCS server logs of the Ray cluster started on this machine (its session_latest), if any."""
+    try:
+        import ray._common.utils as ray_utils  # heavy (ray): only when connecting
+
+        root = Path(ray_utils.get_default_ray_temp_dir())
+    except Exception:  # noqa: BLE001 - a private helper of Ray: fall back to its default
+        root = Path(tempfile.gettempdir()) / "ray"
+    try:
+        return sorted((root / "session_latest" / "logs").glob("gcs_server*.out"))
+    except OSError:
+        return []
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _appended(path: Path, offset: int) -> str:
+    """What was written to ``path`` after ``offset`` (at most 1 MB of it)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset if offset <= _size(path) else 0)
+            return f.read(1 << 20).decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _failed(job: Job, seconds: float, kind: str, message: str, worker: str | None = None) -> JobOutcome:

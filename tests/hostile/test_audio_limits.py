@@ -47,7 +47,13 @@ def lying_wav(path: Path, *, claims: float, holds: float, sr: int = 48000) -> Pa
     t = np.arange(int(holds * sr)) / sr
     pcm = np.repeat((0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")[:, None], 2, axis=1).tobytes()
     data = min(int(claims * sr) * 4, 0xFFFFFFFF - 36)
-    header = b"RIFF" + struct.pack("<I", data + 36) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 2, sr, sr * 4, 4, 16)
+    header = (
+        b"RIFF"
+        + struct.pack("<I", data + 36)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 2, sr, sr * 4, 4, 16)
+    )
     path.write_bytes(header + b"data" + struct.pack("<I", data) + pcm)
     return path
 
@@ -143,7 +149,10 @@ def _truncated(data: bytes) -> bytes:
         ("text file", lambda src: b"this is not music\n" * 40),
         ("truncated download", _truncated),
         ("header only", lambda src: src[: src.find(b"mdat") + 8]),
-        ("garbage after the header", lambda src: src[: src.find(b"mdat") + 8] + bytes(len(src) - src.find(b"mdat") - 8)),
+        (
+            "garbage after the header",
+            lambda src: src[: src.find(b"mdat") + 8] + bytes(len(src) - src.find(b"mdat") - 8),
+        ),
     ],
 )
 def test_an_unplayable_music_file_fails_validation(case, content, make_profile):
@@ -168,6 +177,8 @@ def test_the_validation_check_decodes_little_of_a_long_track(make_profile):
         "b = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; load_profile(sys.argv[1])\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - b) / 1024)"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(prof)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(prof)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert float(proc.stdout) < 60  # the old check decoded all 20 minutes (150 MB at 16 kHz)

@@ -93,7 +93,9 @@ def test_an_error_quoting_a_hostile_value_prints_it_as_text(make_profile):
 
 
 def test_a_bad_var_is_quoted_without_markup(tmp_path):
-    proc = run_cli("render", str(PROFILES / "aurora-coffee"), "product-hero", "--var", "[/]\x1b[2J", cwd=tmp_path)
+    proc = run_cli(
+        "render", str(PROFILES / "aurora-coffee"), "product-hero", "--var", "[/]\x1b[2J", cwd=tmp_path
+    )
     assert proc.returncode == 2
     assert "--var expects NAME=VALUE, got '[/]" in assert_clean(proc)
 
@@ -114,7 +116,9 @@ def test_plain_keeps_only_what_a_terminal_shows(text, shown):
     assert plain(text) == shown
 
 
-@pytest.mark.parametrize("text", ["[/]", "[bold red]x[/]", "ends in \\", "a\\[b]", "[link=file:///etc/passwd]x", "[/"])
+@pytest.mark.parametrize(
+    "text", ["[/]", "[bold red]x[/]", "ends in \\", "a\\[b]", "[link=file:///etc/passwd]x", "[/"]
+)
 def test_safe_text_in_markup_prints_literally(text):
     console = Console(file=None, record=True, width=200, color_system=None)
     console.print(f"[green]ok[/] [bold]{safe(text)}[/]")  # markup on both sides of the text
