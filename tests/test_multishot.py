@@ -303,7 +303,7 @@ def test_a_shot_reused_in_another_template_hits_the_cache(story, make_profile):
         duration = 0.75
     """
     root = make_profile("aurora-coffee", files={"templates/teaser.toml": textwrap.dedent(teaser)})
-    other = BrandStudio(root, output_dir=root / "renders", generator=studio.generator, cache=studio.cache)
+    other = BrandStudio(root, output_dir=root.parent / "renders", generator=studio.generator, cache=studio.cache)
     t = other.render("teaser", aspect="16:9", resolution=144, seed=5)
     shot = t.generation["shots"][0]
     assert shot["cache"] == "hit" and shot["cache_key"] == r.generation["shots"][0]["cache_key"]
@@ -381,7 +381,7 @@ def ti2v(tmp_path_factory):
     (root / "brand.toml").write_text(_ti2v_profile((root / "brand.toml").read_text(encoding="utf-8")), encoding="utf-8")
     (root / "templates").mkdir()
     (root / "templates" / "continue.toml").write_text(TI2V_TEMPLATE, encoding="utf-8")
-    studio = BrandStudio(root, output_dir=root / "renders")
+    studio = BrandStudio(root, output_dir=root.parent / "renders")  # never inside the profile
     result = studio.render("continue", aspect="16:9", resolution=64, seed=3)
     return studio, result
 

@@ -77,8 +77,9 @@ def check_prompt_lengths(brief, profile) -> None:
     tokenizer is on disk (a local checkpoint, or the Hugging Face cache); otherwise a prompt is
     refused only when it is too long for any tokenizer of its kind (see ``_CHARS_PER_TOKEN_BOUND``).
     """
-    if brief.shots is None:
-        texts = [("prompt", "prompt", brief.prompt), ("negative_prompt", "negative prompt", brief.negative)]
+    if brief.shots is None:  # a brief without prompts (a partial one, in a test) has nothing to count
+        texts = [("prompt", "prompt", getattr(brief, "prompt", "")),
+                 ("negative_prompt", "negative prompt", getattr(brief, "negative", ""))]  # fmt: skip
     else:
         texts = [(f"shots[{s.index}].{name}", f"{label} of shots[{s.index}]", text) for s in brief.shots.shots
                  for name, label, text in (("prompt", "prompt", s.prompt),
