@@ -8,21 +8,30 @@ open. The checks that need no stage code (fonts, PEM files) are registered here.
 
 ``import brandstudio`` imports every stage, so every check is registered before a profile loads.
 
+:func:`read_image` is the one way a profile's image (logo, reference still) is opened: read
+with :func:`brandstudio.files.read_user_bytes`, its size taken from the header and checked
+against ``$BRANDSTUDIO_MAX_IMAGE_PIXELS`` before a pixel is decoded (a decompression bomb is an
+:class:`~brandstudio.errors.AssetError`, not gigabytes of memory).
+
 Example:
-    >>> sorted(ASSET_CHECKS)[:3]
-    ['audio', 'font', 'logo']
+    >>> "font" in ASSET_CHECKS   # the stages add theirs ("lut", "logo", "audio", ...) on import
+    True
 """
 
 from __future__ import annotations
 
+import io
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import ImageFont
+from PIL import Image, ImageFont, UnidentifiedImageError
 
+from ..errors import AssetError
+from ..files import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, read_user_bytes
 from ..registry import Registry
 
-__all__ = ["ASSET_CHECKS", "asset_check"]
+__all__ = ["ASSET_CHECKS", "asset_check", "read_image"]
 
 #: kind of asset → a function that opens the file the way a render will (raising on a bad file)
 ASSET_CHECKS: Registry[Callable[[Path], object]] = Registry("asset kind")
@@ -55,3 +64,53 @@ def asset_check(kind: str) -> Callable[[Path], object]:
         return ASSET_CHECKS[ASSET_CHECKS.check(kind)](path)
 
     return check
+
+
+def read_image(path: str | Path, *, what: str, fix: str) -> Image.Image:
+    """Open and decode a profile image within the limits; every failure is an :class:`AssetError`.
+
+    ``what`` names it in messages ("the logo"), ``fix`` is the fix for a file that is not an
+    image. The pixel count is read from the header and refused above
+    ``$BRANDSTUDIO_MAX_IMAGE_PIXELS`` before anything is decoded.
+
+    Example:
+        >>> import os, tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.png")
+        >>> Image.new("RGB", (4, 2)).save(p)
+        >>> read_image(p, what="the logo", fix="").size
+        (4, 2)
+    """
+    path = Path(path)
+    data = read_user_bytes(path, limit=MAX_IMAGE_BYTES, error=AssetError, what=what)
+    limit = MAX_IMAGE_PIXELS.value()
+
+    def too_many(width: int, height: int) -> AssetError:
+        return AssetError(
+            f"{what} {path.name} is {width}x{height}: "
+            + MAX_IMAGE_PIXELS.exceeded(f"{width * height} pixels")
+            + " (a decompression bomb, or an image far larger than a video frame)",
+            file=str(path),
+            fix=f"scale the image down (a 4096x4096 image is plenty); or {MAX_IMAGE_PIXELS.fix()}",
+        )
+
+    unreadable = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, MemoryError)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below decides
+            img = Image.open(io.BytesIO(data))  # reads the header only
+    except Image.DecompressionBombError as exc:  # past Pillow's own hard limit
+        raise AssetError(
+            f"{what} {path.name} is a decompression bomb ({exc}): " + MAX_IMAGE_PIXELS.exceeded("too many pixels"),
+            file=str(path),
+            fix="scale the image down (a 4096x4096 image is plenty)",
+        ) from None
+    except unreadable as exc:
+        raise AssetError(f"could not read {what} {path.name}: {exc}", file=str(path), fix=fix) from None
+    width, height = img.size
+    if width * height > limit:
+        raise too_many(width, height)
+    try:
+        img.load()
+    except unreadable as exc:
+        raise AssetError(f"could not read {what} {path.name}: {exc}", file=str(path), fix=fix) from None
+    return img

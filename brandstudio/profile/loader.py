@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-import tomllib
 from pydantic import ValidationError
 
 from ..errors import AssetError, BrandStudioError, ProfileError, ProfileNotFound, error_context
-from ..files import sha256_file
+from ..files import check_user_file, read_toml, sha256_file
 from .assets import asset_check
 from .schema import BrandProfileSpec
 
@@ -136,7 +135,13 @@ def load_profile(path: str | Path) -> BrandProfile:
         AssetError: an asset is missing, corrupt, unsafe or outside the profile.
     """
     root = Path(path)
-    if root.name == PROFILE_FILE and root.is_file():
+    if "\x00" in str(root):
+        raise ProfileNotFound(
+            f"the profile path {str(root)!r} contains a null byte",
+            value=str(root),
+            fix="remove the NUL character (\\x00) from the path",
+        )
+    if root.name == PROFILE_FILE and not root.is_dir():
         root = root.parent
     label = root.name or str(root)
     if not root.is_dir():
@@ -147,30 +152,23 @@ def load_profile(path: str | Path) -> BrandProfile:
         )
     root = root.resolve()
     toml_path = root / PROFILE_FILE
-    if not toml_path.is_file():
+    if not os.path.lexists(toml_path):
         raise ProfileNotFound(
             f"{PROFILE_FILE} not found in {root}",
             profile=label,
             file=PROFILE_FILE,
             fix="create brand.toml (see `brandstudio profile schema` and the README's profile format)",
         )
-    raw_bytes = toml_path.read_bytes()
-    try:
-        data = tomllib.loads(raw_bytes.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ProfileError(
-            f"brand.toml is not UTF-8 text ({exc.reason} at byte {exc.start})",
-            profile=label,
-            file=PROFILE_FILE,
-            fix="save brand.toml as UTF-8",
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(
-            f"brand.toml is not valid TOML: {exc}",
-            profile=label,
-            file=PROFILE_FILE,
-            fix="fix the TOML syntax at the line and column given (quote strings, close brackets)",
-        ) from None
+    # a FIFO, folder, symlink loop, unreadable, huge, non-UTF-8 or too deeply nested brand.toml
+    # is a ProfileError here, before tomllib sees it
+    data = read_toml(
+        toml_path,
+        ProfileError,
+        what=PROFILE_FILE,
+        profile=label,
+        file=PROFILE_FILE,
+        syntax_fix="fix the TOML syntax at the line and column given (quote strings, close brackets)",
+    )
     try:
         spec = BrandProfileSpec.model_validate(data)
     except ValidationError as exc:
@@ -275,7 +273,26 @@ def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[
             value=rel,
             fix=f"copy the file into {root} and name it relative to that directory",
         )
-    path = (root / rel).resolve()
+    if "\x00" in rel:
+        raise AssetError(
+            f"asset path {rel!r} contains a null byte",
+            profile=label,
+            file=PROFILE_FILE,
+            field=field_name,
+            value=rel,
+            fix=f"remove the NUL character from `{field_name}`",
+        )
+    try:
+        path = (root / rel).resolve()
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a symlink loop
+        raise AssetError(
+            f"asset path {rel!r} is a symlink loop (the link leads back to itself)",
+            profile=label,
+            file=rel,
+            field=field_name,
+            value=rel,
+            fix="point the symlink at a real file inside the profile (`ls -l` shows where each link leads)",
+        ) from None
     if not path.is_relative_to(root):
         raise AssetError(
             f"asset path {rel!r} leads outside the profile directory",
@@ -307,15 +324,17 @@ def _resolve(root: Path, rel: str, field_name: str, label: str, suffixes: tuple[
             value=rel,
             fix=f"point `{field_name}` at a {'/'.join(suffixes)} file",
         )
-    if not path.is_file():
-        raise AssetError(
-            f"asset not found: {rel!r}",
-            profile=label,
-            file=rel,
-            field=field_name,
-            value=rel,
-            fix=f"add the file at {path} or correct `{field_name}` in brand.toml",
-        )
+    # a folder, FIFO, device or unreadable file where the asset should be: refused before any
+    # reader opens it (a FIFO would block it)
+    check_user_file(
+        path,
+        error=AssetError,
+        what=f"the asset `{field_name}`",
+        profile=label,
+        field=field_name,
+        file=rel,
+        missing_fix=f"add the file at {path} or correct `{field_name}` in brand.toml",
+    )
     return path
 
 
