@@ -220,7 +220,8 @@ class BrandStudio:
                 sidecars=encode.sidecars(out, bool(brief.cues)),
             )  # fmt: skip
 
-        # 11. QC: palette ΔE, flicker, loudness, safety against [qc]; written beside the clip
+        # 11. QC: palette ΔE, flicker, footage, loudness, safety against [qc]; written beside the clip.
+        #     Black, blank or frozen footage is not delivered: the clip is removed, the report kept, QCError
         with timer.stage("qc"):
             report = qc.report(
                 sampler, profile, fps=brief.fps, audio=sound.audio, sample_rate=sound.sample_rate,
@@ -228,6 +229,7 @@ class BrandStudio:
                 safety=[v.as_dict() for v in verdicts], on_progress=on_progress,
             )  # fmt: skip
             qc.write(report, out)
+            qc.refuse_unusable(report, (out, *encode.sidecars(out, bool(brief.cues))))
 
         # 12. the result, recorded beside the clip
         result = self._result(brief, out, clip, sound, verdicts, credentials, report, n_out, timer.timings)

@@ -8,6 +8,9 @@ checks first and says which file, which model family and how to fix it:
   the rank and the base model declared in the metadata. Pickle files (``.bin``, ``.pt``,
   ``.pth``, ``.ckpt``, ``.pkl``, or a "``.safetensors``" that is really a pickle) are refused
   with :class:`~brandstudio.errors.AssetError`: unpickling can run arbitrary code.
+* :func:`check_lora_file` is the profile's asset check for a LoRA: the header as above, then
+  every tensor finite (:func:`brandstudio.weights.check_finite`: a LoRA full of NaN renders
+  black frames), paid once per file content.
 * :func:`check_lora_fits` compares a :class:`LoraInfo` with a loaded
   ``WanTransformer3DModel``: the declared base model (profile or file metadata) against the
   model family, every target module, every ``lora_A``/``lora_B`` shape. Problems raise
