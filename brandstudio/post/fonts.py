@@ -12,6 +12,7 @@ from pathlib import Path
 from fontTools.ttLib import TTFont
 
 from brandstudio.errors import AssetError
+from brandstudio.files import check_user_file
 
 __all__ = ["font_file", "missing_glyphs"]
 
@@ -39,14 +40,15 @@ def _cmap(font_path: str, mtime: float) -> frozenset[int]:
 
 
 def font_file(font_path: str | Path) -> str:
-    path = Path(font_path)
-    if not path.is_file():
-        raise AssetError(
-            f"font file not found: {path.name}",
-            file=str(path),
-            fix="check the captions font path in brand.toml",
-        )
-    return str(path)
+    """``font_path`` as a string, once checked to be a readable regular file (FreeType and
+    fontTools open it by path: a FIFO there would block them, a folder would give a traceback)."""
+    check_user_file(
+        font_path,
+        error=AssetError,
+        what="the font",
+        missing_fix="check the captions font path in brand.toml",
+    )
+    return str(font_path)
 
 
 

@@ -42,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import warnings
@@ -54,6 +55,13 @@ from typing import Literal
 import numpy as np
 
 from brandstudio.errors import AssetError
+from brandstudio.files import (
+    MAX_LUT_1D_SIZE,
+    MAX_LUT_BYTES,
+    MAX_LUT_SIZE,
+    check_user_file,
+    read_user_text,
+)
 from brandstudio.frames import check_frames
 from brandstudio.profile.assets import ASSET_CHECKS
 from brandstudio.registry import LUT_INTERPOLATIONS
@@ -304,11 +312,10 @@ def read_lut(path: str | Path) -> LUT:
         (3, 9)
     """
     path = Path(path)
-    if not path.is_file():
-        raise AssetError(
-            f"LUT file not found: {path.name}", file=str(path), fix="check the path, relative to the profile"
-        )
-    st = path.stat()
+    st = check_user_file(
+        path, error=AssetError, what="the LUT", limit=MAX_LUT_BYTES,
+        missing_fix="check the path, relative to the profile",
+    )  # fmt: skip
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     with _READ_LOCK:
         if key in _READ:
@@ -322,7 +329,54 @@ def read_lut(path: str | Path) -> LUT:
     return lut
 
 
+#: a ``.cube`` keyword line that declares the table's size
+_CUBE_SIZE = re.compile(r"^[ \t]*(LUT_3D_SIZE|LUT_1D_SIZE)[ \t]+(\S+)", re.MULTILINE)
+#: a ``.cube`` data line: it starts with a number (or a non-finite one, refused after parsing)
+_CUBE_ROW = re.compile(r"^[ \t]*(?:[-+.0-9]|(?i:nan|inf))", re.MULTILINE)
+
+
+def check_cube(path: Path) -> None:
+    """Check a ``.cube`` file's declared sizes against the limits and against its rows, before
+    colour-science parses it (it allocates the declared size: ``LUT_3D_SIZE 10000`` would be
+    a trillion entries).
+
+    Raises :class:`~brandstudio.errors.AssetError` naming the limit and how to raise it.
+    """
+    text = read_user_text(path, limit=MAX_LUT_BYTES, error=AssetError, what="the LUT")
+    declared: dict[str, int] = {}
+    for keyword, raw in _CUBE_SIZE.findall(text):
+        limit = MAX_LUT_SIZE if keyword == "LUT_3D_SIZE" else MAX_LUT_1D_SIZE
+        try:
+            size = int(raw)
+        except ValueError:
+            size = -1
+        if size < 2:
+            raise AssetError(
+                f"the LUT {path.name} declares {keyword} {raw!r}: it must be a whole number of at least 2",
+                file=str(path), value=raw, fix=f"export the LUT again (the `{keyword} N` line is damaged)",
+            )  # fmt: skip
+        if size > limit.value():
+            raise AssetError(
+                f"the LUT {path.name} declares {keyword} {size}: {limit.exceeded(size)}",
+                file=str(path), value=size,
+                fix=f"export the LUT at a usual size (17, 33 or 65 points); or {limit.fix()}",
+            )  # fmt: skip
+        declared[keyword] = size
+    if not declared:
+        return  # colour-science says what is missing
+    expected = declared.get("LUT_3D_SIZE", 0) ** 3 + declared.get("LUT_1D_SIZE", 0)
+    rows = len(_CUBE_ROW.findall(text))
+    if rows != expected:
+        sizes = " and ".join(f"{k} {v}" for k, v in declared.items())
+        raise AssetError(
+            f"the LUT {path.name} declares {sizes} ({expected} rows of numbers) but holds {rows}",
+            file=str(path), fix="export the LUT again (the file is truncated or its size line is wrong)",
+        )  # fmt: skip
+
+
 def _parse_lut(path: Path) -> LUT:
+    if path.suffix.lower() == ".cube":
+        check_cube(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # colour warns at import about optional matplotlib
@@ -340,6 +394,10 @@ def _parse_lut(path: Path) -> LUT:
     except ValueError as exc:
         raise AssetError(
             f"the LUT {path.name} is unusable: {exc}", file=str(path), fix="export the LUT again"
+        ) from None
+    except MemoryError:
+        raise AssetError(
+            f"the LUT {path.name} is too large to hold in memory", file=str(path), fix="export it at 33 or 65 points"
         ) from None
 
 

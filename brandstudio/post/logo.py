@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from brandstudio.errors import AssetError
-from brandstudio.profile.assets import ASSET_CHECKS
+from brandstudio.profile.assets import ASSET_CHECKS, read_image
 
 from .overlay import CORNERS, Corner, Margins, Overlay, as_margins, corner_xy
 
@@ -35,20 +35,9 @@ def load_logo(path: str | Path) -> np.ndarray:
     """
 
     path = Path(path)
-    if not path.is_file():
-        raise AssetError(
-            f"logo file not found: {path.name}", file=str(path), fix="check the logo path in brand.toml"
-        )
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgba = np.asarray(img.convert("RGBA"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise AssetError(
-            f"could not read the logo {path.name}: {exc}",
-            file=str(path),
-            fix="export the logo again as a PNG with an alpha channel",
-        ) from None
+    # a FIFO, folder or unreadable file, a decompression bomb: AssetError, before decoding
+    with read_image(path, what="the logo", fix="export the logo again as a PNG with an alpha channel") as img:
+        rgba = np.asarray(img.convert("RGBA"))
     if rgba.shape[0] < 2 or rgba.shape[1] < 2:
         raise AssetError(
             f"the logo {path.name} is too small ({rgba.shape[1]}x{rgba.shape[0]})", file=str(path)

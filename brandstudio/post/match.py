@@ -57,12 +57,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from brandstudio.errors import AssetError
 from brandstudio.frames import apply_colour_matrix, check_frames, lab_to_srgb, srgb_to_lab
 from brandstudio.post.grade import _parallel
-from brandstudio.profile.assets import ASSET_CHECKS
+from brandstudio.profile.assets import ASSET_CHECKS, read_image
 from brandstudio.registry import MATCH_METHODS
 
 from .effect import Effect
@@ -183,23 +182,11 @@ def load_reference(path: str | Path, max_side: int = 512) -> np.ndarray:
 
 
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            return np.asarray(im).copy()
-    except FileNotFoundError:
-        raise AssetError(
-            f"reference still not found: {path.name}",
-            file=str(path),
-            fix="check the path, relative to the profile",
-        ) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise AssetError(
-            f"the reference still {path.name} is not a readable image: {exc}",
-            file=str(path),
-            fix="save the still as PNG or JPEG (RGB)",
-        ) from None
+    # a FIFO, folder or unreadable file, a decompression bomb: AssetError, before decoding
+    with read_image(path, what="the reference still", fix="save the still as PNG or JPEG (RGB)") as im:
+        rgb = im.convert("RGB")
+    rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return np.asarray(rgb).copy()
 
 
 @dataclass(frozen=True, eq=False)
