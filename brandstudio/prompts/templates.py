@@ -57,6 +57,16 @@ optional ``negative``, ``transition``/``crossfade`` and ``continue``) instead of
 ``prompt``; the shots are generated one by one and cut together, and the cues are timed against
 the whole clip. The format and its rules are in :mod:`brandstudio.prompts.shots`.
 
+Limits: a template cannot hang a render or fill memory. One render of a template runs under
+``$BRANDSTUDIO_MAX_TEMPLATE_SECONDS`` (2 s), ``$BRANDSTUDIO_MAX_TEMPLATE_LOOPS`` loop iterations
+and calls in all (10000: three nested loops of 1000 each are refused although each stays under
+the sandbox's range limit), and produces at most ``$BRANDSTUDIO_MAX_TEMPLATE_OUTPUT``
+characters per text; no value it builds (``"x" * n``, ``replace``, ``join``, ``center``,
+``format`` widths, ``~``) may be larger than that either, checked *before* it is built where
+the size is known in advance. Each is a :class:`~brandstudio.errors.TemplateError` that names
+the limit and the variable that raises it (see :mod:`brandstudio.files`). Recursive loops
+(``{% for ... recursive %}``) are refused: a prompt has no tree to walk.
+
 Example:
     >>> from pathlib import Path
     >>> from brandstudio.prompts.templates import TemplateLibrary
@@ -67,18 +77,31 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextvars
+import functools
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes, pass_context
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import TemplateError
-from ..files import read_toml_model
+from ..files import (
+    MAX_TEMPLATE_LOOPS,
+    MAX_TEMPLATE_OUTPUT,
+    MAX_TEMPLATE_SECONDS,
+    Limit,
+    read_toml_model,
+)
 from .shots import RenderedShot, ShotSpec, check_shots
 
 __all__ = ["CueSpec", "PromptTemplate", "RenderedTemplate", "TemplateLibrary", "TemplateSpec", "VariableSpec"]
@@ -157,7 +180,275 @@ class RenderedTemplate:
         return tuple((round(s * k, 3), round(min(e * k, clip_duration), 3), t) for s, e, t in self.cues)
 
 
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+# -- the bounded sandbox ---------------------------------------------------------------------
+#
+# Jinja2's sandbox stops a template reaching Python internals, but not from spending unbounded
+# time or memory: ``range`` is capped, yet three nested loops of 1000 run a billion times, and
+# ``"x" * 10**9`` or a doubling ``~`` builds gigabytes. ``_BoundedSandbox`` keeps the sandbox
+# (it only adds checks, then defers to it) and charges every step of a render to a budget:
+# loop iterations and calls, time, characters emitted, and the size of every value built.
+# The template's syntax tree is rewritten so that each loop, each output and each ``~`` passes
+# through a counting filter; operators, calls and filters are checked by the environment.
+
+#: the largest integer a template may compute, in bits (``2 ** 10 ** 9`` would take minutes)
+MAX_INT_BITS = 4096
+
+
+class _OverLimit(Exception):
+    """A render went over one of the limits (turned into a TemplateError by ``render``)."""
+
+    def __init__(self, message: str, limit: Limit | None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class _Budget:
+    """What one render of a template may still spend."""
+
+    def __init__(self) -> None:
+        self.seconds = MAX_TEMPLATE_SECONDS.value()
+        self.deadline = time.monotonic() + self.seconds
+        self.steps = self.max_steps = MAX_TEMPLATE_LOOPS.value()
+        self.max_chars = MAX_TEMPLATE_OUTPUT.value()
+        self.chars = self.max_chars
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise _OverLimit(f"took longer than {self.seconds:g} s to render", MAX_TEMPLATE_SECONDS)
+
+    def step(self) -> None:
+        self.steps -= 1
+        if self.steps < 0:
+            raise _OverLimit(f"runs more than {self.max_steps} loop iterations and calls", MAX_TEMPLATE_LOOPS)
+        self.tick()
+
+    def emit(self, text: str) -> str:
+        self.chars -= len(text)
+        if self.chars < 0:
+            raise _OverLimit(f"produces more than {self.max_chars} characters", MAX_TEMPLATE_OUTPUT)
+        self.tick()
+        return text
+
+    def allow(self, size: int, what: str) -> None:
+        """Refuse a value of ``size`` characters before it is built."""
+        if size > self.max_chars:
+            raise _OverLimit(f"builds {what} of over {self.max_chars} characters", MAX_TEMPLATE_OUTPUT)
+
+    def checked(self, value: Any) -> Any:
+        """``value``, once its size (characters, items, nested) is within the limit."""
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+            raise _OverLimit(f"computes a number of over {MAX_INT_BITS} bits", None)
+        if isinstance(value, (str, list, tuple, dict, set, frozenset)):
+            self.allow(_weight(value, self.max_chars), "a value")
+        return value
+
+
+def _weight(value: Any, cap: int) -> int:
+    """Characters and items in ``value``, nested (stops counting once past ``cap``)."""
+    total, stack = 0, [value]
+    while stack and total <= cap:
+        v = stack.pop()
+        if isinstance(v, str):
+            total += len(v)
+        elif isinstance(v, dict):
+            total += len(v)
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            total += len(v)
+            stack.extend(v)
+        else:
+            total += 1
+    return total
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("template_budget", default=None)
+
+
+def _budget() -> _Budget:
+    budget = _BUDGET.get()
+    if budget is None:  # rendered outside PromptTemplate.render: a fresh budget
+        budget = _Budget()
+        _BUDGET.set(budget)
+    return budget
+
+
+#: ``{...}`` fields of a str.format string, and ``%`` conversions, whose widths make text
+_FORMAT_FIELD = re.compile(r"\{[^{}]*\}")
+_PERCENT_SPEC = re.compile(r"%[-#0 +(\w)]*(\d+|\*)?(?:\.(\d+|\*))?[a-zA-Z%]")
+
+
+def _format_size(fmt: str, args: Iterable[Any], fields: list[str], budget: _Budget) -> None:
+    """Refuse a format string whose widths or repeated arguments would build too much text."""
+    widths = [int(n) for f in fields for n in re.findall(r"\d+", f)]
+    if any(w > budget.max_chars for w in widths):
+        raise _OverLimit(f"formats a field wider than {budget.max_chars} characters", MAX_TEMPLATE_OUTPUT)
+    biggest = max((_weight(a, budget.max_chars) for a in args), default=0)
+    budget.allow(len(fmt) + len(fields) * (biggest + max(widths, default=0)), "formatted text")
+
+
+def _int_args(args: Iterable[Any], budget: _Budget) -> None:
+    for a in args:
+        if isinstance(a, int) and not isinstance(a, bool) and a > budget.max_chars:
+            raise _OverLimit(f"passes the number {a} where a width or count is read", MAX_TEMPLATE_OUTPUT)
+
+
+def _text_size_before(name: str, value: Any, args: tuple, kwargs: dict, budget: _Budget) -> None:
+    """The size of what a str method or a filter named ``name`` would build, checked before it is."""
+    cap = budget.max_chars
+    if name == "replace" and isinstance(value, str) and len(args) >= 2:
+        old, new = str(args[0]), str(args[1])
+        count = (len(value) + 1) if old == "" else value.count(old)
+        budget.allow(len(value) + count * max(0, len(new) - len(old)), "replaced text")
+    elif name == "join" and isinstance(value, (list, tuple)):
+        sep = args[0] if args else kwargs.get("d", "")
+        budget.allow(_weight(value, cap) + len(value) * len(str(sep)[: cap + 1]), "joined text")
+    elif name == "join" and isinstance(value, str) and args and isinstance(args[0], (list, tuple)):
+        budget.allow(_weight(args[0], cap) + len(args[0]) * len(value), "joined text")  # sep.join(items)
+    elif name == "indent" and isinstance(value, str):
+        width = args[0] if args else kwargs.get("width", 4)
+        per_line = width if isinstance(width, int) else len(str(width)[: cap + 1])
+        budget.allow(len(value) + (value.count("\n") + 1) * per_line, "indented text")
+    elif name == "expandtabs" and isinstance(value, str):
+        size = args[0] if args else kwargs.get("tabsize", 8)
+        budget.allow(len(value) + value.count("\t") * (size if isinstance(size, int) else 8), "expanded text")
+    elif name == "format" and isinstance(value, str):
+        values = list(args) + list(kwargs.values())
+        _format_size(value, values, [m.group() for m in _PERCENT_SPEC.finditer(value)], budget)
+        if "*" in value:
+            _int_args(values, budget)
+
+
+def _guard_filter(name: str, func: Callable) -> Callable:
+    """``func`` (a Jinja2 filter) with the render's budget checked before and after."""
+
+    @functools.wraps(func)  # keeps jinja_pass_arg (pass_context, pass_environment, ...)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        budget = _budget()
+        budget.tick()
+        real = [a for a in args if not isinstance(a, (Context, ImmutableSandboxedEnvironment, nodes.EvalContext))]
+        value, rest = (real[0], tuple(real[1:])) if real else (None, ())
+        _int_args([*rest, *kwargs.values()], budget)
+        _text_size_before(name, value, rest, kwargs, budget)
+        return budget.checked(func(*args, **kwargs))
+
+    return guarded
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox with every operator, call and filter charged to the budget."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.globals.pop("lipsum", None)  # random filler text of any length: no use in a prompt
+        self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
+        self.filters.update(_bs_loop=_loop_filter, _bs_emit=_emit_filter, _bs_value=_value_filter)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        budget = _budget()
+        budget.tick()
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(n, int):
+                    budget.allow(_weight(seq, budget.max_chars) * max(n, 0), "repeated text")
+            if isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                    raise _OverLimit(f"computes a number of over {MAX_INT_BITS} bits", None)
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+            if right > 0 and abs(left).bit_length() * right > MAX_INT_BITS:
+                raise _OverLimit(f"computes a number of over {MAX_INT_BITS} bits", None)
+        elif operator == "%" and isinstance(left, str):
+            values = right if isinstance(right, tuple) else [right]
+            _format_size(left, values, [m.group() for m in _PERCENT_SPEC.finditer(left)], budget)
+            if "*" in left:
+                _int_args(values, budget)
+        return budget.checked(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget = _budget()
+        budget.step()  # a macro or function call costs one step, like a loop iteration
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, (str, list, tuple)):  # a method of a value: str.center(10**9), ...
+            _int_args([*args, *kwargs.values()], budget)
+            _text_size_before(getattr(__obj, "__name__", ""), owner, args, kwargs, budget)
+        return budget.checked(super().call(__context, __obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            budget = _budget()
+            values = [*args, *kwargs.values()]
+            if value.__name__ == "format_map" and args and isinstance(args[0], Mapping):
+                values = list(args[0].values())
+            _int_args(values, budget)
+            _format_size(fmt, values, _FORMAT_FIELD.findall(fmt), budget)
+            return budget.checked(wrapped(*args, **kwargs))
+
+        return checked
+
+
+@pass_context  # (pass_context also keeps Jinja2 from running it at compile time)
+def _loop_filter(context: Context, iterable: Any) -> Iterator[Any]:
+    """Every ``{% for %}``'s iterable: each iteration costs one step."""
+    budget = _budget()
+    for item in iterable:
+        budget.step()
+        yield item
+
+
+@pass_context
+def _emit_filter(context: Context, value: Any) -> str:
+    """Every ``{{ }}`` and text block: counted against the characters a render may produce."""
+    budget = _budget()
+    budget.checked(value)
+    return budget.emit(str(value))
+
+
+@pass_context
+def _value_filter(context: Context, value: Any) -> Any:
+    """Every ``a ~ b``: the joined text is checked (it cannot double without limit)."""
+    return _budget().checked(value)
+
+
+def _wrap(node: nodes.Expr, name: str) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=getattr(node, "lineno", 1))
+
+
+class _Metered(NodeTransformer):
+    """Rewrites a parsed template so that loops, output and ``~`` pass through the counters."""
+
+    def visit_For(self, node: nodes.For) -> nodes.For:
+        if node.recursive:
+            raise TemplateSyntaxError(
+                "recursive loops are not allowed in prompt templates", node.lineno
+            )
+        self.generic_visit(node)
+        node.iter = _wrap(node.iter, "_bs_loop")
+        return node
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Output:
+        self.generic_visit(node)
+        node.nodes = [_wrap(child, "_bs_emit") for child in node.nodes]
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Filter:
+        self.generic_visit(node)
+        return _wrap(node, "_bs_value")
+
+
+_ENV = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(source: str):
+    """``source`` parsed, metered (:class:`_Metered`) and compiled (raises TemplateSyntaxError)."""
+    return _ENV.from_string(_Metered().visit(_ENV.parse(source)))
 
 
 @dataclass(frozen=True)
@@ -180,7 +471,7 @@ class PromptTemplate:
             tpl._shots_duration()
         for where, source in tpl._sources():
             try:
-                _ENV.parse(source)
+                _compile(source)
             except TemplateSyntaxError as exc:
                 raise TemplateError(
                     f"template {name!r} has a Jinja2 syntax error in {where} (line {exc.lineno}): {exc.message}",
@@ -272,10 +563,39 @@ class PromptTemplate:
     def render(self, values: Mapping[str, Any]) -> RenderedTemplate:
         """Fill the template with ``values`` in the sandbox."""
         full = self.coerce(values)
+        token = _BUDGET.set(_Budget())  # one budget for every text of this render
+        try:
+            return self._render(full)
+        finally:
+            _BUDGET.reset(token)
 
+    def _render(self, full: dict[str, Any]) -> RenderedTemplate:
         def run(where: str, source: str) -> str:
             try:
-                return " ".join(_ENV.from_string(source).render(**full).split())
+                return " ".join(_compile(source).render(**full).split())
+            except _OverLimit as exc:
+                limit = exc.limit
+                raise TemplateError(
+                    f"template {self.name!r} {exc} in {where}",
+                    file=str(self.path),
+                    field=where,
+                    fix="simplify the template (fewer or shorter loops, less repeated text)"
+                    + (f"; or {limit.fix()}" if limit else ""),
+                ) from None
+            except RecursionError:
+                raise TemplateError(
+                    f"template {self.name!r} recurses too deeply in {where}",
+                    file=str(self.path),
+                    field=where,
+                    fix="remove the macro that calls itself",
+                ) from None
+            except MemoryError:
+                raise TemplateError(
+                    f"template {self.name!r} ran out of memory rendering {where}",
+                    file=str(self.path),
+                    field=where,
+                    fix="simplify the template (less repeated text)",
+                ) from None
             except SecurityError as exc:
                 raise TemplateError(
                     f"template {self.name!r} tried an operation the sandbox forbids in {where}: {exc}",
@@ -343,7 +663,7 @@ class TemplateLibrary:
             )
         for d in self.dirs:
             path = d / f"{name}.toml"
-            if path.is_file():
+            if os.path.lexists(path):  # a FIFO or folder by that name is an error, not "unknown"
                 return PromptTemplate.load(path)
         raise TemplateError(
             f"unknown template {name!r}",
