@@ -29,6 +29,16 @@ def lut_cache_dir(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def weights_cache_dir(tmp_path_factory):
+    """A per-session cache of weight files found finite (BRANDSTUDIO_WEIGHTS_CACHE), never the user's."""
+    path = tmp_path_factory.mktemp("weights-cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BRANDSTUDIO_WEIGHTS_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
 @pytest.fixture
 def make_profile(tmp_path):
     """Copy a demo profile into tmp_path, optionally editing brand.toml and writing files.
@@ -37,7 +47,9 @@ def make_profile(tmp_path):
     """
 
     def _make(base: str = "aurora-coffee", *, edit=None, files=None, name: str | None = None) -> Path:
-        dest = tmp_path / (name or base)
+        # under profiles/: a render's default output folder (<output_dir>/<profile id>/) with
+        # output_dir=tmp_path must not be the profile itself, which renders may never write into
+        dest = tmp_path / "profiles" / (name or base)
         shutil.copytree(PROFILES / base, dest)
         toml = dest / "brand.toml"
         if edit is not None:

@@ -3,6 +3,9 @@
 They stand in for the video model only (the unit under test is everything after it): a real
 photograph (matplotlib's bundled ``grace_hopper.jpg``, on which nudenet finds ``FACE_FEMALE``)
 or a flat grey field. Neither has ``cache_identity``, so the scene cache never stores them.
+
+Both carry a faint drifting wave (:func:`with_motion`, ±4 levels): QC refuses footage that is one
+colour or frozen (the frames check), and real footage is never either.
 """
 
 from __future__ import annotations
@@ -17,6 +20,17 @@ def grace_hopper() -> np.ndarray:
 
     with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as img:
         return np.asarray(img.convert("RGB"))
+
+
+def with_motion(frames: np.ndarray, amplitude: int = 4) -> np.ndarray:
+    """``frames`` plus a faint diagonal wave drifting 1/16 of its period per frame: moving, not one colour."""
+    t, h, w, _ = frames.shape
+    y, x = np.mgrid[0:h, 0:w]
+    out = np.empty_like(frames)
+    for i in range(t):
+        wave = np.rint(amplitude * np.sin(2 * np.pi * ((x / w + y / h) / 2 - i / 16))).astype(np.int16)
+        out[i] = np.clip(frames[i].astype(np.int16) + wave[..., None], 0, 255)
+    return out
 
 
 class PhotoGenerator:
@@ -36,11 +50,11 @@ class PhotoGenerator:
         h = spec.height
         w = min(spec.width, round(img.width * h / img.height))
         canvas.paste(img.resize((w, h), Image.Resampling.LANCZOS), ((spec.width - w) // 2, 0))
-        return np.repeat(np.asarray(canvas)[None], spec.num_frames, axis=0)
+        return with_motion(np.repeat(np.asarray(canvas)[None], spec.num_frames, axis=0))
 
 
 class FlatGenerator:
-    """Every frame is one flat grey."""
+    """Every frame is one flat grey (with the faint wave of :func:`with_motion`)."""
 
     model_id = "flat"
 
@@ -50,4 +64,4 @@ class FlatGenerator:
 
     def generate(self, spec) -> np.ndarray:
         self.calls += 1
-        return np.full((spec.num_frames, spec.height, spec.width, 3), self.level, np.uint8)
+        return with_motion(np.full((spec.num_frames, spec.height, spec.width, 3), self.level, np.uint8))

@@ -127,7 +127,7 @@ def test_none_shows_nothing_but_still_says_ai(clips):
     r, a = clips["eu-none"]
     H, W = a.shape[1:3]
     corner = a[:, : H // 3, : W // 3]
-    assert corner.std(axis=(1, 2)).max() < 2.0  # flat grade, no label drawn
+    assert corner.std(axis=(1, 2)).max() < 3.0  # flat grade, no label drawn
     assert r.label is None
     tags = probe(r.path)["metadata"]
     c = json.loads(tags["comment"])

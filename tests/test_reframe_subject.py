@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixed_generators import with_motion
 from helpers import decode_frames
 from PIL import Image
 
@@ -133,7 +134,7 @@ class FaceFootage:
 
     def generate(self, spec):
         assert (spec.width, spec.height) == (W, H), "source_aspect = 16:9 generates landscape for 9:16"
-        return with_face(t=spec.num_frames)
+        return with_motion(with_face(t=spec.num_frames))
 
 
 def test_render_9x16_from_one_16x9_generation_keeps_the_face(make_profile, tmp_path):

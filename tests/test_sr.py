@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from fixed_generators import with_motion
 from helpers import decode_frames
 from safetensors.torch import save_file
 
@@ -190,7 +191,7 @@ class Grey:
     model_id = "stub-grey"
 
     def generate(self, spec):
-        return np.full((spec.num_frames, spec.height, spec.width, 3), 128, np.uint8)
+        return with_motion(np.full((spec.num_frames, spec.height, spec.width, 3), 128, np.uint8))
 
 
 def test_render_through_a_profile_with_a_tiny_srvgg(make_profile, tmp_path, monkeypatch):

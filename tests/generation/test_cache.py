@@ -14,6 +14,7 @@ import uuid
 
 import numpy as np
 import pytest
+from fixed_generators import with_motion
 from helpers import PROFILES, REPO, decode_frames
 
 from brandstudio import BrandStudio, TemplateError
@@ -317,7 +318,7 @@ class StubGenerator:
     model_id = "stub"
 
     def generate(self, spec):
-        return np.full((spec.num_frames, spec.height, spec.width, 3), 128, np.uint8)
+        return with_motion(np.full((spec.num_frames, spec.height, spec.width, 3), 128, np.uint8))
 
 
 def test_render_twice_second_is_a_hit_with_identical_frames(tmp_path, small_aurora, aurora_gen):
