@@ -49,7 +49,7 @@ def check_file(path: str | Path, profile: BrandProfile | str | Path, *, sample_r
     # 2. its frames, sampled as they decode
     sampled, fps = _sample_frames(path, info)
     # 3. its soundtrack, if any
-    audio = _soundtrack(path, sample_rate) if info.get("has_audio") else None
+    audio = _soundtrack(path, sample_rate, sampled.frames / fps) if info.get("has_audio") else None
     # 4. the report, with what brandstudio recorded in the file
     tags = _brandstudio_tags(info)
     return measure(sampled, prof, started=started, fps=fps, audio=audio,
@@ -130,10 +130,11 @@ def _sample_frames(path: Path, info: Mapping) -> tuple[QCCollector, float]:
     return sampled, fps
 
 
-def _soundtrack(path: Path, sample_rate: int):
-    """The file's soundtrack at ``sample_rate``, in its own channel layout (mono stays mono)."""
+def _soundtrack(path: Path, sample_rate: int, video_seconds: float):
+    """The file's soundtrack at ``sample_rate``, in its own channel layout (mono stays mono), as
+    far as the video runs (and a second more): a soundtrack that claims hours is not decoded whole."""
     try:
-        return load_audio(path, sample_rate, keep_mono=True)
+        return load_audio(path, sample_rate, keep_mono=True, seconds=video_seconds + 1.0)
     except AssetError as exc:
         raise QCError(
             f"could not decode the soundtrack of {path.name}: {exc.message}", file=str(path), fix=_AGAIN
