@@ -479,6 +479,13 @@ class PromptTemplate:
                     field=where,
                     fix="fix the {{ }} / {% %} syntax",
                 ) from None
+            except (RecursionError, MemoryError, SyntaxError):  # Jinja2's parser recurses per level
+                raise TemplateError(
+                    f"template {name!r} nests brackets or blocks too deeply in {where} to be parsed",
+                    file=str(path),
+                    field=where,
+                    fix="write the expression with fewer nested (), [], {} or {% %} blocks",
+                ) from None
         return tpl
 
     def _sources(self) -> Iterable[tuple[str, str]]:
