@@ -147,6 +147,7 @@ class Mp4Writer:
 
     Example:
         >>> import numpy as np, tempfile, os
+        >>> from brandstudio.media import probe
         >>> out = os.path.join(tempfile.mkdtemp(), "s.mp4")
         >>> with Mp4Writer(out, 48, 32, 8, n_frames=8) as mp4:
         ...     for _ in range(2):

@@ -69,7 +69,7 @@ def outputs_inside(profile: Path, tmp_path: Path) -> list[Path]:
         profile / "clip.mp4",
         profile / "renders" / "new" / "clip.mp4",
         link / "clip.mp4",
-        tmp_path / "elsewhere" / ".." / profile.name / "clip.mp4",
+        profile.parent / "elsewhere" / ".." / profile.name / "clip.mp4",
     ]
 
 
