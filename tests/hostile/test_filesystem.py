@@ -61,7 +61,12 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The CLI as a user runs it; ``timeout`` proves it does not hang."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     return subprocess.run(
-        [sys.executable, "-m", "brandstudio.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "brandstudio.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -168,7 +173,9 @@ def test_cli_fifo_brand_toml_and_csv_exit_2_without_hanging(profile, tmp_path):
 
 def test_cli_symlink_loop_and_folder(profile, tmp_path):
     replace_with(profile / "luts" / "aurora-warm.cube", "loop")
-    assert_clean_exit_2(run_cli("profile", "validate", str(profile), cwd=tmp_path), "symlink loop", "colour.lut")
+    assert_clean_exit_2(
+        run_cli("profile", "validate", str(profile), cwd=tmp_path), "symlink loop", "colour.lut"
+    )
     (profile / "luts" / "aurora-warm.cube").unlink()
     replace_with(profile / "luts" / "aurora-warm.cube", "folder")
     assert_clean_exit_2(run_cli("profile", "validate", str(profile), cwd=tmp_path), "a folder", "colour.lut")
@@ -194,7 +201,9 @@ def test_null_byte_in_paths(tmp_path):
 def test_null_byte_in_a_path_named_by_a_file(profile, tmp_path):
     """A ``\\u0000`` escape in brand.toml or a campaign file: refused when the TOML is read."""
     toml = profile / "brand.toml"
-    toml.write_text(toml.read_text().replace('lut = "luts/aurora-warm.cube"', 'lut = "luts/aurora\\u0000.cube"'))
+    toml.write_text(
+        toml.read_text().replace('lut = "luts/aurora-warm.cube"', 'lut = "luts/aurora\\u0000.cube"')
+    )
     with pytest.raises(ProfileError, match="null byte") as e:
         load_profile(profile)
     assert e.value.field == "colour.lut"

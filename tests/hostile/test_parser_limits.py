@@ -135,7 +135,11 @@ def test_toml_depth_scan_ignores_brackets_inside_strings_and_comments(tmp_path):
 
 def test_jinja_expression_nested_too_deeply_to_parse(tmp_path):
     path = tmp_path / "deep.toml"
-    for prompt in ("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}", "{{ " + "{" * 3000 + " }}", "{{ " + "[" * 3000):
+    for prompt in (
+        "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}",
+        "{{ " + "{" * 3000 + " }}",
+        "{{ " + "[" * 3000,
+    ):
         path.write_text(f"prompt = '''{prompt}'''\n")
         with no_hang(), pytest.raises(TemplateError, match="too deeply"):
             PromptTemplate.load(path)
@@ -323,18 +327,18 @@ def test_megabytes_of_text(tmp_path):
 @pytest.mark.parametrize(
     "expression",
     [
-        '{{ product * 10000000 }}',
+        "{{ product * 10000000 }}",
         '{{ "x" * 10000000 }}',
         '{{ ["x"] * 10000000 }}',
-        '{% set ns = namespace(s=product) %}{% for i in range(26) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}'
-        '{{ ns.s|length }}',
-        '{% set ns = namespace(s=product) %}{% for i in range(26) %}{% set ns.s = ns.s + ns.s %}{% endfor %}'
-        '{{ ns.s|length }}',
+        "{% set ns = namespace(s=product) %}{% for i in range(26) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
+        "{{ ns.s|length }}",
+        "{% set ns = namespace(s=product) %}{% for i in range(26) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"
+        "{{ ns.s|length }}",
         '{% set s = product * 1000 %}{{ s|replace("N", s)|length }}',
         '{% set s = product * 1000 %}{{ s.replace("N", s)|length }}',
-        '{% set s = product * 1000 %}{{ s.join([s, s, s])|length }}',
-        '{{ product.center(100000000) }}',
-        '{{ product|center(100000000) }}',
+        "{% set s = product * 1000 %}{{ s.join([s, s, s])|length }}",
+        "{{ product.center(100000000) }}",
+        "{{ product|center(100000000) }}",
         '{{ "{:>100000000}".format(product) }}',
         '{{ "%100000000s" % product }}',
         '{{ "%100000000s"|format(product) }}',
