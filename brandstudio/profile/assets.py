@@ -105,12 +105,12 @@ def read_image(path: str | Path, *, what: str, fix: str) -> Image.Image:
             fix="scale the image down (a 4096x4096 image is plenty)",
         ) from None
     except unreadable as exc:
-        raise AssetError(f"could not read {what} {path.name}: {exc}", file=str(path), fix=fix) from None
+        raise AssetError(f"{what} {path.name} is not a readable image: {exc}", file=str(path), fix=fix) from None
     width, height = img.size
     if width * height > limit:
         raise too_many(width, height)
     try:
         img.load()
     except unreadable as exc:
-        raise AssetError(f"could not read {what} {path.name}: {exc}", file=str(path), fix=fix) from None
+        raise AssetError(f"{what} {path.name} is not a readable image: {exc}", file=str(path), fix=fix) from None
     return img
