@@ -173,6 +173,8 @@ class BrandStudio:
         # 2. check: every stage looks at the brief before any work (sizes, glyphs, mood, voice-over, signer)
         for stage in CHECKED_STAGES:
             stage.check(brief, profile)
+        if brief.output is None:  # the default path: its folder and name length are known now (its digest, with the music)
+            encode.check_output(encode.default_output(self.output_dir, profile, brief), profile)
 
         # 3. safety: the brand's text rules on the final prompt (each shot's) and every caption
         with timer.stage("safety"):

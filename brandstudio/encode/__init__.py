@@ -14,10 +14,12 @@ Example:
 from .clip import check, clip_metadata, default_output, sidecars, write
 from .mp4 import Mp4Writer, write_mp4
 from .partials import remove_partials
+from .paths import check_output
 
 __all__ = [
     "Mp4Writer",
     "check",
+    "check_output",
     "clip_metadata",
     "default_output",
     "remove_partials",

@@ -28,7 +28,11 @@ import numpy as np
 
 from brandstudio.progress import ProgressCallback
 
-__all__ = ["GenerationSpec", "Generator", "LoraAdapter", "frames_to_generate"]
+__all__ = ["TEXT_MAX_TOKENS", "GenerationSpec", "Generator", "LoraAdapter", "frames_to_generate"]
+
+#: the most tokens the UMT5 text encoder reads of a prompt: the pipeline's ``max_sequence_length``
+#: (diffusers' ``WanPipeline`` default, Wan2.2's own ``text_len``); diffusers silently drops the rest
+TEXT_MAX_TOKENS = 512
 
 
 @dataclass(frozen=True)

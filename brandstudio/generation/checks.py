@@ -17,16 +17,13 @@ from pathlib import Path
 from huggingface_hub import try_to_load_from_cache
 
 from brandstudio.errors import RequestError, error_context
-from brandstudio.generation.base import frames_to_generate
+from brandstudio.generation.base import TEXT_MAX_TOKENS, frames_to_generate
 from brandstudio.generation.clip import check_clip_frames, frames_for, preset_settings
 from brandstudio.generation.memory import check_memory_plan
 from brandstudio.generation.shots import check_shot_lengths
 
 __all__ = ["TEXT_MAX_TOKENS", "check", "check_prompt_lengths", "prompt_tokens"]
 
-#: the most tokens the UMT5 text encoder reads of a prompt: the pipeline's ``max_sequence_length``
-#: (diffusers' ``WanPipeline`` default, Wan2.2's own ``text_len``); diffusers silently drops the rest
-TEXT_MAX_TOKENS = 512
 #: without the model's tokenizer on disk, a prompt longer than this many characters is refused:
 #: no UMT5 piece is that long on average (English runs about 4 characters a token), so such a
 #: prompt can never fit, and a shorter one is left to the tokenizer

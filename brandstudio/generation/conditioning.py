@@ -44,6 +44,8 @@ from PIL import Image
 
 from brandstudio.errors import RequestError
 
+from .base import TEXT_MAX_TOKENS
+
 __all__ = ["check_image", "image_call", "image_digest", "image_input_of", "image_pipeline", "pipeline_class_for"]
 
 
@@ -150,7 +152,8 @@ def image_call(pipe, spec, image: np.ndarray) -> tuple[Any, dict]:
     """
     text = _text_pipeline(pipe)
     prompt_embeds, negative_embeds = text.encode_prompt(
-        prompt=spec.prompt, negative_prompt=spec.negative_prompt, do_classifier_free_guidance=True
+        prompt=spec.prompt, negative_prompt=spec.negative_prompt, do_classifier_free_guidance=True,
+        max_sequence_length=TEXT_MAX_TOKENS,  # as the text-only call reads (encode_prompt's own default is 226)
     )
     inputs = {
         "image": Image.fromarray(np.ascontiguousarray(image)),

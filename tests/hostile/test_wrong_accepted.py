@@ -107,14 +107,16 @@ def test_the_cli_refuses_an_output_inside_the_profile(profile):
     assert listing(profile) == before
 
 
-def test_a_default_output_inside_the_profile_is_refused_before_it_is_written(profile):
-    """With no output path, the default one (under output_dir) is known only at encode time; it
-    is refused there at the latest, and nothing lands in the profile."""
+def test_a_default_output_inside_the_profile_is_refused_before_any_work(profile):
+    """With no output path, the default one (<output_dir>/<profile id>/...) is checked in step 2:
+    nothing is generated and nothing at all lands in the profile (not even the music rotation's state)."""
     before = listing(profile)
-    studio = BrandStudio(profile, generator=CountingGenerator(), cache=False, output_dir=profile)
-    with pytest.raises(Exception, match="inside the brand profile directory"):
+    generator = CountingGenerator()
+    studio = BrandStudio(profile, generator=generator, cache=False, output_dir=profile.parent)
+    with pytest.raises(RequestError, match="inside the brand profile directory") as info:
         studio.render("product-hero", product="Night Roast", **TINY)
-    assert {k for k in listing(profile) if not k.startswith(".brandstudio")} == set(before)
+    assert info.value.field == "output" and generator.calls == 0
+    assert listing(profile) == before
 
 
 # -- empty campaigns ------------------------------------------------------------------------------
