@@ -51,7 +51,7 @@ class Effect(ABC):
         which is ``frames`` itself when the effect can draw in place (overlays override this)."""
         return self.apply_at(frames, start)
 
-    def prepare(self, shape: tuple[int, ...]) -> None:
+    def prepare(self, shape: tuple[int, ...]) -> None:  # noqa: B027 - a hook: most effects need no preparation
         """Called once with the whole source's shape before the first chunk (nothing by default)."""
 
 

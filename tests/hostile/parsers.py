@@ -107,7 +107,7 @@ PARSERS = {
 def _small_cube(size: int) -> bytes:
     steps = [i / (size - 1) for i in range(size)]
     rows = [f"{r:.4f} {g:.4f} {b:.4f}" for b in steps for g in steps for r in steps]
-    return ("TITLE \"seed\"\nLUT_3D_SIZE %d\n" % size + "\n".join(rows) + "\n").encode()
+    return (f'TITLE "seed"\nLUT_3D_SIZE {size}\n' + "\n".join(rows) + "\n").encode()
 
 
 def seeds() -> dict[str, list[bytes]]:

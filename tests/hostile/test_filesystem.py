@@ -12,16 +12,13 @@ hanging the suite.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from helpers import PROFILES
+from hostile import CAMPAIGN, assert_clean_exit_2, no_hang, run_cli
 
 from brandstudio.campaign import load_campaign
 from brandstudio.campaign.briefs import read_briefs
@@ -31,50 +28,6 @@ from brandstudio.post.logo import load_logo
 from brandstudio.post.match import load_reference
 from brandstudio.profile import load_profile
 from brandstudio.prompts.templates import PromptTemplate, TemplateLibrary
-
-CAMPAIGN = """\
-[campaign]
-name = "spring"
-profile = "{profile}"
-template = "product-hero"
-csv = "briefs.csv"
-"""
-
-
-@contextlib.contextmanager
-def no_hang(seconds: float = 10.0):
-    """Fail (TimeoutError) instead of hanging when the block blocks, e.g. on opening a FIFO."""
-
-    def expire(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s: it hangs")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The CLI as a user runs it; ``timeout`` proves it does not hang."""
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "brandstudio.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def assert_clean_exit_2(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    for word in words:
-        assert word in proc.stderr, proc.stderr
 
 
 @pytest.fixture

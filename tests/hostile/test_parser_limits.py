@@ -10,13 +10,8 @@ through the CLI as a subprocess (exit 2, the message names the file and the limi
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import struct
-import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -24,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import PROFILES
+from hostile import CAMPAIGN, assert_clean_exit_2, no_hang, run_cli
 from PIL import Image
 
 from brandstudio.campaign import load_campaign
@@ -34,46 +30,6 @@ from brandstudio.post.logo import load_logo
 from brandstudio.post.match import load_reference
 from brandstudio.profile import load_profile
 from brandstudio.prompts.templates import PromptTemplate
-
-CAMPAIGN = """\
-[campaign]
-name = "spring"
-profile = "{profile}"
-template = "product-hero"
-csv = "briefs.csv"
-"""
-
-
-@contextlib.contextmanager
-def no_hang(seconds: float = 20.0):
-    """Fail (TimeoutError) instead of hanging when the block runs away."""
-
-    def expire(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s: no limit stopped it")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "brandstudio.cli", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-
-
-def assert_clean_exit_2(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    text = " ".join(proc.stderr.split())  # rich wraps long lines
-    for word in words:
-        assert word in text, proc.stderr
 
 
 @pytest.fixture
