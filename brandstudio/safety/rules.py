@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ProfileError
-from ..textmatch import Folded, Pattern, PatternTimeout, compile_pattern, fold, is_cjk, pattern_timeout
+from ..textmatch import REGEX_SECONDS, Folded, Pattern, PatternTimeout, compile_pattern, fold, is_cjk
 
 __all__ = ["MATCH_MODES", "SafetyVerdict", "TextRules", "term_key"]
 
@@ -223,7 +223,7 @@ class TextRules:
                     field=rule.field,  # type: ignore[union-attr]  # only regex rules time out
                     value=rule.pattern.source,
                     fix="rewrite the pattern for RE2 (no look-arounds or back-references) so it runs in "
-                    f"linear time, or raise BRANDSTUDIO_SAFETY_REGEX_TIMEOUT (now {pattern_timeout():g} s)",
+                    f"linear time; or {REGEX_SECONDS.fix()}",
                 ) from None
             if span is None:
                 continue
