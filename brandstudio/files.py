@@ -64,6 +64,7 @@ environment variable                default            what it bounds
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -72,7 +73,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,6 +104,7 @@ __all__ = [
     "first_error",
     "read_toml",
     "read_toml_model",
+    "removed_on_error",
     "read_user_bytes",
     "read_user_text",
     "sha256_file",
@@ -591,6 +593,18 @@ def write_bytes_atomic(path: str | Path, data: bytes | memoryview | Iterable[byt
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def removed_on_error(*paths: str | Path) -> Iterator[None]:
+    """Remove ``paths`` (files not yet published: a staged MP4, its sidecars) if the block raises,
+    so a failed or interrupted step leaves nothing half-made behind."""
+    try:
+        yield
+    except BaseException:
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: str | Path, data: Any, *, sort_keys: bool = True) -> Path:

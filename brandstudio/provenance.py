@@ -386,9 +386,10 @@ def sign_render(
     label: str | None,
     sidecars: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
-    """The render's provenance step: sign ``staged`` into ``out``, or say why the clip is unsigned.
+    """The render's provenance step, which publishes the clip: sign ``staged`` into ``out``, or
+    (no signer) move it there unsigned and say why.
 
-    ``staged`` (the unsigned MP4 beside ``out``) is removed either way; on a failure the
+    ``staged`` (the finished, unsigned MP4 beside ``out``) is gone either way; on a failure the
     render's ``sidecars`` (its ``.srt``) are removed too, so nothing of the clip is left.
     """
     if signer is None:
@@ -397,6 +398,14 @@ def sign_render(
             if profile.spec.provenance.signing == "off"
             else (f"no C2PA signer configured (set ${ENV_CERT} and ${ENV_KEY}, or [provenance] cert/key)")
         )
+        if staged is not None:
+            try:
+                os.replace(staged, out)  # same folder: the clip appears whole, at once
+            except BaseException:
+                staged.unlink(missing_ok=True)
+                for p in sidecars:
+                    p.unlink(missing_ok=True)
+                raise
         return {"signed": False, "reason": why}
     spec = profile.spec
     render = {

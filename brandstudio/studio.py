@@ -27,7 +27,7 @@ from typing import Any
 from . import audio, encode, generation, post, provenance, qc, safety
 from .batch import render_many_resumable
 from .errors import error_context
-from .files import write_text_atomic
+from .files import removed_on_error, write_text_atomic
 from .generation.cache import SceneCache
 from .profile import BrandProfile, load_profile
 from .progress import ProgressCallback, StageTimer, combine
@@ -202,10 +202,10 @@ class BrandStudio:
             sound = audio.soundtrack(brief, profile, duration=n_out / brief.fps,
                                      state_dir=self.output_dir / ".brandstudio" / "music-rotation")  # fmt: skip
 
-        # 9. post + encode, streamed into the MP4 (staged beside it when it is to be signed), QC sampling each chunk
+        # 9. post + encode, streamed into a hidden staging MP4 beside the clip, QC sampling each chunk
         out = brief.output or encode.default_output(self.output_dir, profile, brief, sound.info)
-        signer = provenance.resolve_signer(profile)
-        staged = provenance.staging_path(out) if signer else None
+        staged = provenance.staging_path(out)
+        sidecars = encode.sidecars(out, bool(brief.cues))
         sampler = qc.QCCollector(n_out)
         timer.timings.update(encode.write(
             out, chain, clip.frames, fps=brief.fps, size=post.delivery_size(brief.aspect, brief.resolution),
@@ -214,24 +214,25 @@ class BrandStudio:
             observers=[sampler], on_progress=on_progress,
         ))  # fmt: skip
 
-        # 10. provenance: C2PA content credentials, the very last write to the MP4 (`out` appears signed)
-        with timer.stage("provenance"):
-            credentials = provenance.sign_render(
-                staged, out, signer, profile=profile, model=self.generator.model_id, seed=brief.seed,
-                template=brief.template, aspect=brief.aspect, label=post.clip_label(profile),
-                sidecars=encode.sidecars(out, bool(brief.cues)),
-            )  # fmt: skip
-
-        # 11. QC: palette ΔE, flicker, footage, loudness, safety against [qc]; written beside the clip.
-        #     Black, blank or frozen footage is not delivered: the clip is removed, the report kept, QCError
-        with timer.stage("qc"):
+        # 10. QC: palette ΔE, flicker, footage, loudness, safety against [qc]; written beside the clip.
+        #     Black, blank or frozen footage is never delivered: the staged MP4 and captions are
+        #     removed (the report is kept, to show why) and QCError raised, before anything is published
+        with timer.stage("qc"), removed_on_error(staged, *sidecars):
             report = qc.report(
                 sampler, profile, fps=brief.fps, audio=sound.audio, sample_rate=sound.sample_rate,
                 clip=out, model=self.generator.model_id, seed=brief.seed, timings=dict(timer.timings),
                 safety=[v.as_dict() for v in verdicts], on_progress=on_progress,
             )  # fmt: skip
-            qc.write(report, out)
-            qc.refuse_unusable(report, (out, *encode.sidecars(out, bool(brief.cues))))
+            qc_files = qc.write(report, out)
+            qc.refuse_unusable(report, (staged, *sidecars))
+
+        # 11. provenance: C2PA content credentials, the last write; the staged MP4 becomes `out` (signed or not)
+        with timer.stage("provenance"), removed_on_error(*qc_files):  # no report of a clip that never appeared
+            credentials = provenance.sign_render(
+                staged, out, provenance.resolve_signer(profile), profile=profile, model=self.generator.model_id,
+                seed=brief.seed, template=brief.template, aspect=brief.aspect, label=post.clip_label(profile),
+                sidecars=sidecars,
+            )  # fmt: skip
 
         # 12. the result, recorded beside the clip
         result = self._result(brief, out, clip, sound, verdicts, credentials, report, n_out, timer.timings)

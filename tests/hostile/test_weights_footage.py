@@ -28,7 +28,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from brandstudio import BrandStudio, load_profile
+from brandstudio import BrandStudio, load_profile, provenance
 from brandstudio import weights as weights_module
 from brandstudio.batch.execute import execute_job
 from brandstudio.batch.jobs import Job
@@ -212,12 +212,17 @@ def test_frozen_render_is_not_delivered_library_cli_and_batch(make_profile, tmp_
     root = quiet_profile(make_profile)
     studio = BrandStudio(root, output_dir=tmp_path, generator=FrozenGenerator(), cache=False)
     out = tmp_path / "frozen.mp4"
+    published = []  # the clip is published by the provenance step (one rename): it never runs
+    monkeypatch.setattr(provenance, "sign_render", lambda *a, **k: published.append(a) or {"signed": False})
     with pytest.raises(
         QCError, match=r"QC frames check failed, so the clip was not delivered: frozen"
     ) as exc:
         studio.render("product-hero", product="Night Roast", output=out, **TINY)
+    monkeypatch.undo()
     assert exc.value.field == "qc.frames" and exc.value.profile == studio.profile.id
+    assert published == [], "the clip reached its path before QC refused it"
     assert not out.exists() and not out.with_suffix(".srt").exists() and not out.with_suffix(".json").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staged MP4 left
     report = read_json(out.with_suffix(".qc.json"))  # kept, to show why
     assert [c["status"] for c in report["checks"] if c["name"] == "frames"] == ["fail"]
 
