@@ -182,7 +182,7 @@ def test_bad_voiceovers_are_clear_errors_before_anything_runs(tmp_path):
         studio.render("product-hero", voiceover=long_vo, **kw)
     assert err.value.field == "voiceover" and "longer than the 2 s clip" in str(err.value)
     assert "duration=3" in err.value.fix
-    with pytest.raises(RequestError, match="does not exist"):
+    with pytest.raises(RequestError, match="the voice-over not found: .*nope.wav"):
         studio.render("product-hero", voiceover=tmp_path / "nope.wav", **kw)
     (tmp_path / "junk.wav").write_bytes(b"not audio" * 100)
     with pytest.raises(RequestError, match="could not read the voice-over"):

@@ -285,7 +285,7 @@ def test_qc_file_errors(clips, aurora):
     d, _, _ = clips
     with pytest.raises(QCError, match="could not read notes.mp4 as a video"):
         check_file(d / "notes.mp4", aurora)
-    with pytest.raises(QCError, match="no such clip"):
+    with pytest.raises(QCError, match="the clip not found: .*missing.mp4"):
         check_file(d / "missing.mp4", aurora)
 
 

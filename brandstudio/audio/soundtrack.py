@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AssetError, RequestError
+from ..files import check_user_file
 from ..profile import BrandProfile
 from .music import MIN_LOUDNESS_SECONDS, fit_music, integrated_loudness, load_audio, music_seconds, normalise
 from .tracks import check_mood, select_track
@@ -104,9 +105,9 @@ def _voiceover(path: Path, duration: float, profile: BrandProfile) -> np.ndarray
     sr = sample_rate_of(profile)
     path = Path(path)
     bad = dict(profile=profile.id, field="voiceover", value=str(path))
-    if not path.is_file():
-        raise RequestError(f"the voice-over file {path} does not exist", **bad,
-                           fix="pass the path of an audio file (WAV, FLAC, MP3, M4A, ...)")  # fmt: skip
+    # a folder, FIFO, symlink loop or missing file: said as such, never opened (a FIFO would block)
+    check_user_file(path, error=RequestError, what="the voice-over", profile=profile.id, field="voiceover",
+                    missing_fix="pass the path of an audio file (WAV, FLAC, MP3, M4A, ...)")  # fmt: skip
     try:
         limit = float(duration) + VOICEOVER_TAIL
         voice = _decoded(str(path.resolve()), path.stat().st_mtime_ns, path.stat().st_size, sr, limit)

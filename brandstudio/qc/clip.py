@@ -16,6 +16,7 @@ from pathlib import Path
 
 from brandstudio.audio.music import load_audio
 from brandstudio.errors import AssetError, EncodeError, QCError, missing_extra
+from brandstudio.files import check_user_file
 from brandstudio.media import display_rotation, probe
 from brandstudio.profile import BrandProfile
 
@@ -59,8 +60,7 @@ def check_file(path: str | Path, profile: BrandProfile | str | Path, *, sample_r
 
 def _probe_video(path: Path) -> dict:
     """What :func:`~brandstudio.media.probe` says of ``path``, once it is known to hold video."""
-    if not path.is_file():
-        raise QCError(f"no such clip: {path}", file=str(path), fix="pass the path of an existing video file")
+    check_user_file(path, error=QCError, what="the clip", missing_fix="pass the path of an existing video file")
     if path.stat().st_size == 0:
         raise QCError(f"{path.name} is empty (0 bytes)", file=str(path), fix=_AGAIN)
     try:

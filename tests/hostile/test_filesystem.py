@@ -243,3 +243,24 @@ def test_unreadable_file_message_without_root_bypass(profile, monkeypatch):
     with pytest.raises(AssetError, match="permission denied") as e:
         load_profile(profile)
     assert e.value.field == "logo.file" and "chmod" in e.value.fix
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "symlink loop"])
+def test_qc_and_voiceover_refuse_what_is_not_a_file_without_blocking(kind, tmp_path):
+    """`brandstudio qc X` and `render --voiceover X` on a FIFO (opening it would block), a folder
+    or a symlink loop: exit 2 naming what it is, at once."""
+    target = tmp_path / "clip.mp4"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "folder":
+        target.mkdir()
+    else:
+        target.symlink_to(target)
+    said = {"fifo": "FIFO", "folder": "folder", "symlink loop": "symlink loop"}[kind]
+    proc = run_cli("qc", str(target), "--profile", str(PROFILES / "aurora-coffee"), cwd=tmp_path)
+    assert_clean_exit_2(proc, "the clip", said)
+    proc = run_cli("render", str(PROFILES / "aurora-coffee"), "product-hero", "-v", "product=X",
+                   "--voiceover", str(target), "--duration", "1", "--resolution", "96",
+                   "--output-dir", str(tmp_path / "out"), cwd=tmp_path)  # fmt: skip
+    assert_clean_exit_2(proc, "the voice-over", said, "voiceover")
+    assert not (tmp_path / "out").exists()
