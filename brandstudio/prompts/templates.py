@@ -451,6 +451,26 @@ def _compile(source: str):
     return _ENV.from_string(_Metered().visit(_ENV.parse(source)))
 
 
+def _render_failure(exc: Exception) -> tuple[str, str]:
+    """What went wrong in a template render (completing "template 'x' ... in <field>") and the fix."""
+    if isinstance(exc, _OverLimit):
+        return str(exc), "simplify the template (fewer or shorter loops, less repeated text)" + (
+            f"; or {exc.limit.fix()}" if exc.limit else ""
+        )
+    if isinstance(exc, RecursionError):
+        return "recurses too deeply", "remove the macro that calls itself"
+    if isinstance(exc, MemoryError):
+        return "ran out of memory", "simplify the template (less repeated text)"
+    if isinstance(exc, SecurityError):
+        return (f"tried an operation the sandbox forbids ({exc})",
+                "templates may only use their declared variables and simple filters")  # fmt: skip
+    if isinstance(exc, UndefinedError):
+        return (f"uses an undefined value ({exc.message})",
+                "declare the variable under [variables.NAME] or remove it from the template")  # fmt: skip
+    # e.g. a filter applied to the wrong type
+    return f"failed to render ({type(exc).__name__}: {exc})", "check the expressions in the template"
+
+
 @dataclass(frozen=True)
 class PromptTemplate:
     """A loaded, compiled template."""
@@ -580,49 +600,10 @@ class PromptTemplate:
         def run(where: str, source: str) -> str:
             try:
                 return " ".join(_compile(source).render(**full).split())
-            except _OverLimit as exc:
-                limit = exc.limit
+            except Exception as exc:  # noqa: BLE001 - every failure of a user's template is a TemplateError
+                what, fix = _render_failure(exc)
                 raise TemplateError(
-                    f"template {self.name!r} {exc} in {where}",
-                    file=str(self.path),
-                    field=where,
-                    fix="simplify the template (fewer or shorter loops, less repeated text)"
-                    + (f"; or {limit.fix()}" if limit else ""),
-                ) from None
-            except RecursionError:
-                raise TemplateError(
-                    f"template {self.name!r} recurses too deeply in {where}",
-                    file=str(self.path),
-                    field=where,
-                    fix="remove the macro that calls itself",
-                ) from None
-            except MemoryError:
-                raise TemplateError(
-                    f"template {self.name!r} ran out of memory rendering {where}",
-                    file=str(self.path),
-                    field=where,
-                    fix="simplify the template (less repeated text)",
-                ) from None
-            except SecurityError as exc:
-                raise TemplateError(
-                    f"template {self.name!r} tried an operation the sandbox forbids in {where}: {exc}",
-                    file=str(self.path),
-                    field=where,
-                    fix="templates may only use their declared variables and simple filters",
-                ) from None
-            except UndefinedError as exc:
-                raise TemplateError(
-                    f"template {self.name!r} uses an undefined value in {where}: {exc.message}",
-                    file=str(self.path),
-                    field=where,
-                    fix="declare the variable under [variables.NAME] or remove it from the template",
-                ) from None
-            except Exception as exc:  # e.g. a filter applied to the wrong type
-                raise TemplateError(
-                    f"template {self.name!r} failed to render {where}: {type(exc).__name__}: {exc}",
-                    file=str(self.path),
-                    field=where,
-                    fix="check the expressions in the template",
+                    f"template {self.name!r} {what} in {where}", file=str(self.path), field=where, fix=fix
                 ) from None
 
         prompt = run("prompt", self.spec.prompt) if self.spec.prompt else ""
