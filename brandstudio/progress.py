@@ -33,8 +33,8 @@ STAGES = (
     "music",
     "post",
     "encode",
-    "provenance",
     "qc",
+    "provenance",  # publishes the clip (signed or not): the last step
 )
 
 
@@ -107,8 +107,9 @@ def tqdm_progress(**tqdm_kwargs) -> ProgressCallback:
             bar.set_postfix_str(event.detail, refresh=False)
         bar.n = event.step
         bar.refresh()
-        if event.stage == STAGES[-1] and event.total and event.step >= event.total:
-            bar.close()
+        if event.stage == STAGES[-1] and (not event.total or event.step >= event.total):
+            bar.close()  # the last stage reports its start only: nothing follows it
+            bar = None
 
     return update
 
