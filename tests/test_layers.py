@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("batch",),
     ("qc", "provenance"),
     ("encode",),
-    ("safety",),
+    ("safety", "style"),
     ("post", "audio"),
     ("generation",),
     ("prompts",),

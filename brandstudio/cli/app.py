@@ -28,6 +28,8 @@ cache_app = typer.Typer(
     help="The scene cache: generated footage, reused across renders.", no_args_is_help=True
 )
 app.add_typer(cache_app, name="cache")
+lut_app = typer.Typer(help="Colour LUTs learned from the brand's stills.", no_args_is_help=True)
+app.add_typer(lut_app, name="lut")
 
 # consoles that drop escape sequences from whatever text they are given (see SafeConsole); user
 # text is also passed through plain() / safe() where it is printed, for rich markup

@@ -69,7 +69,16 @@ from brandstudio.registry import LUT_INTERPOLATIONS
 from .effect import Effect
 from .lut_cache import LutCache, bake_key
 
-__all__ = ["BACKENDS", "INTERPOLATORS", "LUT", "Grade", "read_lut"]
+__all__ = [
+    "BACKENDS",
+    "INTERPOLATION_WEIGHTS",
+    "INTERPOLATORS",
+    "LUT",
+    "Grade",
+    "read_lut",
+    "tetrahedral_weights",
+    "trilinear_weights",
+]
 
 #: pixels per chunk of the direct kernel (bounds temporary memory to ~100 MB)
 _CHUNK = 1 << 20
@@ -233,16 +242,19 @@ def _weighted(planes: np.ndarray, corners: list[np.ndarray], weights: list[np.nd
     return out
 
 
-def _tetrahedral(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndarray | None = None) -> np.ndarray:
-    """Tetrahedral interpolation of ``points`` ``(N, 3)`` in an ``n``-point cube over ``domain``
-    (see :func:`_cell`).
+def tetrahedral_weights(
+    points: np.ndarray, n: int, domain: np.ndarray | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The tetrahedral interpolation of ``points`` ``(N, 3)`` in an ``n``-point cube over
+    ``domain`` (see :func:`_cell`), as the 4 lattice corners (flat indices ``r*n*n + g*n + b``)
+    and weights of each point: a lookup is linear in the table, which is what lets
+    :mod:`brandstudio.style` fit a table with the very kernel a grade applies.
 
     The cell is split into six tetrahedra sharing the main diagonal; the one holding the point
     is given by the order of its fractional coordinates. Its four vertices are corner 000,
     000 + the axis of the largest fraction, 111 - the axis of the smallest, and 111, weighted
     ``1 - f_max``, ``f_max - f_mid``, ``f_mid - f_min`` and ``f_min``. Ties may pick either
-    axis: the weights of the vertices that differ are then 0. ``planes``: the table as
-    ``(3, n**3)`` float32 (:attr:`LUT.planes`).
+    axis: the weights of the vertices that differ are then 0.
     """
     base, (fr, fg, fb) = _cell(points, n, domain)
     fmax = np.maximum(fr, fg)
@@ -264,12 +276,14 @@ def _tetrahedral(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndar
     w1 = fmax - fmid
     w2 = fmid - fmin
     w0 = np.subtract(np.float32(1.0), fmax, out=fmax)
-    return _weighted(planes, [base, v1, v2, v3], [w0, w1, w2, fmin])
+    return [base, v1, v2, v3], [w0, w1, w2, fmin]
 
 
-def _trilinear(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndarray | None = None) -> np.ndarray:
-    """Trilinear interpolation of ``points`` ``(N, 3)`` in an ``n``-point cube over ``domain``
-    (see :func:`_cell`)."""
+def trilinear_weights(
+    points: np.ndarray, n: int, domain: np.ndarray | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The trilinear interpolation of ``points``: its 8 lattice corners and weights per point
+    (see :func:`tetrahedral_weights`)."""
     base, (fr, fg, fb) = _cell(points, n, domain)
     one = np.float32(1.0)
     corners, weights = [], []
@@ -279,11 +293,24 @@ def _trilinear(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndarra
             for db, wb in ((0, one - fb), (1, fb)):
                 corners.append(base + (dr * n * n + dg * n + db))
                 weights.append(w_rg * wb)
-    return _weighted(planes, corners, weights)
+    return corners, weights
+
+
+def _tetrahedral(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndarray | None = None) -> np.ndarray:
+    """Tetrahedral interpolation of ``points`` ``(N, 3)`` in the table ``planes`` (``(3, n**3)``,
+    :attr:`LUT.planes`)."""
+    return _weighted(planes, *tetrahedral_weights(points, n, domain))
+
+
+def _trilinear(points: np.ndarray, planes: np.ndarray, n: int, domain: np.ndarray | None = None) -> np.ndarray:
+    """Trilinear interpolation of ``points`` ``(N, 3)`` in the table ``planes``."""
+    return _weighted(planes, *trilinear_weights(points, n, domain))
 
 
 #: interpolation methods for 3D LUTs, by name
 INTERPOLATORS = {"tetrahedral": _tetrahedral, "trilinear": _trilinear}
+#: each method's lattice corners and weights per point (a lookup is ``sum(weight * table[corner])``)
+INTERPOLATION_WEIGHTS = {"tetrahedral": tetrahedral_weights, "trilinear": trilinear_weights}
 for _name, _kernel in INTERPOLATORS.items():
     LUT_INTERPOLATIONS.register(_name, _kernel)
 

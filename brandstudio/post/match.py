@@ -100,7 +100,17 @@ class _Reinhard:
     @staticmethod
     def match(frame: np.ndarray, ref) -> np.ndarray:
         lab = srgb_to_lab(frame)
-        (ms, ss), (mr, sr) = _Reinhard.stats(frame, lab), ref
+        return _Reinhard._move(lab, _Reinhard.stats(frame, lab), ref)
+
+    @staticmethod
+    def transfer(pixels: np.ndarray, source, ref) -> np.ndarray:
+        """``pixels`` (uint8 sRGB) moved as ``source``'s statistics would be to ``ref``'s: the
+        same transfer for every frame (a LUT bakes it)."""
+        return _Reinhard._move(srgb_to_lab(pixels), source, ref)
+
+    @staticmethod
+    def _move(lab: np.ndarray, source, ref) -> np.ndarray:
+        (ms, ss), (mr, sr) = source, ref
         scale = np.clip(sr / np.maximum(ss, 1e-6), 0.25, 4.0)
         lab *= scale.astype(np.float32)
         lab += (mr - ms * scale).astype(np.float32)
@@ -126,13 +136,18 @@ class _MKL:
 
     @staticmethod
     def match(frame: np.ndarray, ref) -> np.ndarray:
-        (ms, cs), (mr, cr) = _MKL.stats(frame), ref
+        return _MKL.transfer(frame, _MKL.stats(frame), ref)
+
+    @staticmethod
+    def transfer(pixels: np.ndarray, source, ref) -> np.ndarray:
+        """``pixels`` (uint8 sRGB) moved as ``source``'s statistics would be to ``ref``'s."""
+        (ms, cs), (mr, cr) = source, ref
         a_half, a_inv_half = _sqrtm_psd(cs)
         c_half, _ = _sqrtm_psd(a_half @ cr @ a_half)
         t = a_inv_half @ c_half @ a_inv_half  # symmetric
         # out = (x/255 - ms) T + mr, in 8-bit units: x T + 255 (mr - ms T)
         offset = 255.0 * (mr - ms @ t)
-        out = apply_colour_matrix(frame.astype(np.float32), t.T, offset)
+        out = apply_colour_matrix(pixels.astype(np.float32), t.T, offset)
         np.rint(out, out=out)
         return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
