@@ -12,7 +12,7 @@ over the ``n³`` lattice points (``m`` pixels): the second differences along eac
 table smooth where no pixel constrains it (colours the pairs never show are interpolated from
 their neighbours, not left at identity with a seam), and the small pull towards identity makes
 the solution unique. The normal equations are sparse and positive definite: conjugate gradients
-with a Jacobi preconditioner solve a 33-point table from 200 000 pixels in about 0.2 s. A tenth
+with a Jacobi preconditioner solve a 33-point table from 200 000 pixels in 1-3 s on two CPU cores (``bench/lut_fit.py``). A tenth
 of the pixels is held back, and the result reports the ΔE2000 the fitted LUT leaves on them.
 
 **From references only** (:func:`fit_references`): the transfer from the model's own footage
@@ -141,15 +141,15 @@ def _solve(before: np.ndarray, after: np.ndarray, size: int, smoothness: float, 
         (np.stack(weights, axis=1).ravel(), (np.repeat(np.arange(m), k), np.stack(corners, axis=1).ravel())),
         shape=(m, cells),
     )
+    identity = identity_lattice(size)
     scale = m / cells  # the regularisers weigh as much per lattice point whatever the pixel count
     normal = (design.T @ design + smoothness * scale * _smoothness_operator(size)
               + _ANCHOR * scale * sp.identity(cells)).tocsr()  # fmt: skip
-    identity = identity_lattice(size)
     rhs = design.T @ (after.astype(np.float64) / 255.0) + _ANCHOR * scale * identity
     jacobi = sp.diags(1.0 / normal.diagonal())
-    table = np.empty((cells, 3))
+    table = np.empty((cells, 3))  # relative residual 1e-5: tighter changes no ΔE figure (bench/lut_fit.py)
     for c in range(3):
-        table[:, c], _ = spla.cg(normal, rhs[:, c], x0=identity[:, c], M=jacobi, rtol=1e-8, maxiter=5000)
+        table[:, c], _ = spla.cg(normal, rhs[:, c], x0=identity[:, c], M=jacobi, rtol=1e-5, maxiter=5000)
     return np.clip(table, 0.0, 1.0).reshape(size, size, size, 3)
 
 
