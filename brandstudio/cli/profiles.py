@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -12,6 +13,7 @@ from ..errors import BrandStudioError
 from ..profile.loader import load_profile
 from ..profile.schema import profile_json_schema
 from ..prompts.templates import TemplateLibrary, shared_templates_dir
+from ..style import new_profile
 from .app import err, fail, out, profile_app, templates_app
 from .display import json_text, plain, safe
 
@@ -107,3 +109,49 @@ def templates_list(
             safe(t.path.parent),
         )
     out.print(table)
+
+
+@profile_app.command("new")
+def profile_new(
+    path: Path = typer.Argument(..., help="the new profile's folder (must not exist, or be empty)"),
+    name: str = typer.Option(None, "--name", help="the brand's name"),
+    logo: Path = typer.Option(None, "--logo", help="the logo (PNG with transparency)"),
+    references: Path = typer.Option(None, "--references", help="a folder of the brand's stills"),
+    palette: str = typer.Option(None, "--palette", help="'#RRGGBB,#RRGGBB,...' (default: taken from the logo and stills)"),
+    font: Path = typer.Option(None, "--font", help="caption font (.ttf/.otf; default: DejaVu Sans Bold, Latin/Greek/Cyrillic)"),
+    music: list[Path] = typer.Option([], "--music", help="a music track (repeat; default: a placeholder bed)"),
+    language: str = typer.Option("en", "--language", help="BCP-47 language of the captions, e.g. en, zh"),
+    region: str = typer.Option("none", "--region", help="AI-label rules: eu, cn, us or none"),
+    competitors: str = typer.Option("", "--competitors", help="competitor names, comma-separated"),
+    client: str = typer.Option("", "--client", help="the client's legal name"),
+) -> None:  # fmt: skip
+    """Onboard a client: a complete, commented, valid profile from a logo and a few stills."""
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if name is None and interactive:
+        name = typer.prompt("Brand name")
+    if logo is None and interactive:
+        logo = Path(typer.prompt("Logo (PNG)"))
+    if references is None and interactive:
+        references = Path(typer.prompt("Folder of reference stills"))
+    missing = [flag for flag, value in (("--name", name), ("--logo", logo), ("--references", references)) if value is None]
+    if missing:
+        err.print(f"[bold red]error:[/] profile new needs {', '.join(missing)}", highlight=False)
+        raise typer.Exit(2)
+    try:
+        made = new_profile(
+            path, name=name, logo=logo, references=references,
+            palette=[c.strip() for c in palette.split(",") if c.strip()] if palette else None,
+            font=font, music=music, language=language, region=region,
+            competitors=[c.strip() for c in competitors.split(",") if c.strip()], client=client,
+        )  # fmt: skip
+    except BrandStudioError as exc:
+        fail(exc)
+    out.print(
+        f"[green]created[/] {safe(made.path)}  {safe(made.profile.id)}  fingerprint {made.profile.fingerprint[:16]}  "
+        f"palette {safe(' '.join(made.palette))}" + (" (extracted)" if made.palette_extracted else ""),
+        highlight=False,
+    )
+    out.print("next steps:", highlight=False)
+    for step in made.next_steps():
+        out.print(f"  - {safe(step)}", highlight=False)

@@ -207,9 +207,19 @@ class LoraSpec(_Section):
 
 
 class StyleSection(_Section):
-    """``[style]``: LoRA adapters."""
+    """``[style]``: LoRA adapters, and the brand's reference stills they and the LUT learn from."""
 
     loras: tuple[LoraSpec, ...] = ()
+    references: str | None = Field(
+        None, description="folder of the brand's reference stills, inside the profile (lut fit, lora train)"
+    )
+
+    @field_validator("references")
+    @classmethod
+    def _inside(cls, v):
+        if v is not None and (v.startswith(("/", "\\")) or ".." in v.replace("\\", "/").split("/")):
+            raise ValueError(f"`references` must be a folder inside the profile, got {v!r}")
+        return v
 
     @field_validator("loras")
     @classmethod

@@ -1,6 +1,7 @@
 """The brand's look, learned from the brand's own material.
 
-The front door: :func:`fit_lut` (``brandstudio lut fit``): a 33-point 3D LUT fitted to a
+The front doors: :func:`new_profile` (``brandstudio profile new``: a complete profile from a
+logo, a few stills and a font, the palette taken from them) and :func:`fit_lut` (``brandstudio lut fit``): a 33-point 3D LUT fitted to a
 colourist's graded before/after stills (regularised least squares over the lattice), or baked
 from the colour transfer between the model's footage and the brand's reference stills; written
 as ``.cube``, with a before/after preview, and set as the profile's ``[colour] lut`` on request.
@@ -24,16 +25,20 @@ from pathlib import Path
 from ..errors import RequestError
 from ..profile import BrandProfile, load_profile
 from .lut_fit import BAKEABLE_METHODS, LutFit, apply_lut, fit_pairs, fit_references, write_cube
-from .lut_profile import read_footage, read_pairs, read_stills, set_profile_lut, write_preview
+from .lut_profile import read_footage, read_pairs, read_stills, sample_footage, set_profile_lut, write_preview
+from .onboard import NewProfile, extract_palette, new_profile
 
 __all__ = [
     "BAKEABLE_METHODS",
     "LutFit",
     "LutFitResult",
+    "NewProfile",
     "apply_lut",
+    "extract_palette",
     "fit_lut",
     "fit_pairs",
     "fit_references",
+    "new_profile",
     "write_cube",
 ]
 
@@ -61,13 +66,16 @@ def fit_lut(
     output: str | Path | None = None,
     preview: str | Path | None = None,
     apply: bool = False,
+    cache: str | Path | bool | None = True,
 ) -> LutFitResult:
     """Fit a LUT for ``profile`` and write it.
 
     Args:
         pairs: ``(before_dir, after_dir)``: stills and their graded versions, matched by name.
             Without pairs, the LUT is the transfer from ``footage`` to ``references``.
-        footage: the model's own clips or stills (renders of the profile without its LUT).
+        footage: the model's own clips or stills (renders of the profile without its LUT);
+            default: the profile's first ``[[scenes]]`` generated through the scene cache
+            (``cache``: a path, or False for none).
         references: a folder of the brand's reference stills (default: the profile's
             ``references/`` folder).
         method: ``"mkl"`` or ``"reinhard"``, for a fit to references.
@@ -86,12 +94,13 @@ def fit_lut(
         fit = fit_pairs(graded, size=size, smoothness=smoothness, interpolation=interpolation, name=name)
         panels = list(graded[0])
     else:
-        if not footage:
-            raise RequestError("no graded pairs and no footage: nothing to fit", field="footage",
-                               fix="pass --pairs BEFORE AFTER (graded stills), or --footage CLIP (the model's renders) "
-                               "with --references DIR (the brand's stills)")  # fmt: skip
-        refs = read_stills(references if references is not None else prof.root / "references")
-        frames = read_footage(footage)
+        ref_dir = Path(references) if references is not None else prof.root / (prof.spec.style.references or "references")
+        if not footage and not ref_dir.is_dir():
+            raise RequestError("no graded pairs and no reference stills: nothing to fit", field="references",
+                               fix="pass --pairs BEFORE AFTER (graded stills), or --references DIR (the brand's "
+                               "stills; default <profile>/references) with --footage CLIP (the model's renders)")  # fmt: skip
+        refs = read_stills(ref_dir)
+        frames = read_footage(footage) if footage else sample_footage(prof, cache=cache)
         fit = fit_references(frames, refs, method=method, size=size, name=name)
         panels = [frames[0]]
     cube = Path(output) if output is not None else (prof.root / "luts" if apply else Path.cwd()) / f"{name}.cube"

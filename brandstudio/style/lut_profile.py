@@ -23,14 +23,26 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
+from .. import generation
 from ..errors import BrandStudioError, ProfileError, RequestError
 from ..files import MAX_TOML_BYTES, read_user_text, write_bytes_atomic, write_text_atomic
+from ..generation.cache import SceneCache
 from ..post.grade import LUT
-from ..profile import load_profile
+from ..profile import BrandProfile, load_profile
 from ..profile.assets import read_image
+from ..prompts.compose import brand_negative, brand_prompt
 from .lut_fit import apply_lut
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "read_footage", "read_pairs", "read_stills", "set_profile_lut", "write_preview"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "read_footage",
+    "read_pairs",
+    "read_stills",
+    "sample_footage",
+    "set_profile_lut",
+    "write_preview",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
@@ -102,6 +114,29 @@ def read_footage(paths: Iterable[str | Path]) -> list[np.ndarray]:
         else:
             raise RequestError(f"footage {path}: not a still, a clip or a folder of them", field="footage",
                                value=str(path), fix=f"pass {', '.join(VIDEO_SUFFIXES)} clips or stills")  # fmt: skip
+    return frames
+
+
+def sample_footage(profile: BrandProfile, *, samples: int = 2, duration: float = 1.0,
+                   cache: SceneCache | str | Path | bool | None = True) -> list[np.ndarray]:  # fmt: skip
+    """The model's own footage for ``profile``: its first ``samples`` ``[[scenes]]`` generated as
+    the model makes them (with the brand's LoRAs, before any grade), through the scene cache, so a
+    prewarmed scene costs nothing; :data:`FRAMES_PER_CLIP` frames of each."""
+    scenes = list(profile.spec.scenes[:samples])
+    if not scenes:
+        raise RequestError(
+            f"profile {profile.id!r} has no [[scenes]] to sample the model's footage from", field="footage",
+            fix="pass --footage with clips the model rendered for this profile, or add [[scenes]] to brand.toml",
+        )  # fmt: skip
+    generator = generation.load_generator(profile)
+    store = SceneCache.from_option(cache)
+    frames: list[np.ndarray] = []
+    for scene in scenes:
+        spec = generation.clip_spec(profile, generator, prompt=brand_prompt(profile.spec, scene.prompt),
+                                    negative=brand_negative(profile.spec), seed=scene.seed, aspect=scene.aspect,
+                                    duration=duration)  # fmt: skip
+        clip = generation.generate_clip(generator, spec, profile=profile, cache=store).frames
+        frames.extend(clip[np.linspace(0, len(clip) - 1, min(FRAMES_PER_CLIP, len(clip))).astype(int)])
     return frames
 
 

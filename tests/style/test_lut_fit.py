@@ -135,18 +135,17 @@ def test_cli_fits_writes_a_preview_and_applies_it_to_the_profile(make_profile, t
     assert probe(r.path)["width"] > 0
 
 
-def test_fit_to_references_from_a_rendered_clip(make_profile, tmp_path):
-    from brandstudio import BrandStudio
-
+def test_fit_to_references_from_the_models_own_footage(make_profile, tmp_path, scene_cache_dir):
+    """Without --footage, the profile's [[scenes]] are generated (through the scene cache) and
+    their colours moved to the reference stills' (profile/references, the default folder)."""
     profile = make_profile("aurora-coffee")
-    clip = BrandStudio(profile, output_dir=tmp_path / "renders").render(
-        "product-hero", product="Night Roast", duration=1.0, resolution=96).path  # fmt: skip
-    refs = tmp_path / "refs"
+    refs = profile / "references"
     refs.mkdir()
     for i, s in enumerate(stills(2, seed=7)):
         Image.fromarray(graded(s)).save(refs / f"r{i}.jpg")
-    result = fit_lut(profile, footage=[clip], references=refs, method="reinhard", size=9, output=tmp_path / "r.cube")
+    result = fit_lut(profile, method="reinhard", size=9, output=tmp_path / "r.cube")
     assert result.cube.is_file() and read_lut(result.cube).size == 9 and not result.applied
+    assert result.fit.pixels > 0 and any(scene_cache_dir.rglob("*"))  # the scenes went through the cache
 
 
 def test_bad_input_is_refused_clearly(make_profile, tmp_path):
