@@ -18,7 +18,7 @@ def lut_fit(
     profile: Path = typer.Argument(..., help="the brand profile directory"),
     pairs: tuple[Path, Path] = typer.Option((None, None), "--pairs", metavar="BEFORE AFTER",
                                             help="folders of stills and their graded versions (same names)"),
-    footage: list[Path] = typer.Option([], "--footage", help="the model's clips or stills (repeat); with --references"),
+    footage: list[Path] = typer.Option([], "--footage", help="the model's clips or stills (repeat; default: the profile's scenes, generated through the scene cache)"),
     references: Path = typer.Option(None, "--references", help="the brand's stills (default: <profile>/references)"),
     method: str = typer.Option("mkl", "--method", help="transfer for a fit to references: mkl or reinhard"),
     size: int = typer.Option(33, "--size", help="lattice points per axis"),
