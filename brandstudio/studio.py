@@ -3,7 +3,7 @@
 ::
 
     RenderRequest ─► brief ─► check ─► safety ─► generation ─► post (a plan) ─► frame safety ─► label
-                  ─► audio ─► post + encode (streamed) ─► provenance (C2PA) ─► QC ─► RenderResult
+                  ─► audio ─► post + encode (streamed, staged) ─► QC ─► provenance (C2PA; publishes) ─► RenderResult
 
 Each step is one call to a stage's front door, which takes plain values and returns plain
 values; no stage reaches back into an earlier one (ARCHITECTURE.md). The post stage is planned
