@@ -99,10 +99,12 @@ __all__ = [
     "MAX_TOML_DEPTH",
     "Limit",
     "brandstudio_home",
+    "check_writable",
     "check_user_file",
     "decode_utf8",
     "first_error",
     "read_toml",
+    "nearest_existing_folder",
     "read_toml_model",
     "removed_on_error",
     "read_user_bytes",
@@ -520,6 +522,47 @@ def read_toml_model(
         where, msg, value = first_error(exc)
         raise error(f"{what} is invalid: `{where}`: {msg}", file=str(path), field=where, value=value,
                     fix=fix) from None
+
+
+def nearest_existing_folder(folder: str | Path) -> Path:
+    """``folder``, or its closest ancestor that exists (where the folders of a new file will be made)."""
+    folder = Path(os.path.abspath(folder))
+    while not os.path.lexists(folder) and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def check_writable(path: str | Path, *, error: type[BrandStudioError], what: str, field: str | None = None,
+                   profile: str | None = None) -> None:  # fmt: skip
+    """Refuse, before any work, a file that could not be written at ``path``: a null byte in it,
+    a file where one of its folders goes, a folder that cannot be written, a folder at ``path``
+    itself. Creates nothing.
+
+    Example:
+        >>> from brandstudio.errors import RequestError
+        >>> try:
+        ...     check_writable("/etc/hostname/x.cube", error=RequestError, what="the LUT", field="output")
+        ... except RequestError as exc:
+        ...     print(exc.message)
+        cannot write the LUT /etc/hostname/x.cube: /etc/hostname is a file, not a folder
+    """
+    text = os.fspath(path)
+    ctx = {"profile": profile, "field": field, "value": text.replace("\0", "\\0")}
+
+    def refuse(why: str, fix: str) -> BrandStudioError:
+        return error(f"cannot write {what} {ctx['value']}: {why}", fix=fix, **ctx)
+
+    if "\0" in text:
+        raise refuse("the path contains a null byte", "remove the null byte (\\0) from the path")
+    target = Path(text)
+    folder = nearest_existing_folder(target.parent)
+    if not folder.is_dir():
+        raise refuse(f"{folder} is a file, not a folder", "choose a path inside an existing or new folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise refuse(f"the folder {folder} cannot be written (permission denied or a read-only file system)",
+                     "choose a folder you can write to, or fix its permissions")  # fmt: skip
+    if target.is_dir():
+        raise refuse("it is an existing folder", "name a file, not a folder")
 
 
 def brandstudio_home() -> Path:

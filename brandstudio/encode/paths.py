@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 from ..errors import RequestError
+from ..files import check_writable, nearest_existing_folder
 
 __all__ = ["OUTPUT_SUFFIXES", "TEMP_NAME_BYTES", "check_output", "profile_dir_of"]
 
@@ -49,7 +50,7 @@ def check_output(out: Path, profile=None) -> None:
     text = str(out)
     if "\0" in text:
         raise refuse("the path contains a null byte", "remove the null byte (\\0) from the output path")
-    folder = _nearest_existing(out.parent)
+    folder = nearest_existing_folder(out.parent)
     limit = _name_max(folder)
     stem_bytes = len(out.stem.encode("utf-8", "surrogateescape"))
     if stem_bytes + len(".qc.html") > limit or stem_bytes + TEMP_NAME_BYTES > limit:
@@ -67,13 +68,8 @@ def check_output(out: Path, profile=None) -> None:
             "that a render must never change",
             "choose an output folder outside the profile directory (e.g. renders/)",
         )
-    if not folder.is_dir():  # the closest existing folder on the way is a file
-        raise refuse(f"{folder} is a file, not a folder", "choose an output path inside an existing or new folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise refuse(
-            f"the folder {folder} cannot be written (permission denied or a read-only file system)",
-            "choose a folder you can write to, or fix its permissions",
-        )
+    # a file where a folder goes, an unwritable folder, a folder at the clip's own path
+    check_writable(out, error=RequestError, what="the clip", field="output", profile=pid)
     for f in (out.with_name(out.stem + s) for s in OUTPUT_SUFFIXES):
         if f.is_dir():
             raise refuse(f"{f} is an existing folder, where the render writes a file",
@@ -99,14 +95,6 @@ def profile_dir_of(out: Path, profile=None) -> Path | None:
         except OSError:
             continue
     return None
-
-
-def _nearest_existing(folder: Path) -> Path:
-    """``folder``, or its closest ancestor that exists (where the render's folders will be made)."""
-    folder = Path(os.path.abspath(folder))
-    while not os.path.lexists(folder) and folder.parent != folder:
-        folder = folder.parent
-    return folder
 
 
 def _name_max(folder: Path) -> int:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RequestError
+from ..files import check_writable
 from ..profile import BrandProfile, load_profile
 from .lut_fit import BAKEABLE_METHODS, LutFit, apply_lut, fit_pairs, fit_references, write_cube
 from .lut_profile import read_footage, read_pairs, read_stills, sample_footage, set_profile_lut, write_preview
@@ -89,6 +90,15 @@ def fit_lut(
     prof = profile if isinstance(profile, BrandProfile) else load_profile(profile)
     interpolation = prof.spec.colour.interpolation
     name = f"{prof.id}-fitted"
+    cube = Path(output) if output is not None else (prof.root / "luts" if apply else Path.cwd()) / f"{name}.cube"
+    if apply and not cube.resolve().is_relative_to(prof.root.resolve()):
+        raise RequestError(f"--apply sets the profile's LUT, so the table must be inside the profile; {cube} is not",
+                           field="output", value=str(cube),
+                           fix=f"leave out --output, or name a file under {prof.root / 'luts'}")  # fmt: skip
+    # both outputs checked before any work: neither is written unless both can be
+    check_writable(cube, error=RequestError, what="the LUT", field="output", profile=prof.id)
+    if preview is not None:
+        check_writable(preview, error=RequestError, what="the preview", field="preview", profile=prof.id)
     if pairs is not None:
         graded = read_pairs(*pairs)
         fit = fit_pairs(graded, size=size, smoothness=smoothness, interpolation=interpolation, name=name)
@@ -103,11 +113,6 @@ def fit_lut(
         frames = read_footage(footage) if footage else sample_footage(prof, cache=cache)
         fit = fit_references(frames, refs, method=method, size=size, name=name)
         panels = [frames[0]]
-    cube = Path(output) if output is not None else (prof.root / "luts" if apply else Path.cwd()) / f"{name}.cube"
-    if apply and not cube.resolve().is_relative_to(prof.root.resolve()):
-        raise RequestError(f"--apply sets the profile's LUT, so the table must be inside the profile; {cube} is not",
-                           field="output", value=str(cube),
-                           fix=f"leave out --output, or name a file under {prof.root / 'luts'}")  # fmt: skip
     write_cube(fit.lut, cube, title=name)
     shown = write_preview(preview, fit.lut, panels, interpolation) if preview is not None else None
     if apply:

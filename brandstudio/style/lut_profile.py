@@ -51,6 +51,11 @@ FRAMES_PER_CLIP = 8
 _FIX_IMAGE = "export it again as PNG or JPEG"
 
 
+def _spread(count: int) -> np.ndarray:
+    """Up to :data:`FRAMES_PER_CLIP` frame indices spread evenly over ``count`` frames."""
+    return np.linspace(0, max(count - 1, 0), min(FRAMES_PER_CLIP, max(count, 1))).astype(int)
+
+
 def _rgb(path: Path, what: str) -> np.ndarray:
     with read_image(path, what=what, fix=_FIX_IMAGE) as img:
         return np.asarray(img.convert("RGB"))
@@ -106,7 +111,7 @@ def read_footage(paths: Iterable[str | Path]) -> list[np.ndarray]:
         elif path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
             try:  # a few frames spread over the clip, decoded one at a time (bounded memory)
                 count = iio.improps(path, plugin="pyav").shape[0]
-                wanted = set(np.linspace(0, max(count - 1, 0), min(FRAMES_PER_CLIP, max(count, 1))).astype(int))
+                wanted = set(_spread(count))
                 frames.extend(f for i, f in enumerate(iio.imiter(path, plugin="pyav")) if i in wanted)
             except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's
                 raise RequestError(f"footage {path.name} could not be read as a video: {exc}", field="footage",
@@ -136,7 +141,7 @@ def sample_footage(profile: BrandProfile, *, samples: int = 2, duration: float =
                                     negative=brand_negative(profile.spec), seed=scene.seed, aspect=scene.aspect,
                                     duration=duration)  # fmt: skip
         clip = generation.generate_clip(generator, spec, profile=profile, cache=store).frames
-        frames.extend(clip[np.linspace(0, len(clip) - 1, min(FRAMES_PER_CLIP, len(clip))).astype(int)])
+        frames.extend(clip[_spread(len(clip))])
     return frames
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RequestError
+from ..files import check_writable
 from ..frames import lab_to_srgb, srgb_to_lab
 from ..post.fonts import missing_glyphs
 from ..post.label import label_text
@@ -255,6 +256,7 @@ def new_profile(
 ) -> NewProfile:
     """Write a complete profile at ``path`` (which must not exist, or be an empty folder)."""
     dest = Path(path)
+    check_writable(dest / "brand.toml", error=RequestError, what="the new profile's", field="path")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise RequestError(f"{dest} already exists and is not an empty folder", field="path", value=str(dest),
                            fix="name a new folder for the profile")  # fmt: skip

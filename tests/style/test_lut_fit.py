@@ -152,3 +152,23 @@ def test_bad_input_is_refused_clearly(make_profile, tmp_path):
          str(after)], capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2 and "no stills in" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(make_profile, tmp_path):
+    profile = make_profile("aurora-coffee")
+    before, after = write_pairs(tmp_path / "g", stills(1, size=32))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RequestError, match="cannot write the LUT .*a-file is a file, not a folder") as info:
+        fit_lut(profile, pairs=(before, after), size=9, output=blocker / "x.cube")
+    assert info.value.field == "output"
+    # the preview is checked too, before the table is written: neither appears
+    with pytest.raises(RequestError, match="cannot write the preview") as info:
+        fit_lut(profile, pairs=(before, after), size=9, output=tmp_path / "ok.cube", preview=blocker / "p.png")
+    assert info.value.field == "preview" and not (tmp_path / "ok.cube").exists()
+    proc = subprocess.run(
+        [sys.executable, "-m", "brandstudio.cli", "lut", "fit", str(profile), "--pairs", str(before), str(after),
+         "--size", "9", "-o", str(blocker / "x.cube")], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "is a file, not a folder" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr

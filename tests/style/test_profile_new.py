@@ -107,3 +107,16 @@ def test_an_existing_folder_is_never_overwritten(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "brandstudio.cli", "profile", "new", str(tmp_path / "n")],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
     assert proc.returncode == 2 and "--name" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_profile_folder_under_a_file_is_refused_cleanly(tmp_path):
+    logo, refs = brand_material(tmp_path / "material")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = subprocess.run(
+        [sys.executable, "-m", "brandstudio.cli", "profile", "new", str(blocker / "brand"), "--name", "X",
+         "--logo", str(logo), "--references", str(refs)], capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "is a file, not a folder" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr
+    assert blocker.read_text() == "not a folder"
