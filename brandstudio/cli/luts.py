@@ -16,7 +16,7 @@ from .display import json_text, safe
 @lut_app.command("fit")
 def lut_fit(
     profile: Path = typer.Argument(..., help="the brand profile directory"),
-    pairs: tuple[Path, Path] = typer.Option((None, None), "--pairs", metavar="BEFORE AFTER",
+    pairs: tuple[Path, Path] = typer.Option(None, "--pairs", metavar="BEFORE AFTER",
                                             help="folders of stills and their graded versions (same names)"),
     footage: list[Path] = typer.Option([], "--footage", help="the model's clips or stills (repeat; default: the profile's scenes, generated through the scene cache)"),
     references: Path = typer.Option(None, "--references", help="the brand's stills (default: <profile>/references)"),
@@ -32,7 +32,7 @@ def lut_fit(
 
     try:
         result = fit_lut(
-            profile, pairs=pairs if pairs[0] is not None else None, footage=footage, references=references,
+            profile, pairs=pairs if pairs and pairs[0] is not None else None, footage=footage, references=references,
             method=method, size=size, smoothness=smoothness, output=output, preview=preview, apply=apply,
         )  # fmt: skip
     except BrandStudioError as exc:

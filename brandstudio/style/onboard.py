@@ -230,6 +230,12 @@ default_mood = "calm"
 loudness = -14.0
 true_peak = -1.0
 
+[[scenes]]                  # a common scene: `cache prewarm` renders it ahead, `lut fit` samples the model's look from it
+id = "hero-product"
+prompt = "a product standing on a clean surface, soft natural light, shallow depth of field"
+seed = 1
+aspect = "16:9"
+
 [output]
 aspects = ["9:16", "16:9", "1:1", "4:5"]
 resolution = 720

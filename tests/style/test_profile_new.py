@@ -77,6 +77,14 @@ def test_cli_makes_a_profile_that_validates_and_renders(tmp_path):
     assert (dest / "templates" / "product-hero.toml").is_file()
     assert "# " in (dest / "brand.toml").read_text()  # commented
     assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # the build folder is gone
+    # the next step it prints works as written: a LUT fitted from the model's own footage of the
+    # profile's scene to the references, applied (the fit to references from the CLI, no --pairs)
+    proc = subprocess.run(
+        [sys.executable, "-m", "brandstudio.cli", "lut", "fit", str(dest), "--references", str(dest / "references"),
+         "--size", "9", "--apply"], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert load_profile(dest).spec.colour.lut == "luts/harbour-tea-fitted.cube"
     r = BrandStudio(dest, output_dir=tmp_path / "out").render("product-hero", product="Jasmine", duration=1.0,
                                                                 resolution=96)  # fmt: skip
     assert probe(r.path)["audio_codec"] == "aac"
