@@ -58,6 +58,7 @@ __all__ = [
     "RequestError",
     "SafetyViolation",
     "TemplateError",
+    "TrainingError",
 ]
 
 
@@ -170,6 +171,11 @@ class QCError(BrandStudioError):
 
 class CampaignError(BrandStudioError):
     """A campaign file (or its CSV) is invalid, or the campaign cannot run (locked, backend)."""
+
+
+class TrainingError(BrandStudioError):
+    """LoRA training cannot start or go on: its data folder, captions or settings are invalid,
+    or a previous run's checkpoints belong to other settings."""
 
 
 class MissingDependency(BrandStudioError):

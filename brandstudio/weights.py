@@ -53,6 +53,7 @@ __all__ = [
     "count_nonfinite",
     "nonfinite_tensors",
     "read_tensors",
+    "safetensors_bytes",
     "weights_cache_dir",
 ]
 
@@ -214,3 +215,27 @@ def check_finite(
     except OSError:
         pass  # a read-only cache costs a re-check next time, nothing else
     return True
+
+
+def safetensors_bytes(tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> bytes:
+    """``tensors`` (torch) serialized as safetensors, the same bytes for the same content.
+
+    safetensors writes ``__metadata__`` from a hash map, whose key order varies between runs;
+    the JSON header is rewritten in sorted order and padded with spaces to its original length
+    (which the format allows), so the tensor data and its offsets are untouched.
+
+    Example:
+        >>> import torch
+        >>> a = safetensors_bytes({"w": torch.ones(2)}, {"b": "1", "a": "2"})
+        >>> a == safetensors_bytes({"w": torch.ones(2)}, {"a": "2", "b": "1"})
+        True
+    """
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    if len(canonical) > n:  # cannot happen: same content, no extra whitespace
+        return data
+    return data[:8] + canonical.ljust(n, b" ") + data[8 + n :]

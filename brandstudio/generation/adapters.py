@@ -31,7 +31,13 @@ from typing import Any
 from brandstudio.errors import GenerationError, LoRAError
 from brandstudio.generation.base import LoraAdapter
 from brandstudio.generation.experts import experts_of
-from brandstudio.generation.lora import NONFINITE_LORA_FIX, check_lora_file, check_lora_fits
+from brandstudio.generation.lora import (
+    NONFINITE_LORA_FIX,
+    LoraInfo,
+    check_lora_file,
+    check_lora_fits,
+    expert_prefix,
+)
 from brandstudio.weights import count_nonfinite
 
 __all__ = ["activate_adapters", "adapter_key", "expert_targets", "guard_finite", "load_loras"]
@@ -97,8 +103,8 @@ def load_loras(pipe, adapters: Sequence[LoraAdapter], *, model_family: str, mode
         # 2. the file (finite tensors, cached by hash), and that it fits each expert it goes into
         info = check_lora_file(adapter.path)
         targets = expert_targets(pipe, adapter)
-        for _, module, _, _ in targets:
-            check_lora_fits(info, module, adapter, model_family)
+        for label, module, _, _ in targets:
+            check_lora_fits(info, module, adapter, model_family, expert=label)
         # 3. load it
         for label, module, into_2, weight in targets:
             try:
@@ -106,7 +112,7 @@ def load_loras(pipe, adapters: Sequence[LoraAdapter], *, model_family: str, mode
                     # peft warns on every adapter after the first; several adapters are intended
                     warnings.filterwarnings("ignore", message="Already found a `peft_config`")
                     pipe.load_lora_weights(
-                        str(adapter.path),
+                        _weights_for(info, label),
                         adapter_name=key,
                         use_safetensors=True,  # never fall back to unpickling
                         load_into_transformer_2=into_2,
@@ -129,6 +135,22 @@ def load_loras(pipe, adapters: Sequence[LoraAdapter], *, model_family: str, mode
         getattr(pipe, label).set_adapters(names, weights=weights)
     # 5. a model that goes non-finite stops instead of rendering black frames
     guard_finite(pipe)
+
+
+def _weights_for(info: LoraInfo, expert: str):
+    """What ``load_lora_weights`` gets for ``expert``: the file's path, or, for a LoRA with weights
+    per expert (``transformer.*`` and ``transformer_2.*``), that expert's weights under the
+    ``transformer.*`` names diffusers loads (it reads only those, into either expert)."""
+    if not any(k.startswith("transformer_2.") for k in info.keys):
+        return str(info.path)
+    from safetensors.torch import load_file
+
+    prefix = expert_prefix(info, expert)
+    return {
+        "transformer." + key[len(prefix) :]: value
+        for key, value in load_file(str(info.path)).items()
+        if key.startswith(prefix)
+    }
 
 
 def _check_loaded_finite(module, key: str, adapter: LoraAdapter, label: str) -> None:

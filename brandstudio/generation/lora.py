@@ -48,6 +48,7 @@ __all__ = [
     "LoraInfo",
     "check_lora_file",
     "check_lora_fits",
+    "expert_prefix",
     "inspect_lora",
 ]
 
@@ -193,6 +194,23 @@ def _diffusers_shapes(info: LoraInfo) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state_dict.items()}
 
 
+def expert_prefix(info: LoraInfo, expert: str) -> str:
+    """The key prefix of ``info``'s weights for ``expert`` (``"transformer"`` or ``"transformer_2"``).
+
+    A LoRA trained on both experts of Wan2.2 A14B (``brandstudio lora train``) holds
+    ``transformer.*`` keys for the high-noise expert and ``transformer_2.*`` keys for the
+    low-noise one; a LoRA with ``transformer.*`` keys only goes into both experts as it is.
+
+    Example:
+        >>> info = LoraInfo(Path("x"), ("transformer_2.a.lora_A.weight",), {}, 4, None, {}, "diffusers")
+        >>> expert_prefix(info, "transformer_2"), expert_prefix(info, "transformer")
+        ('transformer_2.', 'transformer.')
+    """
+    if expert == "transformer_2" and any(k.startswith("transformer_2.") for k in info.keys):
+        return "transformer_2."
+    return "transformer."
+
+
 def _norm_family(name: str) -> str:
     return name.strip().lower()
 
@@ -207,7 +225,12 @@ def _linear_dims(module: torch.nn.Module) -> tuple[int, int] | None:
 
 
 def check_lora_fits(
-    info: LoraInfo, transformer: torch.nn.Module, adapter: LoraAdapter, model_family: str
+    info: LoraInfo,
+    transformer: torch.nn.Module,
+    adapter: LoraAdapter,
+    model_family: str,
+    *,
+    expert: str = "transformer",
 ) -> None:
     """Raise :class:`~brandstudio.errors.LoRAError` unless ``info`` fits ``transformer``.
 
@@ -226,6 +249,9 @@ def check_lora_fits(
             ``pipe.transformer_2``).
         adapter: the profile's entry for this LoRA.
         model_family: the loaded model's family, e.g. ``"tiny-wan2.2"``.
+        expert: which expert ``transformer`` is (``"transformer"`` or ``"transformer_2"``): a
+            LoRA with weights per expert is checked with that expert's weights
+            (:func:`expert_prefix`).
 
     Example:
         >>> check_lora_fits(info, pipe.transformer, adapter, "tiny-wan2.2")   # doctest: +SKIP
@@ -256,7 +282,7 @@ def check_lora_fits(
             "(lora_unet_*) key format",
             **where,
         ) from e
-    prefix = "transformer."
+    prefix = expert_prefix(info, expert)
     lora_keys = {k: s for k, s in shapes.items() if k.startswith(prefix) and _LORA_SUFFIX.search(k)}
     if not lora_keys:
         sample = ", ".join(list(shapes)[:3]) or "(no tensors)"

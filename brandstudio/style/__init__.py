@@ -25,12 +25,16 @@ from pathlib import Path
 from ..errors import RequestError
 from ..files import check_writable
 from ..profile import BrandProfile, load_profile
+from .lora_train import DEFAULT_TARGET_MODULES, LoraTrainingConfig, LoraTrainingResult, train_lora
 from .lut_fit import BAKEABLE_METHODS, LutFit, apply_lut, fit_pairs, fit_references, write_cube
 from .lut_profile import read_footage, read_pairs, read_stills, sample_footage, set_profile_lut, write_preview
 from .onboard import NewProfile, extract_palette, new_profile
 
 __all__ = [
     "BAKEABLE_METHODS",
+    "DEFAULT_TARGET_MODULES",
+    "LoraTrainingConfig",
+    "LoraTrainingResult",
     "LutFit",
     "LutFitResult",
     "NewProfile",
@@ -40,6 +44,7 @@ __all__ = [
     "fit_pairs",
     "fit_references",
     "new_profile",
+    "train_lora",
     "write_cube",
 ]
 
