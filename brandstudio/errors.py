@@ -59,6 +59,7 @@ __all__ = [
     "SafetyViolation",
     "TemplateError",
     "TrainingError",
+    "TrainingStopped",
 ]
 
 
@@ -176,6 +177,10 @@ class CampaignError(BrandStudioError):
 class TrainingError(BrandStudioError):
     """LoRA training cannot start or go on: its data folder, captions or settings are invalid,
     or a previous run's checkpoints belong to other settings."""
+
+
+class TrainingStopped(TrainingError):
+    """Training was stopped (Ctrl-C) after writing a checkpoint; the same call resumes it."""
 
 
 class MissingDependency(BrandStudioError):

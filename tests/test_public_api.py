@@ -14,7 +14,7 @@ def test_public_api():
         "ProfileError", "ProfileNotFound", "AssetError", "TemplateError", "RequestError", "SafetyViolation",
         "GenerationError", "LoRAError", "PostError", "EncodeError", "MissingDependency", "__version__",
         # the whole error tree (errors.__all__), and progress events for notebooks and scripts
-        "ProvenanceError", "QCError", "CampaignError", "Progress", "tqdm_progress",
+        "ProvenanceError", "QCError", "CampaignError", "TrainingError", "TrainingStopped", "Progress", "tqdm_progress",
     }
     for name in brandstudio.__all__:
         assert hasattr(brandstudio, name)

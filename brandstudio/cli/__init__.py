@@ -13,6 +13,9 @@
     brandstudio campaign run notebooks/campaigns/spring.toml [--quiet]
     brandstudio cache prewarm brand_profiles/aurora-coffee
     brandstudio cache ls | stats | prune --max-size 2GB   [--cache DIR-or-URL]
+    brandstudio profile new clients/acme --name "Acme" --logo logo.png --references stills/
+    brandstudio lut fit brand_profiles/aurora-coffee --pairs before/ after/ --apply
+    brandstudio lora train brand_profiles/aurora-coffee --steps 300 --lr 1e-3 --add
 
 Errors print as one clear message (what, where, fix) with exit status 2, never a traceback.
 """
@@ -20,7 +23,7 @@ Errors print as one clear message (what, where, fix) with exit status 2, never a
 from __future__ import annotations
 
 from ..logs import QUIET_LOGGERS
-from . import cache, campaigns, luts, profiles, render  # noqa: F401 - each registers its commands on `app`
+from . import cache, campaigns, loras, luts, profiles, render  # noqa: F401 - each registers its commands on `app`
 from .app import app
 
 __all__ = ["QUIET_LOGGERS", "app", "main"]

@@ -30,6 +30,8 @@ cache_app = typer.Typer(
 app.add_typer(cache_app, name="cache")
 lut_app = typer.Typer(help="Colour LUTs learned from the brand's stills.", no_args_is_help=True)
 app.add_typer(lut_app, name="lut")
+lora_app = typer.Typer(help="Brand LoRAs trained on the brand's stills and clips.", no_args_is_help=True)
+app.add_typer(lora_app, name="lora")
 
 # consoles that drop escape sequences from whatever text they are given (see SafeConsole); user
 # text is also passed through plain() / safe() where it is printed, for rich markup

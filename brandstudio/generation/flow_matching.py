@@ -128,7 +128,8 @@ def flow_matching_loss(
 
     s = sigmas.to(latents.device, latents.dtype).view(-1, 1, 1, 1, 1)
     noisy = (1.0 - s) * latents + s * noise
-    dtype = next(transformer.parameters()).dtype
+    # the model's compute dtype (diffusers' ModelMixin.dtype skips the modules it keeps in float32)
+    dtype = getattr(transformer, "dtype", None) or next(transformer.parameters()).dtype
     velocity = transformer(
         hidden_states=noisy.to(dtype),
         timestep=(sigmas * NUM_TRAIN_TIMESTEPS).to(latents.device),

@@ -34,7 +34,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
-from ..errors import BrandStudioError, TrainingError
+from ..errors import AssetError, BrandStudioError, TrainingError
 from ..files import MAX_CSV_BYTES, read_user_text, sha256_file
 from ..profile.assets import read_image
 from .lut_profile import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -89,9 +89,17 @@ def _csv_captions(folder: Path) -> dict[str, str]:
     return captions
 
 
+def _still(path: Path) -> Image.Image:
+    """The still at ``path`` (within the image limits); a bad one is the training data's error."""
+    try:
+        return read_image(path, what="the training still", fix="export it again as PNG or JPEG, or remove it")
+    except AssetError as exc:
+        raise TrainingError(exc.message, file=exc.file, fix=exc.fix) from None
+
+
 def _size(path: Path, kind: str) -> tuple[int, int]:
     if kind == "image":
-        with read_image(path, what="the training still", fix="export it again as PNG or JPEG") as img:
+        with _still(path) as img:
             return img.size
     try:
         shape = iio.improps(path, plugin="pyav").shape  # (frames, height, width, 3)

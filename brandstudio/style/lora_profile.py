@@ -17,7 +17,7 @@ from ..errors import BrandStudioError, TrainingError
 from ..files import MAX_TOML_BYTES, read_user_text, write_text_atomic
 from ..profile import load_profile
 
-__all__ = ["add_lora_to_profile"]
+__all__ = ["add_lora_to_profile", "check_inside_profile"]
 
 _LORA_TABLE = re.compile(r"^\[\[style\.loras\]\][ \t]*(#.*)?$", re.M)
 _NEXT_TABLE = re.compile(r"^\[", re.M)
@@ -32,6 +32,17 @@ def _set_line(body: str, key: str, value: str) -> str:
     line = re.compile(rf"^{re.escape(key)}[ \t]*=.*$", re.M)
     new = f"{key} = {value}"
     return line.sub(new, body, count=1) if line.search(body) else body.rstrip("\n") + f"\n{new}\n"
+
+
+def check_inside_profile(root: Path, lora: str | Path, name: str) -> str:
+    """``lora``'s path relative to the profile ``root``, or :class:`~brandstudio.errors.TrainingError`
+    if it is outside (a profile loads only its own files)."""
+    try:
+        return Path(lora).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        raise TrainingError(f"the LoRA {lora} is outside the profile {root}, so the profile cannot load it",
+                            field="output", value=str(lora),
+                            fix=f"write it inside the profile, e.g. --output {Path(root) / 'loras' / (name + '.safetensors')}") from None  # fmt: skip
 
 
 def add_lora_to_profile(
@@ -54,12 +65,7 @@ def add_lora_to_profile(
     """
     root = Path(profile_dir)
     toml = root / "brand.toml"
-    try:
-        rel = Path(lora).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        raise TrainingError(f"the LoRA {lora} is outside the profile {root}, so the profile cannot load it",
-                            field="output", value=str(lora),
-                            fix=f"write it inside the profile, e.g. --output {root / 'loras' / (name + '.safetensors')}") from None  # fmt: skip
+    rel = check_inside_profile(root, lora, name)
     if not _LORA_NAME.fullmatch(name):
         raise TrainingError(f"LoRA name {name!r} must be 1-64 letters, digits, '-' or '_'", field="name", value=name,
                             fix="use a name such as aurora-style")  # fmt: skip

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .._version import VERSION
-from ..errors import GenerationError, TrainingError
+from ..errors import GenerationError, TrainingError, TrainingStopped
 from ..files import brandstudio_home, check_writable, write_bytes_atomic, write_json_atomic
 from ..generation.base import TEXT_MAX_TOKENS
 from ..generation.devices import dtype_kwargs
@@ -70,7 +70,7 @@ from ..profile import BrandProfile, load_profile
 from ..progress import ProgressCallback, stage_reporter
 from ..weights import safetensors_bytes
 from .lora_data import TrainingItem, data_fingerprint, find_items, load_pixels
-from .lora_profile import add_lora_to_profile
+from .lora_profile import add_lora_to_profile, check_inside_profile
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -226,6 +226,8 @@ def train_lora(
         raise TrainingError(f"the LoRA must be written as .safetensors, got {output.name}", field="output",
                             value=str(output), fix="name the output <name>.safetensors")  # fmt: skip
     check_writable(output, error=TrainingError, what="the LoRA", field="output")
+    if add_to_profile:
+        check_inside_profile(prof.root, output, name)
     width = config.width or spec.model.width
     height = config.height or spec.model.height
     progress = stage_reporter(on_progress, "train")
@@ -288,7 +290,7 @@ def train_lora(
                 if stop.requested or last or (step + 1) % config.checkpoint_every == 0:
                     run.save(label, step + 1, trainer, trained, losses)
                 if stop.requested and not last:
-                    raise TrainingError(
+                    raise TrainingStopped(
                         f"training stopped at step {step + 1} of {config.steps} of the {_EXPERT_LABELS.get(label, label)}: "
                         f"a checkpoint is saved in {run.root}",
                         fix="run the same command again to resume where it stopped",
