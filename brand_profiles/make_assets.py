@@ -1082,10 +1082,94 @@ def write_readmes() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Reference stills and the LoRAs trained on them
+# ----------------------------------------------------------------------------------------------
+#: the brand's palette with the words its captions use (the same swatches as [colour] palette)
+AURORA_SWATCHES = {"#3B2A20": "espresso brown", "#8C5A3C": "roasted copper", "#C8A27A": "caramel",
+                   "#F2E6D8": "cream", "#1F4E5F": "deep teal"}
+QINGLAN_SWATCHES = {"#2E6B5E": "深青", "#7FB8A4": "翡翠", "#DCEBE3": "晨雾白", "#F5F1E6": "宣纸白",
+                    "#3A3A3A": "墨色"}
+REFERENCE_SIZE = (256, 144)  # the demo model's generation size
+REFERENCE_COUNT = 12
+
+
+def _reference_still(rng: np.random.Generator, swatches: list[str], size=REFERENCE_SIZE):
+    """One still in the brand's palette: a gradient between two swatches at a random angle, soft
+    discs of others, and a soft light; returns the RGB array and the swatches used (by role)."""
+    w, h = size
+    cols = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in swatches], dtype=np.float64) / 255
+    a, b = rng.choice(len(swatches), 2, replace=False)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    angle = rng.uniform(0, 2 * np.pi)
+    t = ((xx / w - 0.5) * np.cos(angle) + (yy / h - 0.5) * np.sin(angle)) + 0.5
+    t = np.clip(t, 0, 1)[..., None]
+    img = cols[a] * (1 - t) + cols[b] * t
+    discs = []
+    for _ in range(int(rng.integers(1, 3))):
+        c = int(rng.integers(len(swatches)))
+        cx, cy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.8) * h
+        r = rng.uniform(0.12, 0.3) * h * 1.6
+        m = np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)) ** 2)[..., None]
+        img = img * (1 - m) + cols[c] * m
+        discs.append(c)
+    light = int(rng.integers(len(swatches)))
+    lx, ly = rng.uniform(0, w), rng.uniform(0, h * 0.5)
+    glow = 0.35 * np.exp(-((xx - lx) ** 2 + (yy - ly) ** 2) / (2 * (0.6 * h) ** 2))[..., None]
+    img = img * (1 - glow) + cols[light] * glow
+    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), (a, b, discs, light)
+
+
+def make_references(profile: Path, swatches: dict[str, str], *, seed: int, chinese: bool) -> None:
+    """``references/``: the brand's reference stills (``[style] references``) with a caption each,
+    the data ``lut fit`` and ``lora train`` learn the brand's look from."""
+    from PIL import Image
+
+    out = profile / "references"
+    if out.exists():
+        for old in out.iterdir():
+            old.unlink()
+    out.mkdir(exist_ok=True)
+    hexes, names = list(swatches), list(swatches.values())
+    rng = np.random.default_rng(seed)
+    for i in range(REFERENCE_COUNT):
+        img, (a, b, discs, light) = _reference_still(rng, hexes)
+        Image.fromarray(img).save(out / f"ref-{i:02d}.png", optimize=True)
+        shapes = "、".join(names[c] for c in discs) if chinese else " and ".join(names[c] for c in discs)
+        if chinese:
+            caption = f"{names[a]}到{names[b]}的柔和渐变，{shapes}色的柔光圆形，{names[light]}的微光"
+        else:
+            caption = f"a soft gradient from {names[a]} to {names[b]}, soft {shapes} shapes, a gentle {names[light]} light"
+        (out / f"ref-{i:02d}.txt").write_text(caption + "\n", encoding="utf-8")
+    log(f"  wrote {out.relative_to(REPO)}/: {REFERENCE_COUNT} stills with captions")
+
+
+#: how the demo LoRAs are trained (rank, steps per expert, learning rate): minutes on a CPU
+DEMO_LORA_TRAINING = {"rank": 8, "steps": 400, "learning_rate": 2e-3, "checkpoint_every": 100, "seed": 0}
+
+
+def train_demo_loras() -> None:
+    """``loras/*.safetensors``: each demo profile's LoRA, trained by ``brandstudio lora train`` on
+    its reference stills for the offline ``tiny`` model (both experts)."""
+    import tempfile
+
+    sys.path.insert(0, str(REPO))
+    from brandstudio.style import LoraTrainingConfig, train_lora
+
+    for profile, name in ((AURORA, "aurora-film"), (QINGLAN, "qinglan-ink")):
+        with tempfile.TemporaryDirectory() as work:
+            result = train_lora(profile, name=name, output=profile / "loras" / f"{name}.safetensors",
+                                config=LoraTrainingConfig(**DEMO_LORA_TRAINING), work_dir=Path(work) / "run")
+        result.loss_plot.unlink()  # the plot is the run's, not an asset of the profile
+        losses = {k: f"{np.mean(v[:20]):.3f} -> {np.mean(v[-20:]):.3f}" for k, v in result.losses.items()}
+        log(f"  wrote {result.path.relative_to(REPO)} in {result.seconds:.0f} s (loss {losses})")
+
+
+# ----------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--font-source", type=Path, default=None,
                     help="directory with the extracted fonts-noto-core / fonts-noto-cjk Debian packages")
+    ap.add_argument("--skip-loras", action="store_true", help="keep the LoRAs (training them takes minutes)")
     args = ap.parse_args(argv)
 
     if args.font_source is not None:
@@ -1105,6 +1189,12 @@ def main(argv: list[str] | None = None) -> int:
     upbeat = make_music(AURORA, "bright-brew", synth_bright_brew, -16.0, loud=False, readme=False)
     write_music_readme(AURORA, [(calm, "calm", 84), (upbeat, "upbeat", 124)])
     make_music(QINGLAN, "qinglan-breeze", synth_qinglan_breeze, -9.0, loud=True)
+    log("references")
+    make_references(AURORA, AURORA_SWATCHES, seed=101, chinese=False)
+    make_references(QINGLAN, QINGLAN_SWATCHES, seed=202, chinese=True)
+    if not args.skip_loras:
+        log("loras (brandstudio lora train on the references)")
+        train_demo_loras()
     write_readmes()
     return 0
 
