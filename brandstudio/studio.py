@@ -37,7 +37,7 @@ from .request import RenderRequest, RenderResult
 __all__ = ["BrandStudio"]
 
 #: the stages whose ``check(brief, profile)`` runs before any work, in this order
-CHECKED_STAGES = (generation, post, audio, encode, provenance)
+CHECKED_STAGES = (generation, post, audio, encode, qc, provenance)
 
 
 class BrandStudio:
@@ -170,7 +170,7 @@ class BrandStudio:
         with timer.stage("prompt"):
             brief = make_brief(req, profile, self.templates)
 
-        # 2. check: every stage looks at the brief before any work (sizes, glyphs, mood, voice-over, signer)
+        # 2. check: every stage looks at the brief before any work (sizes, glyphs, mood, voice-over, CLIP, signer)
         for stage in CHECKED_STAGES:
             stage.check(brief, profile)
         if brief.output is None:  # the default path: its folder and name length are known now (its digest, with the music)
@@ -214,7 +214,7 @@ class BrandStudio:
             observers=[sampler], on_progress=on_progress,
         ))  # fmt: skip
 
-        # 10. QC: palette ΔE, flicker, footage, loudness, safety against [qc]; written beside the clip.
+        # 10. QC: palette ΔE, flicker, footage, loudness, safety, CLIP style and prompt against [qc]; beside the clip.
         #     Black, blank or frozen footage is never delivered: the staged MP4 and captions are
         #     removed (the report is kept, to show why) and QCError raised, before anything is published
         with timer.stage("qc"), removed_on_error(staged, *sidecars):
@@ -222,6 +222,7 @@ class BrandStudio:
                 sampler, profile, fps=brief.fps, audio=sound.audio, sample_rate=sound.sample_rate,
                 clip=out, model=self.generator.model_id, seed=brief.seed, timings=dict(timer.timings),
                 safety=[v.as_dict() for v in verdicts], on_progress=on_progress,
+                prompt=brief.prompt if brief.shots is None else [s.prompt for s in brief.shots.shots],
             )  # fmt: skip
             qc_files = qc.write(report, out)
             qc.refuse_unusable(report, (staged, *sidecars))

@@ -527,6 +527,20 @@ class QCSection(_Section):
       flags strobing (alternating black/white frames measure 255).
     * loudness: within ``loudness_tolerance`` LU of ``audio.loudness`` passes, within twice
       that warns, further fails (1 LU is EBU R128's tolerance for live programmes).
+    * style and prompt (:mod:`brandstudio.qc.style`), measured with the CLIP model
+      ``clip_model`` (a folder inside the profile, or a hub id already in the Hugging Face
+      cache; unset: ``$BRANDSTUDIO_CLIP_MODEL``, the machine's default; neither: both checks are
+      skipped). Here *higher is better*: a value at or over ``*_warn`` passes, one under it
+      warns, one under ``*_fail`` fails. ``style_*`` is a cosine similarity (-1..1) of CLIP
+      image embeddings: each sampled frame to the closest still of ``[style] references``,
+      averaged over the frames. With CLIP ViT-B/32, photographs of one subject or shoot
+      measure about 0.8-0.9, and unrelated photographs about 0.4-0.55; ``style_warn`` 0.70
+      flags a clip that looks like none of the references, ``style_fail`` 0.55 one as far from
+      them as an unrelated photograph. ``prompt_*`` is CLIPScore, 100 × max(cosine, 0) of a
+      frame's and the final prompt's embeddings (torchmetrics' scale), averaged over the
+      frames: text-to-video models score about 26-31 with ViT-B/32 on MSR-VTT, unrelated
+      image/text pairs about 15-20; ``prompt_warn`` 22 and ``prompt_fail`` 18. These defaults
+      are for ViT-B/32: another CLIP has other ranges, so calibrate them on approved clips.
     """
 
     delta_e_warn: float | None = Field(
@@ -540,9 +554,45 @@ class QCSection(_Section):
     )
     dominant_colours: int = Field(5, ge=1, le=32, description="dominant colours measured per frame")
     sample_frames: int = Field(16, ge=1, le=1000, description="frames analysed for colour (evenly spaced)")
+    clip_model: str | None = Field(
+        None,
+        min_length=1,
+        max_length=400,
+        description="CLIP model for the style and prompt checks: a folder inside the profile, or a hub id "
+        "already in the Hugging Face cache (never downloaded); default: $BRANDSTUDIO_CLIP_MODEL",
+    )
+    style_warn: float = Field(0.70, ge=-1, le=1, description="cosine to the references to warn under")
+    style_fail: float = Field(0.55, ge=-1, le=1, description="cosine to the references to fail under")
+    prompt_warn: float = Field(22.0, ge=0, le=100, description="CLIPScore to the prompt to warn under")
+    prompt_fail: float = Field(18.0, ge=0, le=100, description="CLIPScore to the prompt to fail under")
+
+    @field_validator("clip_model")
+    @classmethod
+    def _clip_model_inside(cls, v):
+        if v is None:
+            return v
+        parts = v.replace("\\", "/").split("/")
+        absolute = v.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", v)
+        if "\x00" in v or v.strip() != v or absolute or ".." in parts:
+            raise ValueError(
+                f"`clip_model` must be a folder inside the profile or a hub id like "
+                f"'openai/clip-vit-base-patch32', got {v!r} (a model elsewhere on this machine: "
+                "set $BRANDSTUDIO_CLIP_MODEL instead)"
+            )
+        return v
 
     @model_validator(mode="after")
     def _order(self) -> QCSection:
+        if self.style_fail > self.style_warn:
+            raise ValueError(
+                f"`style_fail` ({self.style_fail:g}) must not exceed `style_warn` ({self.style_warn:g}): "
+                "higher similarity is better"
+            )
+        if self.prompt_fail > self.prompt_warn:
+            raise ValueError(
+                f"`prompt_fail` ({self.prompt_fail:g}) must not exceed `prompt_warn` ({self.prompt_warn:g}): "
+                "a higher CLIPScore is better"
+            )
         if self.flicker_warn > self.flicker_fail:
             raise ValueError(
                 f"`flicker_warn` ({self.flicker_warn:g}) must not exceed `flicker_fail` ({self.flicker_fail:g})"

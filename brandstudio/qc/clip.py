@@ -2,7 +2,10 @@
 
 :func:`check_file` reads the file with moviepy, streaming its frames into a
 :class:`~brandstudio.qc.QCCollector`, decodes its soundtrack, and measures both like a render's
-frames (:func:`brandstudio.qc.report`). A damaged file gets an error, not a report.
+frames (:func:`brandstudio.qc.report`). A damaged file gets an error, not a report. The CLIP
+prompt check (:mod:`~brandstudio.qc.style`) reads the prompt brandstudio recorded: the
+``.json`` record beside the clip (each shot's prompt for a multi-shot clip), else the MP4's
+``description`` tag; a clip made elsewhere has none, and that check is skipped.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ import json
 import re
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from brandstudio.audio.music import load_audio
-from brandstudio.errors import AssetError, EncodeError, QCError, missing_extra
-from brandstudio.files import check_user_file
+from brandstudio.errors import AssetError, BrandStudioError, EncodeError, QCError, missing_extra
+from brandstudio.files import MAX_TOML_BYTES, check_user_file, read_user_text
 from brandstudio.media import display_rotation, probe
 from brandstudio.profile import BrandProfile
 
@@ -30,13 +33,21 @@ _AGAIN = "export or download the clip again"
 _DECODABLE = "pass a video file ffmpeg can decode (MP4, MOV, WebM, ...)"
 
 
-def check_file(path: str | Path, profile: BrandProfile | str | Path, *, sample_rate: int = 48000) -> QCReport:
+def check_file(
+    path: str | Path,
+    profile: BrandProfile | str | Path,
+    *,
+    sample_rate: int = 48000,
+    prompt: str | Sequence[str] | None = None,
+) -> QCReport:
     """Run QC on any video file (generated here or not), read with moviepy.
 
     The frames stream through (downscaled as they arrive; a display rotation, as phone footage
     has, is applied); the soundtrack, if any, is decoded at ``sample_rate`` in its own channel
     layout (mono is measured as mono) for the loudness checks. Model, seed and the rendering
     profile's fingerprint are read from the MP4's ``comment`` tag when brandstudio wrote it.
+    ``prompt`` (for the CLIP prompt check) defaults to the prompt brandstudio recorded: the
+    clip's ``.json`` record, else its ``description`` tag (see the module docstring).
 
     Raises :class:`~brandstudio.errors.QCError` if the file is missing, empty, not a video
     (no video stream), or damaged (frames that do not decode, as in a truncated download):
@@ -53,9 +64,11 @@ def check_file(path: str | Path, profile: BrandProfile | str | Path, *, sample_r
     audio = _soundtrack(path, sample_rate, sampled.frames / fps) if info.get("has_audio") else None
     # 4. the report, with what brandstudio recorded in the file
     tags = _brandstudio_tags(info)
+    if prompt is None:
+        prompt = recorded_prompt(path, info, tags)
     return measure(sampled, prof, started=started, fps=fps, audio=audio,
                    sample_rate=sample_rate if audio is not None else None, clip=path, model=tags.get("model"),
-                   seed=tags.get("seed"), timings=None, safety=None)  # fmt: skip
+                   seed=tags.get("seed"), timings=None, safety=None, prompt=prompt)  # fmt: skip
 
 
 def _probe_video(path: Path) -> dict:
@@ -157,3 +170,38 @@ def _brandstudio_tags(info: Mapping) -> dict:
     except ValueError:
         return {}
     return tags if isinstance(tags, dict) else {}
+
+
+def recorded_prompt(path: Path, info: Mapping, tags: Mapping) -> str | list[str] | None:
+    """The prompt brandstudio recorded for the clip at ``path``: from its ``.json`` record (a
+    render's result, naming this file), each shot's prompt for a multi-shot clip, else the
+    prompt; else the MP4's ``description`` tag when brandstudio's ``comment`` record (``tags``)
+    is there too; else None."""
+    record = _json_record(path)
+    generation = record.get("generation")
+    shots = generation.get("shots") if isinstance(generation, dict) else None
+    prompts = [s.get("prompt") for s in shots if isinstance(s, dict)] if isinstance(shots, list) else []
+    if prompts and len(prompts) == len(shots) and all(isinstance(p, str) for p in prompts):
+        return prompts
+    if isinstance(record.get("prompt"), str) and record["prompt"].strip():
+        return record["prompt"]
+    description = info.get("metadata", {}).get("description")
+    if tags and isinstance(description, str) and description.strip():
+        return description
+    return None
+
+
+def _json_record(path: Path) -> dict:
+    """The render record beside the clip (``clip.json``, whose ``path`` names this file), or {}:
+    a missing, unreadable or foreign file is no record."""
+    side = path.with_suffix(".json")
+    if not side.is_file():
+        return {}
+    try:
+        text = read_user_text(side, limit=MAX_TOML_BYTES, error=QCError, what="the clip's record")
+        record = json.loads(text)
+    except (BrandStudioError, ValueError):
+        return {}
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+        return {}
+    return record if Path(record["path"]).name == path.name else {}

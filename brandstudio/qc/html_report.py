@@ -1,7 +1,8 @@
 """The QC report as one self-contained HTML page: checks, thumbnails, plots, safety, provenance.
 
 Plots (palette distance and flicker against their thresholds, the brand palette next to each
-sampled frame's dominant colours) are drawn with matplotlib's object API (no pyplot state)
+sampled frame's dominant colours, and with a CLIP model each sampled frame's style similarity
+and CLIPScore) are drawn with matplotlib's object API (no pyplot state)
 and inlined as PNG, so the page is a single file to mail or archive.
 """
 
@@ -99,6 +100,7 @@ def render_html(r) -> str:
         ("profile", r.profile_id),
         ("profile fingerprint", r.profile_fingerprint),
         ("model", r.model or "unknown"),
+        ("CLIP model", r.clip_model or "none (style and prompt checks skipped)"),
         ("seed", "unknown" if r.seed is None else str(r.seed)),
         ("frames", f"{r.frames} × {r.width}×{r.height}" + (f" @ {r.fps:g} fps" if r.fps else "")),
         (
@@ -141,6 +143,16 @@ def render_html(r) -> str:
                                   "time (s)" if r.fps else "frame", "8-bit levels"))  # fmt: skip
     if r.dominant:
         plots.append(_swatch_plot(r))
+    x = [i / r.fps for i in r.clip_indices] if r.fps else list(r.clip_indices)
+    xlabel = "time (s)" if r.fps else "frame"
+    if r.style_similarity:
+        plots.append(_series_plot(x, list(r.style_similarity), t.get("style_warn"), t.get("style_fail"),
+                                  "style: CLIP similarity of each sampled frame to its closest reference still "
+                                  "(higher is better)", xlabel, "cosine"))  # fmt: skip
+    if r.prompt_score:
+        plots.append(_series_plot(x, list(r.prompt_score), t.get("prompt_warn"), t.get("prompt_fail"),
+                                  "prompt: CLIPScore of each sampled frame (higher is better)", xlabel,
+                                  "CLIPScore"))  # fmt: skip
     plot_html = "".join(f"<img class='plot' alt='plot' src='{p}'>" for p in plots)
     title = f"QC {r.status} · {r.profile_id} · {Path(r.clip).name if r.clip else 'clip'}"
     return f"""<!DOCTYPE html>

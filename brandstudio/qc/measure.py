@@ -11,7 +11,10 @@ stream past) and the clip's soundtrack, and measures, in order:
 3. **loudness** and **true_peak** (pyloudnorm, BS.1770) against ``[audio]``;
 4. **safety**: the render's safety verdicts;
 5. **aspect**: whether the frame is one of the profile's aspect ratios;
-6. the verdict and score.
+6. **style** and **prompt**, with a CLIP model (:mod:`~brandstudio.qc.style`): the sampled
+   frames' similarity to the profile's ``[style] references`` stills and their CLIPScore
+   against the final prompt (skipped, with the reason, when no CLIP model is configured);
+7. the verdict and score.
 
 The ``[qc]`` section of ``brand.toml`` (:class:`~brandstudio.profile.schema.QCSection`)
 holds the thresholds.
@@ -38,11 +41,12 @@ from .frames import frames_check
 from .metrics import dominant_colours, flicker, footage_stats, hex_to_rgb, nearest_delta_e
 from .results import Check, QCReport, grade, overall, skipped
 from .sampler import QCCollector
+from .style import clip_checks
 
 __all__ = ["CHECK_STEPS", "measure", "report", "resolve_profile"]
 
 #: the measuring steps :func:`report` reports progress for (``stage="qc"``), in order
-CHECK_STEPS = ("palette", "flicker", "frames", "loudness", "safety", "aspect")
+CHECK_STEPS = ("palette", "flicker", "frames", "loudness", "safety", "aspect", "style", "prompt")
 
 
 def resolve_profile(profile: BrandProfile | str | Path) -> BrandProfile:
@@ -62,6 +66,7 @@ def report(
     seed: int | None = None,
     timings: Mapping[str, float] | None = None,
     safety: Iterable[Mapping[str, str]] | None = None,
+    prompt: str | Sequence[str] | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> QCReport:
     """Measure ``frames`` (uint8 ``(T, H, W, 3)``, or a :class:`QCCollector` that saw a streamed
@@ -75,6 +80,8 @@ def report(
         clip, model, seed, timings: recorded in the report as given.
         safety: the render's safety verdicts (``SafetyVerdict.as_dict()``); ``None`` (a clip
             made elsewhere) skips the safety check.
+        prompt: the final prompt the clip was generated from (a multi-shot clip: each shot's),
+            for the CLIP prompt check; ``None`` skips it.
         on_progress: called with ``Progress(stage="qc", step, total, check)`` as each check
             is measured (see :data:`CHECK_STEPS`).
     """
@@ -91,7 +98,7 @@ def report(
             sampled.add(f)
     return measure(sampled, resolve_profile(profile), started=started, fps=fps, audio=audio,
                    sample_rate=sample_rate, clip=clip, model=model, seed=seed, timings=timings,
-                   safety=safety, on_progress=on_progress)  # fmt: skip
+                   safety=safety, prompt=prompt, on_progress=on_progress)  # fmt: skip
 
 
 def measure(
@@ -107,6 +114,7 @@ def measure(
     seed: int | None,
     timings: Mapping[str, float] | None,
     safety: Iterable[Mapping[str, str]] | None,
+    prompt: str | Sequence[str] | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> QCReport:
     """The report on the frames ``sampled`` holds (what :func:`report` and
@@ -153,7 +161,13 @@ def measure(
     checks.append(_aspect_check(W, H, spec.output.aspects))
     progress(6, total, "aspect")
 
-    # 6. verdict and score
+    # 6. style and prompt: CLIP similarity to the brand's reference stills, CLIPScore against the prompt
+    by_clip = clip_checks(sampled.clip_frames, profile, prompt)
+    checks += by_clip.checks
+    progress(7, total, "style")
+    progress(8, total, "prompt")
+
+    # 7. verdict and score
     status, passed, tested = overall(checks)
     thumbs = sampled.thumbnails()
     timings = {**(timings or {}), "qc_analysis": round(time.perf_counter() - started, 4)}
@@ -188,7 +202,12 @@ def measure(
             "flicker_warn": spec.qc.flicker_warn,
             "flicker_fail": spec.qc.flicker_fail,
             **FRAMES_THRESHOLDS,
+            **by_clip.thresholds,
         },
+        clip_model=by_clip.model,
+        clip_indices=by_clip.indices,
+        style_similarity=by_clip.style,
+        prompt_score=by_clip.prompt,
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         thumbnails=thumbs,
     )

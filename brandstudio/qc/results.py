@@ -24,7 +24,7 @@ from brandstudio.files import write_text_atomic
 
 from .html_report import render_html
 
-__all__ = ["STATUSES", "Check", "QCReport", "grade", "overall", "skipped", "write"]
+__all__ = ["STATUSES", "Check", "QCReport", "grade", "grade_min", "overall", "skipped", "write"]
 
 #: what a check's ``status`` can be
 STATUSES = ("pass", "warn", "fail", "skip")
@@ -53,6 +53,9 @@ class QCReport:
     ``flicker`` per transition, ``dominant`` the sampled frames' dominant colours as
     ``(hex, share)`` pairs, ``footage`` what the frames check measured (``luma``, ``spread``,
     ``motion``: :func:`~brandstudio.qc.metrics.footage_stats`). ``thumbnails`` (JPEG bytes) go into the HTML, not the JSON.
+    ``clip_model`` is the CLIP model the style and prompt checks used (None: none configured),
+    ``clip_indices`` the frames it saw, ``style_similarity`` and ``prompt_score`` its per-frame
+    values (:mod:`~brandstudio.qc.style`).
     """
 
     status: str
@@ -80,6 +83,10 @@ class QCReport:
     dominant: tuple[tuple[tuple[str, float], ...], ...] = ()
     footage: Mapping[str, float | None] = field(default_factory=dict)
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    clip_model: str | None = None
+    clip_indices: tuple[int, ...] = ()
+    style_similarity: tuple[float, ...] = ()
+    prompt_score: tuple[float, ...] = ()
     created: str = ""
     thumbnails: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
 
@@ -115,8 +122,10 @@ class QCReport:
         d["checks"] = tuple(Check(**c) for c in d["checks"])
         d["safety"] = tuple(d["safety"])
         d["dominant"] = tuple(tuple((h, w) for h, w in frame) for frame in d["dominant"])
-        for key in ("palette", "sample_indices", "delta_e", "flicker"):
-            d[key] = tuple(d[key])
+        for key in ("palette", "sample_indices", "delta_e", "flicker", "clip_indices", "style_similarity",
+                    "prompt_score"):  # fmt: skip
+            if key in d:  # a report written before the CLIP checks has no CLIP fields
+                d[key] = tuple(d[key])
         return cls(**d)
 
     def to_html(self) -> str:
@@ -141,6 +150,25 @@ def grade(name: str, value: float, warn: float, fail: float, unit: str, what: st
     else:
         status, why = "pass", f"{what} {value:.1f}{unit} is within {warn:g}{unit}"
     return Check(name, status, round(float(value), 3), unit.strip(), warn, fail, why)
+
+
+def grade_min(
+    name: str, value: float, warn: float, fail: float, unit: str, what: str, digits: int = 2
+) -> Check:
+    """The check ``name`` for a measurement where higher is better (a similarity): pass at or
+    over ``warn``, warn under it, fail under ``fail``; ``what`` starts the explanation.
+
+    Example:
+        >>> grade_min("style", 0.61, 0.7, 0.55, "cos", "similarity").explanation
+        'similarity 0.61 is under the warn threshold 0.7'
+    """
+    if value < fail:
+        status, why = "fail", f"{what} {value:.{digits}f} is under the fail threshold {fail:g}"
+    elif value < warn:
+        status, why = "warn", f"{what} {value:.{digits}f} is under the warn threshold {warn:g}"
+    else:
+        status, why = "pass", f"{what} {value:.{digits}f} is at or over {warn:g}"
+    return Check(name, status, round(float(value), 4), unit, warn, fail, why)
 
 
 def skipped(name: str, unit: str, why: str, value: float | None = None) -> Check:

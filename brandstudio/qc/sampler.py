@@ -1,9 +1,11 @@
 """Sampling a clip for QC as its frames stream past, so QC never needs the whole clip in memory.
 
 :class:`QCCollector` keeps an analysis-size copy (~128 px) of every frame (for the palette
-samples and the frame-to-frame flicker) and a thumbnail of a few (for the HTML report). A
-render hands it to the streamed post stage as an observer; :func:`brandstudio.qc.check_file`
-fills it from a decoded file; :func:`brandstudio.qc.report` measures it.
+samples and the frame-to-frame flicker), a thumbnail of a few (for the HTML report) and
+:data:`CLIP_FRAMES` evenly spaced frames at :data:`CLIP_SIZE` (for the CLIP style and prompt
+checks, :mod:`brandstudio.qc.style`). A render hands it to the streamed post stage as an
+observer; :func:`brandstudio.qc.check_file` fills it from a decoded file;
+:func:`brandstudio.qc.report` measures it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,27 @@ from brandstudio.errors import QCError
 
 from .metrics import ANALYSIS_SIZE, downscale
 
-__all__ = ["N_THUMBS", "THUMB_SIZE", "QCCollector"]
+__all__ = ["CLIP_FRAMES", "CLIP_SIZE", "N_THUMBS", "THUMB_SIZE", "QCCollector", "clip_size"]
 
 #: longer side (px) of the report's thumbnails
 THUMB_SIZE = 240
 #: thumbnails shown in the HTML report
 N_THUMBS = 6
+#: frames kept for the CLIP checks, evenly spaced over the clip
+CLIP_FRAMES = 8
+#: shorter side (px) the CLIP frames are kept at: what every CLIP takes (224 px; 336 px for ViT-L/14-336)
+CLIP_SIZE = 336
+
+
+def clip_size(frame: np.ndarray) -> np.ndarray:
+    """``frame`` downscaled (bicubic, antialiased) so that its shorter side is :data:`CLIP_SIZE`
+    px (unchanged if smaller): what the CLIP checks keep of a frame and of a reference still."""
+    h, w = frame.shape[:2]
+    if min(h, w) <= CLIP_SIZE:
+        return frame
+    s = CLIP_SIZE / min(h, w)
+    size = (max(CLIP_SIZE, round(w * s)), max(CLIP_SIZE, round(h * s)))
+    return np.asarray(Image.fromarray(frame).resize(size, Image.Resampling.BICUBIC))
 
 
 class QCCollector:
@@ -31,7 +48,8 @@ class QCCollector:
     Give it to a streamed post stage (:func:`brandstudio.post.stream.run_stream`) as an
     observer, ``collector(start, frames)`` with the chunks in order, then pass it to
     :func:`brandstudio.qc.report` in place of the frames. ``expected`` (the clip's frame count,
-    if known) spreads the thumbnails over the whole clip.
+    if known) spreads the thumbnails and the ``clip_frames`` CLIP frames over the whole clip;
+    without it the CLIP frames are every ``2**k``-th frame, ``k`` growing as the clip does.
 
     Example:
         >>> import numpy as np
@@ -42,11 +60,19 @@ class QCCollector:
         (4, [0.0, 9.0, 0.0])
     """
 
-    def __init__(self, expected: int = 0) -> None:
+    def __init__(self, expected: int = 0, clip_frames: int = CLIP_FRAMES) -> None:
         self._small: list[np.ndarray] = []
         self._thumbs: dict[int, np.ndarray] = {}
         self._stride = max(1, expected // (4 * N_THUMBS))
         self._shape: tuple[int, int] | None = None
+        self._clip: dict[int, np.ndarray] = {}
+        self._clip_n = max(1, int(clip_frames))
+        self._clip_stride = 1  # without `expected`: kept every `stride`-th frame, doubled as the clip grows
+        self._clip_at = (
+            {int(i) for i in np.linspace(0, expected - 1, min(self._clip_n, expected)).round()}
+            if expected > 0
+            else None
+        )
 
     def __call__(self, start: int, frames: np.ndarray) -> None:
         """Take the chunk of ``frames`` that starts at frame ``start`` (chunks come in order)."""
@@ -70,6 +96,19 @@ class QCCollector:
         self._small.append(downscale(frame, ANALYSIS_SIZE))
         if i % self._stride == 0:
             self._thumbs[i] = downscale(frame, THUMB_SIZE)
+        self._keep_for_clip(i, frame)
+
+    def _keep_for_clip(self, i: int, frame: np.ndarray) -> None:
+        if self._clip_at is not None:
+            if i in self._clip_at:
+                self._clip[i] = clip_size(frame)
+            return
+        if i % self._clip_stride:
+            return
+        self._clip[i] = clip_size(frame)
+        if len(self._clip) > 2 * self._clip_n:  # thin to every other one kept, and keep half as many
+            self._clip_stride *= 2
+            self._clip = {k: v for k, v in self._clip.items() if k % self._clip_stride == 0}
 
     @property
     def frames(self) -> int:
@@ -85,6 +124,15 @@ class QCCollector:
     def analysis_frames(self) -> list[np.ndarray]:
         """The analysis-size copies, one per frame seen."""
         return list(self._small)
+
+    @property
+    def clip_frames(self) -> list[tuple[int, np.ndarray]]:
+        """Up to ``clip_frames`` ``(index, frame)`` pairs spread evenly over the frames seen, each
+        frame's shorter side at most :data:`CLIP_SIZE` px (for :mod:`brandstudio.qc.style`)."""
+        keys = sorted(self._clip)
+        if len(keys) > self._clip_n:
+            keys = sorted({keys[round(j)] for j in np.linspace(0, len(keys) - 1, self._clip_n)})
+        return [(i, self._clip[i]) for i in keys]
 
     def thumbnails(self, n: int = N_THUMBS) -> tuple[bytes, ...]:
         """Up to ``n`` thumbnails spread evenly over the frames seen, as JPEG bytes."""
