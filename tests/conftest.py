@@ -39,6 +39,16 @@ def weights_cache_dir(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_machine_clip_model():
+    """A developer's BRANDSTUDIO_CLIP_MODEL would add QC checks to every report; tests that want
+    a CLIP model set it themselves."""
+    mp = pytest.MonkeyPatch()
+    mp.delenv("BRANDSTUDIO_CLIP_MODEL", raising=False)
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def make_profile(tmp_path):
     """Copy a demo profile into tmp_path, optionally editing brand.toml and writing files.
