@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -342,9 +344,12 @@ def test_an_output_outside_the_profile_cannot_be_added(profile_with_stills, tmp_
     )  # refused first
 
 
-def test_no_data_folder_named_says_how_to_give_one(profile_with_stills, tmp_path):
+def test_no_data_folder_named_says_how_to_give_one(make_profile, tmp_path):
+    # the demo profiles ship [style] references; this client has none yet
+    root = make_profile("aurora-coffee", edit=lambda t: re.sub(r"(?m)^references = .*$", "", t))
+    shutil.rmtree(root / "references")
     with pytest.raises(TrainingError, match=r"\[style\] references") as caught:
-        train_lora(profile_with_stills, config=TOY, work_dir=tmp_path / "run")
+        train_lora(root, config=TOY, work_dir=tmp_path / "run")
     assert "--data" in caught.value.fix
 
 

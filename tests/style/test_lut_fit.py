@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 
@@ -68,7 +69,9 @@ def test_a_cube_written_reads_back_as_the_same_table(tmp_path):
 @pytest.mark.parametrize("method", ["mkl", "reinhard"])
 def test_the_transfer_to_references_is_baked(method):
     rng = np.random.default_rng(0)
-    footage = [np.clip(rng.normal([110, 120, 140], 30, (64, 64, 3)), 0, 255).astype(np.uint8) for _ in range(3)]
+    footage = [
+        np.clip(rng.normal([110, 120, 140], 30, (64, 64, 3)), 0, 255).astype(np.uint8) for _ in range(3)
+    ]
     refs = [np.clip(rng.normal([170, 120, 80], 20, (64, 64, 3)), 0, 255).astype(np.uint8) for _ in range(2)]
     fit = fit_references(footage, refs, method=method, size=17)
     moved = np.clip(np.rint(apply_lut(fit.lut, footage[0]) * 255), 0, 255).astype(np.uint8)
@@ -120,6 +123,7 @@ def test_fit_to_references_from_the_models_own_footage(make_profile, tmp_path, s
     their colours moved to the reference stills' (profile/references, the default folder)."""
     profile = make_profile("aurora-coffee")
     refs = profile / "references"
+    shutil.rmtree(refs)  # the demo profile's own stills are replaced by graded ones
     refs.mkdir()
     for i, s in enumerate(stills(2, seed=7)):
         Image.fromarray(graded(s)).save(refs / f"r{i}.jpg")
@@ -130,12 +134,15 @@ def test_fit_to_references_from_the_models_own_footage(make_profile, tmp_path, s
 
 def test_bad_input_is_refused_clearly(make_profile, tmp_path):
     profile = make_profile("aurora-coffee")
+    shutil.rmtree(profile / "references")  # a client without reference stills yet
     before, after = write_pairs(tmp_path / "g", stills(2))
     (after / "shot1.png").unlink()
     with pytest.raises(RequestError, match="no graded still .* for shot1.png"):
         fit_lut(profile, pairs=(before, after), output=tmp_path / "x.cube")
     Image.fromarray(stills(1, size=64)[0]).save(after / "shot1.png")
-    with pytest.raises(RequestError, match="graded pair shot1: the before still is 96x96, the graded one 64x64"):
+    with pytest.raises(
+        RequestError, match="graded pair shot1: the before still is 96x96, the graded one 64x64"
+    ):
         fit_lut(profile, pairs=(before, after), output=tmp_path / "x.cube")
     (tmp_path / "empty").mkdir()
     with pytest.raises(RequestError, match="no stills in"):
@@ -164,7 +171,9 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_work(make_profile
     assert info.value.field == "output"
     # the preview is checked too, before the table is written: neither appears
     with pytest.raises(RequestError, match="cannot write the preview") as info:
-        fit_lut(profile, pairs=(before, after), size=9, output=tmp_path / "ok.cube", preview=blocker / "p.png")
+        fit_lut(
+            profile, pairs=(before, after), size=9, output=tmp_path / "ok.cube", preview=blocker / "p.png"
+        )
     assert info.value.field == "preview" and not (tmp_path / "ok.cube").exists()
     proc = subprocess.run(
         [sys.executable, "-m", "brandstudio.cli", "lut", "fit", str(profile), "--pairs", str(before), str(after),
