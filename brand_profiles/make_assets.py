@@ -1093,52 +1093,32 @@ REFERENCE_SIZE = (256, 144)  # the demo model's generation size
 REFERENCE_COUNT = 12
 
 
-def _reference_still(rng: np.random.Generator, swatches: list[str], size=REFERENCE_SIZE):
-    """One still in the brand's palette: a gradient between two swatches at a random angle, soft
-    discs of others, and a soft light; returns the RGB array and the swatches used (by role)."""
-    w, h = size
-    cols = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in swatches], dtype=np.float64) / 255
-    a, b = rng.choice(len(swatches), 2, replace=False)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    angle = rng.uniform(0, 2 * np.pi)
-    t = ((xx / w - 0.5) * np.cos(angle) + (yy / h - 0.5) * np.sin(angle)) + 0.5
-    t = np.clip(t, 0, 1)[..., None]
-    img = cols[a] * (1 - t) + cols[b] * t
-    discs = []
-    for _ in range(int(rng.integers(1, 3))):
-        c = int(rng.integers(len(swatches)))
-        cx, cy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.8) * h
-        r = rng.uniform(0.12, 0.3) * h * 1.6
-        m = np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)) ** 2)[..., None]
-        img = img * (1 - m) + cols[c] * m
-        discs.append(c)
-    light = int(rng.integers(len(swatches)))
-    lx, ly = rng.uniform(0, w), rng.uniform(0, h * 0.5)
-    glow = 0.35 * np.exp(-((xx - lx) ** 2 + (yy - ly) ** 2) / (2 * (0.6 * h) ** 2))[..., None]
-    img = img * (1 - glow) + cols[light] * glow
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8), (a, b, discs, light)
-
-
 def make_references(profile: Path, swatches: dict[str, str], *, seed: int, chinese: bool) -> None:
     """``references/``: the brand's reference stills (``[style] references``) with a caption each,
-    the data ``lut fit`` and ``lora train`` learn the brand's look from."""
+    the data ``lut fit`` and ``lora train`` learn the brand's look from. They are drawn like the
+    demo model's own training footage (brandstudio.generation.procedural: a gradient, soft discs,
+    a light), only in the brand's swatches, so the LoRA learns the palette and nothing else."""
     from PIL import Image
+
+    sys.path.insert(0, str(REPO))
+    from brandstudio.generation.procedural import random_scene, render_scene, scene_caption
 
     out = profile / "references"
     if out.exists():
         for old in out.iterdir():
             old.unlink()
     out.mkdir(exist_ok=True)
-    hexes, names = list(swatches), list(swatches.values())
+    names = list(swatches.values())
     rng = np.random.default_rng(seed)
     for i in range(REFERENCE_COUNT):
-        img, (a, b, discs, light) = _reference_still(rng, hexes)
-        Image.fromarray(img).save(out / f"ref-{i:02d}.png", optimize=True)
-        shapes = "、".join(names[c] for c in discs) if chinese else " and ".join(names[c] for c in discs)
+        scene = random_scene(rng, list(swatches), motion=0.0)
+        still = render_scene(scene, frames=1, width=REFERENCE_SIZE[0], height=REFERENCE_SIZE[1])[0]
+        Image.fromarray((still * 255 + 0.5).astype(np.uint8)).save(out / f"ref-{i:02d}.png", optimize=True)
         if chinese:
-            caption = f"{names[a]}到{names[b]}的柔和渐变，{shapes}色的柔光圆形，{names[light]}的微光"
+            shapes = "、".join(names[d.colour] for d in scene.discs)
+            caption = f"{names[scene.start]}到{names[scene.end]}的柔和渐变，{shapes}色的柔光圆形，{names[scene.light]}的微光"
         else:
-            caption = f"a soft gradient from {names[a]} to {names[b]}, soft {shapes} shapes, a gentle {names[light]} light"
+            caption = scene_caption(scene, swatches)
         (out / f"ref-{i:02d}.txt").write_text(caption + "\n", encoding="utf-8")
     log(f"  wrote {out.relative_to(REPO)}/: {REFERENCE_COUNT} stills with captions")
 
