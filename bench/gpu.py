@@ -7,7 +7,10 @@ torch LUT grade of 1080p frames, host to host, vs ffmpeg ``lut3d`` on the CPU), 
 Real-ESRGAN x4plus on 832x480 frames), ``vae`` (the Wan2.1 VAE decoding an 832x480x81 clip),
 ``ti2v-5b`` and ``a14b`` (Wan2.2-TI2V-5B at 1280x704x121, T2V-A14B at 832x480x81: a warm-up and
 2 timed denoising steps per speed preset and memory plan, as ``resolve_preset`` and
-``PipelineRuntime`` apply them, extrapolated to the clip; peak memory next to ``estimate_memory``).
+``PipelineRuntime`` apply them, extrapolated to the clip; peak memory next to ``estimate_memory``),
+``lora-train`` (``lora train``'s GPU settings on one full-size A14B expert: bf16 base, gradient
+checkpointing, a rank-32 float32 LoRA with AdamW at 832x480x33; steps/s, peak memory, the cost of
+moving the idle expert off the GPU).
 
 Each section runs in a process of its own (a fresh CUDA context and peak count; a crash or a
 host out-of-memory kill costs that section only) under its own time budget; unused time rolls

@@ -1,6 +1,6 @@
 """The measurements of ``bench/gpu.sh``, one function per section (see ``bench/gpu.py``):
-``grade``, ``sr``, ``vae``, and the denoising steps of ``a14b`` / ``ti2v-5b`` per speed preset and
-memory plan. Each registers itself in ``gpu.SECTIONS``; ``gpu.py`` runs each in a process of its own.
+``grade``, ``sr``, ``vae``, the denoising steps of ``a14b`` / ``ti2v-5b`` per speed preset and
+memory plan, and ``lora-train`` (a brand LoRA's training steps on a full-size A14B expert). Each registers itself in ``gpu.SECTIONS``; ``gpu.py`` runs each in a process of its own.
 """
 
 from __future__ import annotations
@@ -285,13 +285,81 @@ def measure_transformer(kind: str, configs: tuple[tuple[str, str], ...], bench: 
                   f"{r['estimate']:.1f}", r["runtime"], "; ".join(r["notes"]))  # fmt: skip
 
 
+# -- lora-train: a brand LoRA's training steps on a full-size A14B expert ----------------------------
+
+LORA_TRAIN_SIZE = (832, 480, 33)  # musubi-tuner's usual Wan2.2 LoRA buckets are 480p, 33-81 frames
+
+
+def measure_lora_train(bench: Bench) -> None:
+    """``brandstudio lora train``'s GPU settings on one full-size T2V-A14B expert (the other expert is
+    the same network, trained after it while this one waits in CPU memory): the base in bf16 with
+    gradient checkpointing, a rank-32 peft LoRA on the attention and FFN Linears in float32 with
+    AdamW, the flow-matching loss on the high-noise range. Steps/s and peak memory; then the cost of
+    moving the expert off the GPU (what ``--offload-idle`` pays at the expert switch)."""
+    import torch  # heavy
+    from diffusers import WanTransformer3DModel
+    from peft import LoraConfig
+
+    from brandstudio.generation.flow_matching import flow_matching_loss, sample_sigmas
+    from brandstudio.style import DEFAULT_TARGET_MODULES
+
+    model = MODELS["a14b"]
+    w, h, f = TOY_SIZE if bench.toy else LORA_TRAIN_SIZE
+    rank = 4 if bench.toy else 32
+    # 1. the expert, built on the GPU in bf16 (fp32 on the CPU dry run)
+    start = time.perf_counter()
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32 if bench.toy else torch.bfloat16)
+    try:
+        with torch.device(bench.device):
+            expert = WanTransformer3DModel(**model.transformer_config(bench.toy)).requires_grad_(False)
+    finally:
+        torch.set_default_dtype(default)
+    built_s = time.perf_counter() - start
+    # 2. the LoRA (float32), gradient checkpointing, AdamW over the LoRA only
+    expert.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(DEFAULT_TARGET_MODULES)))
+    params = [p for n, p in expert.named_parameters() if "lora_" in n]
+    for p in params:
+        p.data = p.data.float()
+        p.requires_grad_(True)
+    expert.enable_gradient_checkpointing()
+    expert.train()
+    optimizer = torch.optim.AdamW(params, lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, 16, (f - 1) // 4 + 1, h // 8, w // 8, generator=gen).to(bench.device)
+    text = torch.randn(1, 512, expert.config.text_dim, generator=gen).to(bench.device)
+
+    def step() -> float:
+        sigmas = sample_sigmas(1, low=0.875, high=1.0, shift=12.0, generator=gen)
+        loss = flow_matching_loss(expert, latents, text, sigmas, torch.randn(latents.shape, generator=gen).to(latents))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss)
+
+    bench.table(f"LoRA training on one {model.name} expert, {w}x{h}x{f} ({model.tokens(w, h, f):,} tokens), "
+                f"rank {rank}", "base | LoRA params | s/step | steps/s | peak GB | expert off the GPU s")  # fmt: skip
+    step()  # warm-up: allocator, cuDNN/flash kernels
+    bench.reset_peak()
+    steps = 1 if bench.toy else 2
+    s = bench.time(lambda: [step() for _ in range(steps)])[0] / steps
+    peak = bench.peak_gb()
+    off_s = bench.time(lambda: expert.to("cpu"))[0]
+    lora_params = sum(p.numel() for p in params)
+    bench.row(str(next(expert.parameters()).dtype).removeprefix("torch."), f"{lora_params / 1e6:.1f} M",
+              seconds(s), f"{1 / s:.3f}", peak, seconds(off_s))  # fmt: skip
+    bench.note(f"Built on {bench.device} in {built_s:.1f} s. One expert is measured: the other is the same "
+               "network on the low-noise range, trained after it with this one in CPU memory.")  # fmt: skip
+
+
 for name, title, budget_s, measure in (
     ("grade", "LUT grade, torch on the GPU vs ffmpeg lut3d", 20.0, measure_grade),
     ("sr", "Real-ESRGAN x4plus, bf16", 25.0, measure_sr),
     ("vae", "Wan2.1 VAE decode", 40.0, measure_vae),
-    ("ti2v-5b", "Wan2.2-TI2V-5B", 100.0, partial(measure_transformer, "ti2v-5b", CONFIGS)),
+    ("ti2v-5b", "Wan2.2-TI2V-5B", 90.0, partial(measure_transformer, "ti2v-5b", CONFIGS)),
     ("a14b", "Wan2.2-T2V-A14B", 175.0, partial(measure_transformer, "a14b", A14B_IN_MEMORY)),
-    ("a14b-offload", "Wan2.2-T2V-A14B under group-offload", 75.0, partial(measure_transformer, "a14b", A14B_OFFLOAD)),
+    ("a14b-offload", "Wan2.2-T2V-A14B under group-offload", 60.0, partial(measure_transformer, "a14b", A14B_OFFLOAD)),
+    ("lora-train", "LoRA training on a T2V-A14B expert", 60.0, measure_lora_train),
 ):  # fmt: skip
     SECTIONS.register(name, Section(title, budget_s, measure))
 
