@@ -17,7 +17,7 @@ from ..errors import BrandStudioError, TrainingError
 from ..files import MAX_TOML_BYTES, read_user_text, write_text_atomic
 from ..profile import load_profile
 
-__all__ = ["add_lora_to_profile", "check_inside_profile"]
+__all__ = ["add_lora_to_profile", "check_inside_profile", "rewrite_brand_toml"]
 
 _LORA_TABLE = re.compile(r"^\[\[style\.loras\]\][ \t]*(#.*)?$", re.M)
 _NEXT_TABLE = re.compile(r"^\[", re.M)
@@ -32,6 +32,18 @@ def _set_line(body: str, key: str, value: str) -> str:
     line = re.compile(rf"^{re.escape(key)}[ \t]*=.*$", re.M)
     new = f"{key} = {value}"
     return line.sub(new, body, count=1) if line.search(body) else body.rstrip("\n") + f"\n{new}\n"
+
+
+def rewrite_brand_toml(root: Path, original: str, updated: str) -> None:
+    """Write ``updated`` as the profile's brand.toml; if the profile then fails to load, put
+    ``original`` back and raise the load's error (a profile is never left broken)."""
+    toml = Path(root) / "brand.toml"
+    write_text_atomic(toml, updated)
+    try:
+        load_profile(root)
+    except BrandStudioError:
+        write_text_atomic(toml, original)
+        raise
 
 
 def check_inside_profile(root: Path, lora: str | Path, name: str) -> str:
@@ -96,9 +108,4 @@ def add_lora_to_profile(
             f"trigger_words = [{_toml_string(trigger)}]\nbase_model = {_toml_string(base_model)}\n"
         )
         updated = text.rstrip("\n") + "\n" + entry
-    write_text_atomic(toml, updated)
-    try:
-        load_profile(root)
-    except BrandStudioError:
-        write_text_atomic(toml, text)
-        raise
+    rewrite_brand_toml(root, text, updated)

@@ -64,7 +64,7 @@ from ..generation.devices import dtype_kwargs
 from ..generation.flow_matching import encode_latents, expert_sigma_ranges, flow_matching_loss, sample_sigmas
 from ..generation.logs import quiet_progress
 from ..generation.lora import BASE_MODEL_METADATA_KEY
-from ..generation.tiny import tiny_model_path
+from ..generation.tiny import tiny_model_path, tiny_model_version
 from ..generation.wan import model_family_of
 from ..profile import BrandProfile, load_profile
 from ..progress import ProgressCallback, stage_reporter
@@ -249,6 +249,7 @@ def train_lora(
     # 3. the run's folder: resume, refuse or start
     identity = {
         "brandstudio": 1, "model": spec.model.id, "revision": spec.model.revision, "family": family,
+        "tiny_version": tiny_model_version(spec.model.id),  # new demo weights: new latents
         "data": data_hash, "trigger": trigger, "width": width, "height": height,
         "config": {k: v for k, v in asdict(config).items() if k not in ("checkpoint_every",)},
     }  # fmt: skip

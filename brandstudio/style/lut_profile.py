@@ -24,13 +24,14 @@ import numpy as np
 from PIL import Image
 
 from .. import generation
-from ..errors import BrandStudioError, ProfileError, RequestError
-from ..files import MAX_TOML_BYTES, read_user_text, write_bytes_atomic, write_text_atomic
+from ..errors import ProfileError, RequestError
+from ..files import MAX_TOML_BYTES, read_user_text, write_bytes_atomic
 from ..generation.cache import SceneCache
 from ..post.grade import LUT
-from ..profile import BrandProfile, load_profile
+from ..profile import BrandProfile
 from ..profile.assets import read_image
 from ..prompts.compose import brand_negative, brand_prompt
+from .lora_profile import rewrite_brand_toml
 from .lut_fit import apply_lut
 
 __all__ = [
@@ -183,9 +184,4 @@ def set_profile_lut(profile_dir: str | Path, cube: str | Path) -> None:
         body = text[header.end():body_end]
         body = _LUT_LINE.sub(line, body, count=1) if _LUT_LINE.search(body) else f"\n{line}" + body
         updated = text[: header.end()] + body + text[body_end:]
-    write_text_atomic(toml, updated)
-    try:
-        load_profile(root)
-    except BrandStudioError:
-        write_text_atomic(toml, text)
-        raise
+    rewrite_brand_toml(root, text, updated)
