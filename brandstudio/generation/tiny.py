@@ -50,6 +50,7 @@ from filelock import FileLock
 
 from brandstudio.files import brandstudio_home, write_bytes_atomic
 from brandstudio.generation.logs import quiet_progress
+from brandstudio.weights import safetensors_bytes
 
 __all__ = [
     "TINY_BASE_MODEL",
@@ -344,21 +345,6 @@ def _lora_module_names(num_layers: int) -> list[tuple[str, str]]:
     return names
 
 
-def _canonical_header(data: bytes) -> bytes:
-    """Sort the JSON header of serialized safetensors, so equal tensors give equal bytes.
-
-    safetensors writes ``__metadata__`` from a hash map, whose key order varies between runs.
-    The header is rewritten in sorted order and padded with spaces to its original length
-    (which the format allows), so the tensor data and its offsets are untouched.
-    """
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + n])
-    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    if len(canonical) > n:  # cannot happen: same content, no extra whitespace
-        return data
-    return data[:8] + canonical.ljust(n, b" ") + data[8 + n :]
-
-
 def make_tiny_lora(
     path: Path,
     *,
@@ -393,7 +379,6 @@ def make_tiny_lora(
         True
     """
     import torch
-    from safetensors.torch import save
 
     dims = {**TINY_DIMS, **(target_dims or {})}
     dim, ffn = dims["dim"], dims["ffn_dim"]
@@ -406,8 +391,8 @@ def make_tiny_lora(
         b = torch.randn(n_out, rank, generator=gen) * (scale / rank**0.5)
         tensors[f"transformer.{module}.lora_A.weight"] = a.contiguous()
         tensors[f"transformer.{module}.lora_B.weight"] = b.contiguous()
-    data = save(tensors, metadata={"brandstudio.base_model": base_model, "format": "pt"})
-    return write_bytes_atomic(path, _canonical_header(data))
+    data = safetensors_bytes(tensors, {"brandstudio.base_model": base_model, "format": "pt"})
+    return write_bytes_atomic(path, data)
 
 
 def write_demo_loras(brand_profiles: Path) -> list[Path]:
