@@ -346,7 +346,7 @@ def measure_lora_train(bench: Bench) -> None:
     peak = bench.peak_gb()
     off_s = bench.time(lambda: expert.to("cpu"))[0]
     lora_params = sum(p.numel() for p in params)
-    bench.row(str(next(expert.parameters()).dtype).removeprefix("torch."), f"{lora_params / 1e6:.1f} M",
+    bench.row(str(next(expert.parameters()).dtype).removeprefix("torch."), str(lora_params),
               seconds(s), f"{1 / s:.3f}", peak, seconds(off_s))  # fmt: skip
     bench.note(f"Built on {bench.device} in {built_s:.1f} s. One expert is measured: the other is the same "
                "network on the low-noise range, trained after it with this one in CPU memory.")  # fmt: skip

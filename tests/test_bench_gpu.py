@@ -26,6 +26,7 @@ TABLES = {
     "Wan2.2-TI2V-5B,": (QUALITY_PLANS + FAST_BALANCED, STEPS),
     "Wan2.2-T2V-A14B,": (QUALITY_PLANS[:2] + FAST_BALANCED, STEPS),
     "Wan2.2-T2V-A14B under group-offload,": (QUALITY_PLANS[2:], STEPS),
+    "LoRA training on one Wan2.2-T2V-A14B expert,": ([("float32",)], ["s/step", "steps/s", "LoRA params"]),
 }
 
 
