@@ -1,6 +1,7 @@
 """The measurements of ``bench/gpu.sh``, one function per section (see ``bench/gpu.py``):
 ``grade``, ``sr``, ``vae``, the denoising steps of ``a14b`` / ``ti2v-5b`` per speed preset and
-memory plan, and ``lora-train`` (a brand LoRA's training steps on a full-size A14B expert). Each registers itself in ``gpu.SECTIONS``; ``gpu.py`` runs each in a process of its own.
+memory plan, and ``lora-train`` (a brand LoRA's training steps on a full-size A14B expert). Each
+registers itself in ``gpu.SECTIONS``; ``gpu.py`` runs each in a process of its own.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ offline demo model is to learn from, so that a LoRA trained on the stills moves 
 A :class:`Scene` is drawn once from a seeded generator (:func:`random_scene`) and rendered at any
 size and length (:func:`render_scene`): a gradient between two colours that drifts along its
 axis, one or two soft discs gliding in straight lines, and a soft light that wanders. Everything
-is smooth in space and time, so a model with a few thousand parameters can learn it and the
-result plays as moving colour rather than noise.
+is smooth in space and time: footage a very small model can hope to learn (the first attempt to
+train the tiny model on it, at its present size, did not get there yet).
 
 Example:
     >>> import numpy as np

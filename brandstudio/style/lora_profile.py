@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import BrandStudioError, TrainingError
-from ..files import MAX_TOML_BYTES, read_user_text, write_text_atomic
+from ..errors import TrainingError
+from ..files import MAX_TOML_BYTES, read_user_text
 from ..profile import load_profile
+from .brand_toml import rewrite_brand_toml
 
-__all__ = ["add_lora_to_profile", "check_inside_profile", "rewrite_brand_toml"]
+__all__ = ["add_lora_to_profile", "check_inside_profile"]
 
 _LORA_TABLE = re.compile(r"^\[\[style\.loras\]\][ \t]*(#.*)?$", re.M)
 _NEXT_TABLE = re.compile(r"^\[", re.M)
@@ -32,18 +33,6 @@ def _set_line(body: str, key: str, value: str) -> str:
     line = re.compile(rf"^{re.escape(key)}[ \t]*=.*$", re.M)
     new = f"{key} = {value}"
     return line.sub(new, body, count=1) if line.search(body) else body.rstrip("\n") + f"\n{new}\n"
-
-
-def rewrite_brand_toml(root: Path, original: str, updated: str) -> None:
-    """Write ``updated`` as the profile's brand.toml; if the profile then fails to load, put
-    ``original`` back and raise the load's error (a profile is never left broken)."""
-    toml = Path(root) / "brand.toml"
-    write_text_atomic(toml, updated)
-    try:
-        load_profile(root)
-    except BrandStudioError:
-        write_text_atomic(toml, original)
-        raise
 
 
 def check_inside_profile(root: Path, lora: str | Path, name: str) -> str:

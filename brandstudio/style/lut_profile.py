@@ -31,7 +31,7 @@ from ..post.grade import LUT
 from ..profile import BrandProfile
 from ..profile.assets import read_image
 from ..prompts.compose import brand_negative, brand_prompt
-from .lora_profile import rewrite_brand_toml
+from .brand_toml import rewrite_brand_toml
 from .lut_fit import apply_lut
 
 __all__ = [
