@@ -7,6 +7,7 @@ starts from real, valid inputs of each kind. A crash is any exception that is no
 ``-timeout`` seconds is a hang.
 
     python tests/hostile/fuzz_parsers.py CORPUS_DIR -max_total_time=60 -timeout=20
+    python tests/hostile/fuzz_parsers.py crash-<sha1>       # replay one saved input alone
 
 ``tests/hostile/test_fuzz.py`` runs it for a bounded time in the suite (``BRANDSTUDIO_FUZZ_SECONDS``).
 """
@@ -44,11 +45,15 @@ def test_one_input(data: bytes) -> None:
         parse(data[1:])
     except BrandStudioError:
         pass  # a clear refusal is the contract
+    except (SystemExit, KeyboardInterrupt) as exc:
+        # libFuzzer reports an exit inside the target only as "fuzz target exited", without a
+        # traceback; as an ordinary exception atheris prints where it came from.
+        raise RuntimeError(f"{type(exc).__name__} inside the parser: {exc!r}") from exc
 
 
 def main() -> None:
     corpus = next((Path(a) for a in sys.argv[1:] if not a.startswith("-")), None)
-    if corpus is not None:
+    if corpus is not None and not corpus.is_file():  # a file is one input to replay, not a corpus
         write_seeds(corpus)
     atheris.Setup(sys.argv, test_one_input)
     try:
