@@ -42,7 +42,7 @@ def frame_rate(value: float | int | str | Fraction) -> Fraction:
             ntsc = [r for r in _NTSC if abs(float(r) - number) < 0.002]
             rate = ntsc[0] if ntsc else Fraction(number).limit_denominator(1001)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
-        raise ValueError(f"not a frame rate: {value!r} (write e.g. 25, 29.97 or \"30000/1001\")") from None
+        raise ValueError(f'not a frame rate: {value!r} (write e.g. 25, 29.97 or "30000/1001")') from None
     if not 0 < rate <= MAX_FPS:
         raise ValueError(f"a frame rate must be above 0 and at most {MAX_FPS} fps, got {value!r}")
     return rate

@@ -42,6 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from brandstudio.profile.assets import ASSET_CHECKS
 from brandstudio.rates import frame_rate
 from brandstudio.registry import INTERPOLATION_METHODS
 
@@ -202,7 +203,11 @@ class FlowInterpolator(Interpolator):
         # and this is where the time would go at 720p.
         gx, gy = np.meshgrid(np.arange(fw, dtype=np.float32), np.arange(fh, dtype=np.float32))
         seen0, seen1 = _visibility(f01, f10, gx, gy), _visibility(f10, f01, gx, gy)
-        full = None if (fw, fh) == (w, h) else np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        full = (
+            None
+            if (fw, fh) == (w, h)
+            else np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        )
         to_full = np.float32([w / fw, h / fh])
         out = np.empty((len(alphas), h, w, 3), np.uint8)
         for k, t in enumerate(alphas):
@@ -252,6 +257,13 @@ INTERPOLATORS.register("flow", lambda weights=None, device="auto": FlowInterpola
 INTERPOLATORS.register("rife", _rife)
 
 
+@ASSET_CHECKS.register("interpolation-weights")
+def _check_rife_weights(path: Path) -> None:
+    from .rife import load_ifnet  # torch: imported when RIFE weights are named
+
+    load_ifnet(path)
+
+
 def make_interpolator(method: str, weights: Path | None = None, device: str = "auto") -> Interpolator:
     """The interpolator registered as ``method`` (checked against :data:`INTERPOLATORS`)."""
     INTERPOLATION_METHODS.check(method)
@@ -296,6 +308,8 @@ class Retime:
             while end < len(left) and left[end] == left[k] and alpha[end] > 0:
                 end += 1
             a, b = done[int(left[k])], done[int(right[k])]
-            out[k:end] = mix(a, b, alpha[k:end]) if linear[k] else self.interpolator.between(a, b, alpha[k:end])
+            out[k:end] = (
+                mix(a, b, alpha[k:end]) if linear[k] else self.interpolator.between(a, b, alpha[k:end])
+            )
             k = end
         return out

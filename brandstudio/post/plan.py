@@ -66,6 +66,15 @@ def check(brief, profile: BrandProfile) -> None:
             value="".join(missing),
             fix="use a font that covers these characters, or change the caption text",
         )
+    if brief.interpolation == "rife" and "output.interpolation_weights" not in profile.assets:
+        raise PostError(
+            "interpolation rife needs RIFE weights, and the profile names none",
+            profile=profile.id,
+            field="output.interpolation_weights",
+            value=brief.interpolation,
+            fix="set output.interpolation_weights to a RIFE 4.6 flownet file inside the profile (or "
+            'output.interpolation = "rife" with BRANDSTUDIO_RIFE_WEIGHTS exported), or use interpolation flow',
+        )
 
 
 def grade_of(profile: BrandProfile, device: str = "auto") -> Grade | None:

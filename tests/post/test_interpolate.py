@@ -146,7 +146,9 @@ def studio(tmp_path_factory):
     return BrandStudio(PROFILES / "aurora-coffee", output_dir=tmp_path_factory.mktemp("renders"))
 
 
-@pytest.mark.parametrize("fps, rate", [(25, Fraction(25)), (29.97, Fraction(30000, 1001)), ("30", Fraction(30))])
+@pytest.mark.parametrize(
+    "fps, rate", [(25, Fraction(25)), (29.97, Fraction(30000, 1001)), ("30", Fraction(30))]
+)
 def test_a_16_fps_generation_is_delivered_at_broadcast_rates(studio, fps, rate):
     result = studio.render("product-hero", product="Night Roast", aspect="16:9", duration=1.0, resolution=96,
                            seed=11, fps=fps, interpolation="flow")  # fmt: skip
@@ -185,3 +187,58 @@ def test_slowmo_from_the_cli_and_a_bad_rate_is_a_clear_error(tmp_path):
 def test_slowmo_with_a_multi_shot_template_is_refused(studio):
     with pytest.raises(BrandStudioError, match="slowmo"):
         studio.render("brand-story", product="Night Roast", slowmo=2)
+
+
+# -- rife through the profile ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rife_weights(tmp_path_factory):
+    import torch
+    from safetensors.torch import save_file
+
+    from brandstudio.post.rife import IFNet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("rife") / "flownet.safetensors"
+    save_file({k: v.contiguous() for k, v in IFNet().state_dict().items()}, str(path))
+    return path
+
+
+def test_rife_weights_named_by_the_profile_interpolate_a_render(make_profile, rife_weights, tmp_path):
+    profile = make_profile(
+        edit=lambda t: t.replace(
+            "[output]\n",
+            '[output]\ninterpolation = "rife"\ninterpolation_weights = "models/flownet.safetensors"\n',
+            1,
+        ),
+        files={"models/flownet.safetensors": rife_weights.read_bytes()},
+    )
+    result = BrandStudio(profile, output_dir=tmp_path).render(
+        "product-hero", product="Night Roast", aspect="16:9", duration=0.5, resolution=64, seed=11, fps=30
+    )
+    info = probe(result.path)
+    assert info["fps"] == pytest.approx(30) and info["frames"] == 15
+
+
+def test_broken_rife_weights_are_refused_when_the_profile_loads(make_profile):
+    from brandstudio.profile import load_profile
+
+    profile = make_profile(
+        edit=lambda t: t.replace(
+            "[output]\n",
+            '[output]\ninterpolation = "rife"\ninterpolation_weights = "models/flownet.pkl"\n',
+            1,
+        ),
+        files={"models/flownet.pkl": b"not a pickle at all"},
+    )
+    with pytest.raises(BrandStudioError, match="flownet.pkl") as err:
+        load_profile(profile)
+    assert err.value.field == "output.interpolation_weights"
+
+
+def test_rife_asked_for_without_weights_is_refused_before_any_work(studio, monkeypatch):
+    with pytest.raises(BrandStudioError, match="needs RIFE weights") as err:
+        studio.render("product-hero", product="Night Roast", aspect="16:9", duration=0.5, resolution=64,
+                      fps=30, interpolation="rife")  # fmt: skip
+    assert err.value.field == "output.interpolation_weights"
