@@ -162,7 +162,7 @@ HEAVY = {"torch", "diffusers", "transformers", "peft", "accelerate", "ray", "nud
          "matplotlib", "colour", "moviepy", "av", "fsspec", "safetensors", "onnxruntime", "torchao", "tqdm",
          "scipy", "pyloudnorm", "cryptography", "fcntl", "tokenizers", "ipywidgets", "IPython"}
 #: modules that define torch modules at import time: imported lazily by the rest, like torch
-HEAVY_MODULES = {"brandstudio.post.sr", "brandstudio.post.grade_torch"}
+HEAVY_MODULES = {"brandstudio.post.sr", "brandstudio.post.grade_torch", "brandstudio.post.rife"}
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from brandstudio.profile.assets import ASSET_CHECKS
@@ -166,15 +165,11 @@ class FlowInterpolator(Interpolator):
         flow_side: the widest image the flow is computed on (:data:`FLOW_SIDE`).
     """
 
-    _PRESETS = {
-        "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-        "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-        "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-    }
+    PRESETS = ("ultrafast", "fast", "medium")
 
     def __init__(self, preset: str = "medium", flow_side: int = FLOW_SIDE) -> None:
-        if preset not in self._PRESETS:
-            raise ValueError(f"unknown DIS preset {preset!r}; use one of: {', '.join(self._PRESETS)}")
+        if preset not in self.PRESETS:
+            raise ValueError(f"unknown DIS preset {preset!r}; use one of: {', '.join(self.PRESETS)}")
         self.preset, self.flow_side = preset, int(flow_side)
 
     def _scale(self, h: int, w: int) -> tuple[int, int]:
@@ -185,6 +180,8 @@ class FlowInterpolator(Interpolator):
     def flows(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forward and backward flow between frames ``a`` and ``b``, at the flow size
         (``(h, w, 2)`` float32, in pixels of that size)."""
+        import cv2  # OpenCV: loaded when a clip is interpolated, not with brandstudio
+
         h, w = a.shape[:2]
         size = self._scale(h, w)
         if min(h, w) < _MIN_FLOW_SIDE:  # too small to see motion in (DIS needs 12 px): a plain mix
@@ -192,10 +189,14 @@ class FlowInterpolator(Interpolator):
             return still, still.copy()
         grey = [cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_AREA) if size != (w, h) else f,
                              cv2.COLOR_RGB2GRAY) for f in (a, b)]  # fmt: skip
-        dis = cv2.DISOpticalFlow_create(self._PRESETS[self.preset])  # one per call: safe across threads
+        dis = cv2.DISOpticalFlow_create(
+            getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{self.preset.upper()}")
+        )  # one per call: safe across threads
         return dis.calc(grey[0], grey[1], None), dis.calc(grey[1], grey[0], None)
 
     def between(self, a, b, alphas):
+        import cv2
+
         h, w = a.shape[:2]
         f01, f10 = self.flows(a, b)
         fh, fw = f01.shape[:2]
@@ -235,6 +236,8 @@ class FlowInterpolator(Interpolator):
 def _visibility(forward: np.ndarray, backward: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
     """How surely each pixel of a frame is seen in the other (1: its flow there and the flow back
     cancel; towards 0: they do not, it is being covered), with a tolerance that grows with the motion."""
+    import cv2
+
     back = cv2.remap(backward, gx + forward[..., 0], gy + forward[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     tolerance = 0.01 * ((forward**2).sum(-1) + (back**2).sum(-1)) + 0.5

@@ -62,7 +62,6 @@ from torch import nn
 
 from brandstudio.errors import AssetError, PostError
 from brandstudio.post.grade_torch import resolve_device
-from brandstudio.post.interpolate import Interpolator
 from brandstudio.post.sr import WEIGHT_SUFFIXES, load_state_dict
 from brandstudio.weights import nonfinite_tensors, read_tensors
 
@@ -285,8 +284,9 @@ def _check_frame(name: str, frame: object) -> None:
         raise ValueError(f"`{name}` must be an (H, W, 3) uint8 frame, got {frame.dtype} {frame.shape}")
 
 
-class RIFE(Interpolator):
-    """Make in-between frames with RIFE 4.6 from a weight file.
+class RIFE:
+    """Make in-between frames with RIFE 4.6 from a weight file (an interpolator of
+    :mod:`brandstudio.post.interpolate`: it has ``between``).
 
     Args:
         weights: the official ``flownet.pkl`` (or the same tensors as ``.pth``/``.pt``/``.safetensors``).
