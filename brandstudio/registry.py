@@ -88,6 +88,8 @@ class Registry(Mapping[str, T], Generic[T]):
 
 #: ``[upscale] method``: name → a resize function factory (brandstudio.post.upscale)
 UPSCALE_METHODS: Registry = Registry("upscale method", "upscale.method")
+#: ``[output] interpolation``: name → an interpolator factory (brandstudio.post.interpolate)
+INTERPOLATION_METHODS: Registry = Registry("interpolation method", "output.interpolation")
 #: ``[colour] match``: name → a colour-transfer method (brandstudio.post.match)
 MATCH_METHODS: Registry = Registry("colour match method", "colour.match")
 #: ``[colour] interpolation``: name → a 3D LUT interpolation kernel (brandstudio.post.grade)

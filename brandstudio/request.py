@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import RequestError
 from .files import first_error
 from .profile.schema import parse_aspect
+from .rates import FrameRate
+from .registry import INTERPOLATION_METHODS
 
 __all__ = ["RenderRequest", "RenderResult"]
 
@@ -39,6 +41,12 @@ class RenderRequest(BaseModel):
         output: where to write the MP4; default: ``<output_dir>/<profile>/<name>.mp4``.
         duration: seconds; default: the profile's ``output.duration``.
         resolution: the delivered shorter side in px; default: the profile's ``output.resolution``.
+        fps: the delivery frame rate (``25``, ``29.97``, ``"30000/1001"``); default: the
+            profile's ``output.fps``. Frames between the model's are made by ``interpolation``.
+        slowmo: play the generated motion this many times slower (2: half speed); the clip still
+            lasts ``duration``, so the model generates ``duration / slowmo`` seconds.
+        interpolation: ``"repeat"``, ``"flow"`` or ``"rife"`` (see :mod:`brandstudio.post.interpolate`);
+            default: the profile's ``output.interpolation``.
         music_mood: the music's mood (one of the profile's ``[audio]`` track moods); default:
             the template's ``music_mood``, else the profile's ``audio.default_mood``.
         voiceover: an audio file spoken over the music (which ducks under it).
@@ -57,6 +65,9 @@ class RenderRequest(BaseModel):
     output: Path | None = None
     duration: float | None = Field(None, gt=0, le=120)
     resolution: int | None = Field(None, ge=64, le=4320)
+    fps: FrameRate | None = None
+    slowmo: float = Field(1.0, ge=1.0, le=16.0)
+    interpolation: INTERPOLATION_METHODS.field_type() | None = None
     music_mood: str | None = Field(None, min_length=1, max_length=32)
     voiceover: Path | None = None
     preset: Literal["quality", "balanced", "fast"] | None = None
@@ -131,7 +142,7 @@ class RenderResult(BaseModel):
     path: Path
     subtitles: Path | None
     duration: float
-    fps: int
+    fps: float
     width: int
     height: int
     aspect: str

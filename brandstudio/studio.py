@@ -99,6 +99,9 @@ class BrandStudio:
         output: str | Path | None = None,
         duration: float | None = None,
         resolution: int | None = None,
+        fps: float | str | None = None,
+        slowmo: float = 1.0,
+        interpolation: str | None = None,
         music_mood: str | None = None,
         voiceover: str | Path | None = None,
         preset: str | None = None,
@@ -119,6 +122,9 @@ class BrandStudio:
         track moods (default: the template's); ``voiceover``: an audio file the music ducks under;
         ``preset`` (quality, balanced, fast) and ``memory`` (auto, resident, swap, group-offload)
         override the profile's ``[model]`` for this clip (:mod:`brandstudio.generation.presets`).
+        ``fps`` (25, 29.97, ``"30000/1001"``), ``slowmo`` (2: half speed) and ``interpolation``
+        (repeat, flow, rife) set the delivery rate and how the frames between the model's are
+        made (:mod:`brandstudio.post.interpolate`).
 
         Example:
             >>> clip = studio.render("product-hero", product="Night Roast", aspect="9:16",
@@ -129,7 +135,7 @@ class BrandStudio:
                 request = RenderRequest.from_arguments(
                     template=request, variables=variables, aspect=aspect, seed=seed,
                     output=Path(output) if output else None, duration=duration, resolution=resolution,
-                    music_mood=music_mood, voiceover=Path(voiceover) if voiceover else None,
+                    fps=fps, slowmo=slowmo, interpolation=interpolation, music_mood=music_mood, voiceover=Path(voiceover) if voiceover else None,
                     preset=preset, memory=memory,
                 )  # fmt: skip
             return self._render(request, combine(on_progress, on_stage))
@@ -250,7 +256,7 @@ class BrandStudio:
             return generation.generate_shots(self.generator, brief.shots, template=brief.template,
                                              template_path=brief.template_path, aspect=brief.aspect, **options)  # fmt: skip
         spec = generation.clip_spec(self.profile, self.generator, prompt=brief.prompt, negative=brief.negative,
-                                    seed=brief.seed, aspect=brief.aspect, duration=brief.duration, preset=brief.preset)  # fmt: skip
+                                    seed=brief.seed, aspect=brief.aspect, duration=brief.generated_duration, preset=brief.preset)  # fmt: skip
         post.bake_ahead(self.profile, (spec.num_frames, spec.height, spec.width, 3), self.device)
         return generation.generate_clip(self.generator, spec, **options)
 

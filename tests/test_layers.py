@@ -31,11 +31,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("prompts",),
     ("request",),
     ("profile",),
-    ("errors", "files", "frames", "logs", "media", "progress", "registry", "textmatch", "weights", "_version"),
+    ("errors", "files", "frames", "logs", "media", "progress", "rates", "registry", "textmatch", "weights", "_version"),
 ]
 RANK = {unit: rank for rank, row in enumerate(LAYERS) for unit in row}
 #: core modules may import each other, in this order (errors first)
-CORE = ("_version", "logs", "errors", "registry", "progress", "frames", "files", "media", "textmatch", "weights")
+CORE = ("_version", "logs", "errors", "rates", "registry", "progress", "frames", "files", "media", "textmatch", "weights")
 
 
 def _modules() -> dict[str, Path]:
@@ -162,7 +162,7 @@ HEAVY = {"torch", "diffusers", "transformers", "peft", "accelerate", "ray", "nud
          "matplotlib", "colour", "moviepy", "av", "fsspec", "safetensors", "onnxruntime", "torchao", "tqdm",
          "scipy", "pyloudnorm", "cryptography", "fcntl", "tokenizers", "ipywidgets", "IPython"}
 #: modules that define torch modules at import time: imported lazily by the rest, like torch
-HEAVY_MODULES = {"brandstudio.post.sr", "brandstudio.post.grade_torch"}
+HEAVY_MODULES = {"brandstudio.post.sr", "brandstudio.post.grade_torch", "brandstudio.post.rife"}
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

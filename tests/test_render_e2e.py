@@ -83,7 +83,7 @@ def test_frames_show_grade_logo_label_and_captions(aurora):
         Reframe(r.aspect).apply(Grade(lut, strength=studio.profile.spec.colour.strength).apply(raw))
     )
     n = min(len(decoded), len(graded))
-    idx = (np.arange(n) * 16) // r.fps
+    idx = ((np.arange(n) * 16) // r.fps).astype(int)
     d, g, p = block_means(decoded[:n]), block_means(graded[idx]), block_means(plain[idx])
     hb, wb = d.shape[1:3]
     centre = (slice(None), slice(int(hb * 0.3), int(hb * 0.6)), slice(int(wb * 0.2), int(wb * 0.8)))

@@ -134,6 +134,9 @@ def test_pickle_with_code_is_refused_and_never_run(tmp_path, payload):
         ("w.ckpt", b"x", "not a weight format"),
         ("w.safetensors", b"garbage", "not a readable safetensors"),
         ("w.pth", b"garbage", "not a readable torch file"),
+        # text: torch's unpickler raises KeyError / IndexError on these, not UnpicklingError
+        ("w.pth", b"hello world this is text", "not a readable torch file"),
+        ("w.pt", b"\x80\x02}q\x00X", "not a readable torch file"),
     ],
 )
 def test_bad_files_are_refused(tmp_path, name, content, match):

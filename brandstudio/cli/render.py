@@ -31,6 +31,13 @@ def render(
         None, help="seconds (default: the profile's; a multi-shot template's own length)"
     ),
     resolution: int | None = typer.Option(None, help="delivered shorter side in px (default: the profile's)"),
+    fps: str | None = typer.Option(
+        None, "--fps", help='delivery frame rate: 25, 29.97 or "30000/1001" (default: the profile\'s)'
+    ),
+    slowmo: float = typer.Option(1.0, "--slowmo", help="play the motion this many times slower (2: half speed)"),
+    interpolate: str | None = typer.Option(
+        None, "--interpolate", help="in-between frames: repeat, flow or rife (default: the profile's)"
+    ),
     mood: str | None = typer.Option(
         None,
         "--mood",
@@ -66,6 +73,9 @@ def render(
                 output=output,
                 duration=duration,
                 resolution=resolution,
+                fps=fps,
+                slowmo=slowmo,
+                interpolation=interpolate,
                 music_mood=mood,
                 voiceover=voiceover,
                 preset=preset,
@@ -87,7 +97,7 @@ def render(
         return
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     err.print(
-        f"[green]rendered[/] {result.width}×{result.height} {result.duration:.2f}s @ {result.fps} fps, "
+        f"[green]rendered[/] {result.width}×{result.height} {result.duration:.2f}s @ {result.fps:g} fps, "
         f"seed {result.seed} ({timings})",
         highlight=False,
     )

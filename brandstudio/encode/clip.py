@@ -92,6 +92,9 @@ def default_output(output_dir: Path, profile: BrandProfile, brief, music: dict |
         # another bed or voice is another clip (names of renders without them stay as they were)
         vo = sha256_file(req.voiceover) if req.voiceover else None
         parts.append({"mood": req.music_mood, "voiceover": vo, "track": (music or {}).get("track")})
+    if req.fps or req.slowmo != 1 or req.interpolation:
+        # another rate, pace or in-between method is another clip (default renders keep their names)
+        parts.append({"fps": brief.fps, "slowmo": brief.slowmo, "interpolation": brief.interpolation})
     key = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return Path(output_dir) / profile.id / f"{req.template}-{brief.aspect.replace(':', 'x')}-s{brief.seed}-{digest}.mp4"

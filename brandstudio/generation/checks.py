@@ -58,7 +58,7 @@ def check(brief, profile) -> None:
         preset_settings(profile, None, brief.preset)  # the family is unknown before loading: names only
         check_memory_plan(brief.memory or m.memory)
         if brief.shots is None:
-            check_clip_frames(profile, frames_to_generate(frames_for(brief.duration, m.fps)), brief.duration)
+            check_clip_frames(profile, frames_to_generate(frames_for(brief.generated_duration, m.fps)), brief.generated_duration)
         else:
             check_shot_lengths(
                 brief.shots, template=getattr(brief, "template", None), path=getattr(brief, "template_path", ""),

@@ -27,6 +27,7 @@ from .captions import Captions, CaptionStyle
 from .effect import Effect
 from .fonts import missing_glyphs
 from .grade import Grade, read_lut
+from .interpolate import Retime, make_interpolator, timeline
 from .label import RegionLabel, label_plan, label_text
 from .logo import Logo, load_logo
 from .match import ColourMatch, load_reference
@@ -35,7 +36,7 @@ from .stream import PostChain
 from .subtitles import Cue
 from .upscale import Upscale
 
-__all__ = ["bake_ahead", "check", "clip_label", "delivery_size", "grade_of", "plan", "with_label"]
+__all__ = ["bake_ahead", "check", "clip_label", "delivery_size", "grade_of", "plan", "plan_retime", "with_label"]
 
 #: graded LUTs kept per process, so a studio's 48 MiB baked table is read (or baked) once, not per clip
 _GRADES: OrderedDict[tuple, Grade] = OrderedDict()
@@ -64,6 +65,15 @@ def check(brief, profile: BrandProfile) -> None:
             field="captions.font",
             value="".join(missing),
             fix="use a font that covers these characters, or change the caption text",
+        )
+    if brief.interpolation == "rife" and "output.interpolation_weights" not in profile.assets:
+        raise PostError(
+            "interpolation rife needs RIFE weights, and the profile names none",
+            profile=profile.id,
+            field="output.interpolation_weights",
+            value=brief.interpolation,
+            fix="set output.interpolation_weights to a RIFE 4.6 flownet file inside the profile (or "
+            'output.interpolation = "rife" with BRANDSTUDIO_RIFE_WEIGHTS exported), or use interpolation flow',
         )
 
 
@@ -121,9 +131,7 @@ def plan(
     up = spec.upscale
     weights = profile.path("upscale.weights") if up.method == "realesrgan" else None
     source.append(Upscale(width, height, up.method, weights, tile=up.tile, tile_pad=up.tile_pad, device=device))
-    # retime from the model's frame rate to the delivery rate, trimmed to the duration
-    n_out = max(1, round(brief.duration * brief.fps))
-    frame_map = PostChain.retime_map(len(frames), model_fps, brief.fps, n_out)
+    retime = plan_retime(len(frames), brief, profile, model_fps, shot_starts, device)
     delivered: list[Effect] = []
     if brief.cues:
         style = CaptionStyle.from_section(spec.captions, profile.path("captions.font"), brief.aspect)
@@ -132,7 +140,26 @@ def plan(
         lg = spec.logo
         rgba = load_logo(profile.path("logo.file"))
         delivered.append(Logo(rgba, position=lg.position, scale=lg.scale, opacity=lg.opacity, margins=safe))
-    return PostChain(tuple(source), frame_map, tuple(delivered))
+    if isinstance(retime, Retime):
+        return PostChain(tuple(source), None, tuple(delivered), retime)
+    return PostChain(tuple(source), retime, tuple(delivered))
+
+
+def plan_retime(n_source: int, brief, profile: BrandProfile, model_fps: float, shot_starts: Sequence[int] = (),
+                device: str = "auto") -> Retime | np.ndarray:  # fmt: skip
+    """From the model's frame rate to the delivery rate (at ``brief.slowmo`` speed), trimmed to the
+    duration: a :class:`~brandstudio.post.interpolate.Retime` that makes the in-between frames by
+    ``brief.interpolation``, or the frame map alone where every delivered frame is a generated one
+    (the same rate, or ``repeat``). Hard cuts are never mixed across; crossfades mix linearly."""
+    n_out = max(1, round(brief.duration * brief.fps))
+    crossfades = brief.shots.crossfades if brief.shots is not None else ()
+    cuts = [start for start, k in zip(shot_starts, crossfades, strict=False) if start > 0 and k == 0]
+    blends = [(start - 1, start + k) for start, k in zip(shot_starts, crossfades, strict=False) if k > 0]
+    planned = timeline(n_source, model_fps, brief.fps, n_out, slowmo=brief.slowmo, cuts=cuts, crossfades=blends)
+    if brief.interpolation == "repeat" or not planned.alpha.any():
+        return planned.left
+    weights = profile.path("output.interpolation_weights") if brief.interpolation == "rife" else None
+    return Retime(planned, make_interpolator(brief.interpolation, weights, device))
 
 
 def with_label(chain: PostChain, brief, profile: BrandProfile, *, blur: Effect | None = None) -> PostChain:

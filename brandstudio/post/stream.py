@@ -63,6 +63,7 @@ import numpy as np
 from brandstudio.frames import check_frames
 
 from .effect import Effect, as_effect
+from .interpolate import Retime
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -95,15 +96,24 @@ class PostChain:
         frame_map: delivered frame ``i`` shows source frame ``frame_map[i]`` (from
             :meth:`retime_map`); ``None`` keeps every source frame.
         output_effects: applied to the delivered frames (captions, logo, label).
+        retime: in-between frames (:class:`~brandstudio.post.interpolate.Retime`): delivered
+            frame ``i`` is made from source frames ``left[i]`` and ``right[i]`` of its timeline
+            (after the source effects, so the flow sees graded, delivery-sized frames); the
+            ``frame_map`` is then its ``left`` frames.
     """
 
     source_effects: tuple[Effect, ...] = ()
     frame_map: np.ndarray | None = None
     output_effects: tuple[Effect, ...] = field(default=())
+    retime: Retime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "source_effects", tuple(as_effect(e) for e in self.source_effects))
         object.__setattr__(self, "output_effects", tuple(as_effect(e) for e in self.output_effects))
+        if self.retime is not None:
+            if self.frame_map is not None and not np.array_equal(self.frame_map, self.retime.timeline.left):
+                raise ValueError("give a `frame_map` or a `retime`, not both")
+            object.__setattr__(self, "frame_map", self.retime.timeline.left)
         if self.frame_map is not None:
             fmap = np.asarray(self.frame_map)
             if (
@@ -144,7 +154,7 @@ class PostChain:
     def with_output_effects(self, *effects: Effect | None) -> PostChain:
         """A copy with ``effects`` appended to the output effects (``None`` entries are skipped)."""
         more = tuple(e for e in effects if e is not None)
-        return PostChain(self.source_effects, self.frame_map, self.output_effects + more)
+        return PostChain(self.source_effects, self.frame_map, self.output_effects + more, self.retime)
 
     def frames_at(self, source: np.ndarray) -> DeliveredFrames:
         """The delivered clip as a lazy sequence: ``len()`` frames, each made on demand by ``[i]``.
@@ -154,7 +164,8 @@ class PostChain:
         """
         source = check_frames(source, name="source")
         self._prepare(source.shape)
-        return DeliveredFrames(self, source, self._map(len(source)))
+        self._map(len(source))  # checks the map against the clip
+        return DeliveredFrames(self, source)
 
     def _prepare(self, shape: tuple[int, ...]) -> None:
         for effect in self.source_effects:
@@ -169,7 +180,10 @@ class PostChain:
         fmap = self._map(len(frames))
         for effect in self.source_effects:
             frames = effect.apply_at(frames, 0)
-        frames = frames[fmap]  # a new array (fancy indexing copies): the overlays may draw into it
+        if self.retime is not None:
+            frames = self.retime.deliver(frames, 0, len(fmap))
+        else:
+            frames = frames[fmap]  # a new array (fancy indexing copies): the overlays may draw into it
         for effect in self.output_effects:
             frames = effect.apply_inplace_at(frames, 0)
         return frames
@@ -191,9 +205,9 @@ class PostChain:
         self._prepare(source.shape)
         starts = range(0, len(fmap), chunk_size)
         if workers <= 1:
-            last: tuple[int, np.ndarray] | None = None  # the previous chunk's last processed source frame
+            last: dict[int, np.ndarray] = {}  # the previous chunk's last processed source frames
             for start in starts:
-                out, last = self._chunk(source, fmap[start : start + chunk_size], start, last)
+                out, last = self._chunk(source, fmap, start, min(start + chunk_size, len(fmap)), last)
                 yield start, out
             return
 
@@ -201,9 +215,8 @@ class PostChain:
             pending: deque = deque()
             try:
                 for start in starts:
-                    pending.append(
-                        (start, pool.submit(self._chunk, source, fmap[start : start + chunk_size], start))
-                    )
+                    stop = min(start + chunk_size, len(fmap))
+                    pending.append((start, pool.submit(self._chunk, source, fmap, start, stop)))
                     if len(pending) > workers:
                         s0, fut = pending.popleft()
                         yield s0, fut.result()[0]
@@ -215,33 +228,35 @@ class PostChain:
                     fut.cancel()
 
     def _chunk(
-        self, source: np.ndarray, idx: np.ndarray, start: int, last: tuple[int, np.ndarray] | None = None
-    ) -> tuple[np.ndarray, tuple[int, np.ndarray]]:
-        """Delivered frames ``start .. start + len(idx)`` (showing source frames ``idx``), and the
-        last source frame made (reused by the next chunk when it shows it again)."""
-        wanted = np.unique(idx)
-        done: dict[int, np.ndarray] = {}
-        if last is not None and last[0] in wanted:
-            done[last[0]] = last[1]
-            wanted = wanted[wanted != last[0]]
+        self, source: np.ndarray, fmap: np.ndarray, start: int, stop: int, last: dict[int, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Delivered frames ``start .. stop - 1``, and the last two source frames made (reused by
+        the next chunk when it shows or interpolates from them again)."""
+        idx = fmap[start:stop]
+        wanted = self.retime.sources(start, stop) if self.retime is not None else np.unique(idx)
+        done: dict[int, np.ndarray] = {i: f for i, f in (last or {}).items() if i in wanted}
+        wanted = wanted[~np.isin(wanted, list(done))]
         runs = _runs(wanted) if wanted.size else []
         out = None
         for run in runs:
             frames = source[run[0] : run[-1] + 1]
             for effect in self.source_effects:
                 frames = effect.apply_at(frames, int(run[0]))
-            if not done and len(runs) == 1 and np.array_equal(run, idx):
+            if not done and len(runs) == 1 and self.retime is None and np.array_equal(run, idx):
                 out = frames  # the common case (no retime): the run is the chunk, no copy
             for k, i in enumerate(run.tolist()):
                 done[i] = frames[k]
         if out is None:
-            out = np.stack([done[i] for i in idx.tolist()])
-        last = (int(idx[-1]), done[int(idx[-1])])
+            out = self.retime.deliver(done, start, stop) if self.retime is not None else np.stack(
+                [done[i] for i in idx.tolist()]
+            )
+        last = {i: done[i] for i in sorted(done)[-2:]}
         if self.output_effects:
             if np.may_share_memory(out, source) or not out.flags.writeable:
                 out = out.copy()  # no source effect made new frames: draw on a copy, never on the source
-            elif np.may_share_memory(out, last[1]):
-                last = (last[0], last[1].copy())  # the next chunk may show it again: keep it undrawn
+            else:
+                # the next chunk may show them again: keep them undrawn
+                last = {i: f.copy() if np.may_share_memory(out, f) else f for i, f in last.items()}
             for effect in self.output_effects:
                 out = effect.apply_inplace_at(out, start)
         return np.ascontiguousarray(out), last
@@ -251,12 +266,19 @@ class DeliveredFrames(Sequence):
     """A lazily computed delivered clip (from :meth:`PostChain.frames_at`): ``clip[i]`` is one
     ``(H, W, 3)`` uint8 frame, made on demand (a few are kept), ``len(clip)`` the frame count."""
 
-    def __init__(self, chain: PostChain, source: np.ndarray, frame_map: np.ndarray) -> None:
-        self._chain, self._source, self._map = chain, source, frame_map
+    def __init__(self, chain: PostChain, source: np.ndarray) -> None:
+        self._chain, self._source = chain, source
+        self._map = chain._map(len(source))
         self._kept: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self._map)
+
+    def _source_frame(self, j: int) -> np.ndarray:
+        frame = self._source[j : j + 1]
+        for effect in self._chain.source_effects:
+            frame = effect.apply_at(frame, j)
+        return frame[0]
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
@@ -267,10 +289,11 @@ class DeliveredFrames(Sequence):
         if not 0 <= i < len(self):
             raise IndexError(f"frame {i} of a clip of {len(self)}")
         if i not in self._kept:
-            j = int(self._map[i])
-            frame = self._source[j : j + 1]
-            for effect in self._chain.source_effects:
-                frame = effect.apply_at(frame, j)
+            retime = self._chain.retime
+            if retime is None:
+                frame = self._source_frame(int(self._map[i]))[None]
+            else:
+                frame = retime.deliver({j: self._source_frame(j) for j in retime.sources(i, i + 1).tolist()}, i, i + 1)
             for effect in self._chain.output_effects:
                 frame = effect.apply_at(frame, i)
             if len(self._kept) >= 32:

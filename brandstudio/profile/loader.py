@@ -358,37 +358,43 @@ def _check(check: Callable[[Path], object], path: Path, rel: str, field_name: st
 
 
 _SR_SUFFIXES = (".safetensors", ".pth", ".pt")
+_RIFE_SUFFIXES = (".safetensors", ".pkl", ".pth", ".pt")
 
 
-def _env_sr_weights(label: str) -> Asset:
-    """``[upscale] method = "realesrgan"`` without ``weights``: the file in ``$BRANDSTUDIO_SR_WEIGHTS``."""
+#: weights a profile may name or take from the environment: field → (variable, suffixes, check, what, example)
+_ENV_WEIGHTS = {
+    "upscale.weights": ("BRANDSTUDIO_SR_WEIGHTS", _SR_SUFFIXES, "upscale-weights", 'upscale.method is "realesrgan"',
+                        "Real-ESRGAN", "RealESRGAN_x4plus.pth"),
+    "output.interpolation_weights": ("BRANDSTUDIO_RIFE_WEIGHTS", _RIFE_SUFFIXES, "interpolation-weights",
+                                     'output.interpolation is "rife"', "RIFE 4.6", "train_log/flownet.pkl"),
+}  # fmt: skip
 
-    env = os.environ.get("BRANDSTUDIO_SR_WEIGHTS")
+
+def _env_weights(field: str, label: str) -> Asset:
+    """A model's weights the profile does not name: the file in the field's environment variable."""
+    variable, suffixes, check, why_needed, model, example = _ENV_WEIGHTS[field]
+    env = os.environ.get(variable)
+    kinds = "/".join(suffixes)
     if not env:
         raise AssetError(
-            'upscale.method is "realesrgan" but no weights are named',
+            f"{why_needed} but no weights are named",
             profile=label,
             file=PROFILE_FILE,
-            field="upscale.weights",
-            fix="set upscale.weights to a .safetensors/.pth file inside the profile, or export "
-            "BRANDSTUDIO_SR_WEIGHTS=/path/to/RealESRGAN_x4plus.pth",
+            field=field,
+            fix=f"set {field} to a {kinds} file inside the profile, or export {variable}=/path/to/{example}",
         )
     path = Path(env).expanduser().resolve()
-    if path.suffix.lower() not in _SR_SUFFIXES or not path.is_file():
-        why = (
-            "which does not exist"
-            if path.suffix.lower() in _SR_SUFFIXES
-            else "which is not a .safetensors/.pth file"
-        )
+    if path.suffix.lower() not in suffixes or not path.is_file():
+        why = "which does not exist" if path.suffix.lower() in suffixes else f"which is not a {kinds} file"
         raise AssetError(
-            f"$BRANDSTUDIO_SR_WEIGHTS names {env!r}, {why}",
+            f"${variable} names {env!r}, {why}",
             profile=label,
-            field="upscale.weights",
+            field=field,
             value=env,
-            fix="point BRANDSTUDIO_SR_WEIGHTS at an existing Real-ESRGAN weight file",
+            fix=f"point {variable} at an existing {model} weight file",
         )
-    _check(asset_check("upscale-weights"), path, env, "upscale.weights", label)
-    return Asset("upscale.weights", env, path, sha256_file(path), path.stat().st_size)
+    _check(asset_check(check), path, env, field, label)
+    return Asset(field, env, path, sha256_file(path), path.stat().st_size)
 
 
 def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str, Asset]:
@@ -402,6 +408,9 @@ def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str,
         )
     if spec.upscale.method == "realesrgan" and spec.upscale.weights:
         wanted.append(("upscale.weights", spec.upscale.weights, _SR_SUFFIXES, asset_check("upscale-weights")))
+    if spec.output.interpolation_weights:
+        wanted.append(("output.interpolation_weights", spec.output.interpolation_weights, _RIFE_SUFFIXES,
+                       asset_check("interpolation-weights")))  # fmt: skip
     if spec.logo:
         wanted.append(("logo.file", spec.logo.file, (".png", ".webp"), asset_check("logo")))
     if spec.audio:
@@ -438,7 +447,9 @@ def _resolve_assets(root: Path, spec: BrandProfileSpec, label: str) -> dict[str,
         _check(check, path, rel, field_name, label)
         assets[field_name] = Asset(field_name, rel, path, sha256_file(path), path.stat().st_size)
     if spec.upscale.method == "realesrgan" and not spec.upscale.weights:
-        assets["upscale.weights"] = _env_sr_weights(label)
+        assets["upscale.weights"] = _env_weights("upscale.weights", label)
+    if spec.output.interpolation == "rife" and not spec.output.interpolation_weights:
+        assets["output.interpolation_weights"] = _env_weights("output.interpolation_weights", label)
     return assets
 
 

@@ -20,8 +20,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..rates import FrameRate
 from ..registry import (
     ATTENTION_KERNELS,
+    INTERPOLATION_METHODS,
     LABEL_REGIONS,
     LUT_INTERPOLATIONS,
     MATCH_METHODS,
@@ -463,7 +465,15 @@ class OutputSection(_Section):
 
     aspects: tuple[str, ...] = ASPECT_RATIOS
     resolution: int = Field(720, ge=64, le=4320, description="the delivered clip's shorter side, px (even)")
-    fps: int = Field(16, ge=1, le=60)
+    fps: FrameRate = Field(16.0, description='the delivery frame rate: 25, 29.97 or "30000/1001"')
+    interpolation: INTERPOLATION_METHODS.field_type() = Field(
+        "flow", description="how frames between the model's are made when the delivery rate is higher: "
+        "repeat (the nearest earlier frame), flow (motion-compensated, no weights), rife (weights needed)"
+    )
+    interpolation_weights: str | None = Field(
+        None, description="RIFE 4.x flownet weights inside the profile (.safetensors, or .pkl/.pth read with "
+        "weights_only=True), for interpolation = \"rife\"; default: $BRANDSTUDIO_RIFE_WEIGHTS"
+    )
     duration: float = Field(5.0, gt=0, le=120, description="seconds")
     codec: Literal["h264"] = "h264"
     crf: int = Field(18, ge=0, le=51)

@@ -48,7 +48,9 @@ class Brief:
     aspect: str
     duration: float  # seconds delivered (a multi-shot clip: the length of its cut)
     resolution: int  # the delivery's shorter side, px
-    fps: float  # delivery frame rate
+    fps: float  # delivery frame rate (an exact rate's float: 30000/1001, not 29.97)
+    slowmo: float  # the generated motion played this many times slower
+    interpolation: str  # how the frames between the model's are made (post.interpolate)
     seed: int
     seed_given: bool  # the request named the seed (else it was derived from the prompts)
     prompt: str  # what the model sees (a multi-shot clip: each distinct shot prompt, " | "-joined)
@@ -61,6 +63,11 @@ class Brief:
     memory: str | None
     output: Path | None
     request: RenderRequest
+
+    @property
+    def generated_duration(self) -> float:
+        """Seconds the model generates: the delivered ``duration`` at ``slowmo`` speed."""
+        return self.duration / self.slowmo
 
     @property
     def captions(self) -> list[str]:
@@ -100,6 +107,12 @@ def make_brief(request: RenderRequest, profile: BrandProfile, templates: Templat
     seed = request.seed if request.seed is not None else derived_seed(request.template, prompt, negative, rendered.shots)
     seed = scene.seed if scene and request.seed is None else seed
     shots = _shot_plan(rendered, request, profile, template.path, seed) if rendered.shots else None
+    if shots is not None and request.slowmo != 1:
+        raise RequestError(
+            f"`slowmo` {request.slowmo:g} with the multi-shot template {request.template!r}: each shot's "
+            "length is planned on the cut", field="slowmo", value=request.slowmo,
+            fix="use slowmo with a single-shot template, or give the shots the pace you want",
+        )  # fmt: skip
     if shots is not None:  # a multi-shot clip lasts as long as its cut; cues run across it
         duration, cues = shots.duration, rendered.scaled_cues(shots.duration)
         prompt = " | ".join(dict.fromkeys(s.prompt for s in shots.shots))  # each distinct one, in order
@@ -111,7 +124,9 @@ def make_brief(request: RenderRequest, profile: BrandProfile, templates: Templat
         aspect=aspect,
         duration=duration,
         resolution=request.resolution or spec.output.resolution,
-        fps=spec.output.fps,
+        fps=request.fps or spec.output.fps,
+        slowmo=request.slowmo,
+        interpolation=request.interpolation or spec.output.interpolation,
         seed=seed,
         seed_given=request.seed is not None,
         prompt=prompt,

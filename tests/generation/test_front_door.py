@@ -38,7 +38,8 @@ def profile():
 def brief(**fields):
     base = dict(preset=None, memory=None, aspect="16:9", duration=2.0, shots=None, template="t",
                 template_path="t.toml")  # fmt: skip
-    return SimpleNamespace(**{**base, **fields})
+    fields = {**base, **fields}
+    return SimpleNamespace(**fields, generated_duration=fields["duration"])  # no slow motion
 
 
 def test_the_registries_name_the_presets_and_plans():
