@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -123,13 +124,13 @@ def timeline(
     return Timeline(left.astype(np.int64), right.astype(np.int64), alpha, linear)
 
 
-class Interpolator:
+class Interpolator(ABC):
     """Makes the frames between two source frames (subclass and register in :data:`INTERPOLATORS`)."""
 
+    @abstractmethod
     def between(self, a: np.ndarray, b: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
         """Frames at times ``alphas`` (each in (0, 1)) between uint8 frames ``a`` and ``b``
         (``(H, W, 3)``), as ``(len(alphas), H, W, 3)`` uint8."""
-        raise NotImplementedError
 
 
 def mix(a: np.ndarray, b: np.ndarray, alphas: Sequence[float]) -> np.ndarray:

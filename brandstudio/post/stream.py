@@ -63,7 +63,7 @@ import numpy as np
 from brandstudio.frames import check_frames
 
 from .effect import Effect, as_effect
-from .interpolate import Retime
+from .interpolate import Retime, timeline
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -134,9 +134,7 @@ class PostChain:
             >>> PostChain.retime_map(5, 16, 24, 6).tolist()
             [0, 0, 1, 2, 2, 3]
         """
-        if n_source < 1 or n_out < 1 or not fps_in > 0 or not fps_out > 0:
-            raise ValueError(f"bad retime: {n_source} source frames, {n_out} out, {fps_in} -> {fps_out} fps")
-        return np.minimum((np.arange(n_out) * fps_in) // fps_out, n_source - 1).astype(np.int64)
+        return timeline(n_source, fps_in, fps_out, n_out).left  # the timeline's earlier frames, exact times
 
     def _map(self, n_source: int) -> np.ndarray:
         if self.frame_map is None:
