@@ -15,7 +15,7 @@ from brandstudio import BrandStudio, load_profile
 from brandstudio.errors import AssetError, ProfileError
 from brandstudio.frames import lab_to_srgb, srgb_to_lab
 from brandstudio.post.grade import Grade, read_lut
-from brandstudio.post.match import MATCHERS, ColourMatch, colour_drift, load_reference
+from brandstudio.post.match import MATCHERS, MAX_GAIN, ColourMatch, colour_drift, load_reference
 from brandstudio.post.upscale import Upscale
 
 
@@ -89,6 +89,20 @@ def test_mkl_undoes_a_cross_channel_cast():
     cast_cov = np.cov(cast.reshape(-1, 3).astype(float), rowvar=False)
     assert np.abs(np.cov(out, rowvar=False) - target).max() < 0.1 * np.abs(cast_cov - target).max()
     assert np.abs(out.mean(0) - ref.reshape(-1, 3).mean(0)).max() < 1.5
+
+
+@pytest.mark.parametrize("method", ["mkl", "reinhard"])
+def test_a_flat_source_is_not_stretched_past_the_gain_limit(method):
+    """From an almost flat shot the exact transfer would multiply its contrast tens of times; a LUT
+    baked from that clips every other shot to one colour. Both transfers stop at MAX_GAIN."""
+    rng = np.random.default_rng(3)
+    flat = np.clip(0.3 + 0.01 * rng.standard_normal((32, 32, 3)), 0, 1)
+    flat_u8 = (flat * 255).round().astype(np.uint8)
+    matcher = MATCHERS[method]
+    out = matcher.transfer(flat_u8, matcher.stats(flat_u8), matcher.stats((scene() * 255).astype(np.uint8)))
+    spread_in = flat_u8.reshape(-1, 3).astype(float).std(axis=0).max()
+    spread_out = out.reshape(-1, 3).astype(float).std(axis=0).max()
+    assert 1.5 < spread_out / spread_in <= MAX_GAIN * 1.6  # stretched, within the limit (Lab axes mix channels)
 
 
 def test_bad_arguments_and_reference_files(tmp_path):

@@ -80,6 +80,10 @@ SAMPLES = 1 << 16
 # -- statistics and methods ---------------------------------------------------------------
 
 
+MAX_GAIN = 4.0
+"""The most a transfer stretches (or, inverted, squeezes) the colour spread along any axis."""
+
+
 def _sample(image: np.ndarray) -> np.ndarray:
     """Up to :data:`SAMPLES` pixels of an ``(H, W, 3)`` image, as ``(n, 3)``, by an even stride."""
     flat = image.reshape(-1, 3)
@@ -111,7 +115,7 @@ class _Reinhard:
     @staticmethod
     def _move(lab: np.ndarray, source, ref) -> np.ndarray:
         (ms, ss), (mr, sr) = source, ref
-        scale = np.clip(sr / np.maximum(ss, 1e-6), 0.25, 4.0)
+        scale = np.clip(sr / np.maximum(ss, 1e-6), 1.0 / MAX_GAIN, MAX_GAIN)
         lab *= scale.astype(np.float32)
         lab += (mr - ms * scale).astype(np.float32)
         return lab_to_srgb(lab)
@@ -145,6 +149,11 @@ class _MKL:
         a_half, a_inv_half = _sqrtm_psd(cs)
         c_half, _ = _sqrtm_psd(a_half @ cr @ a_half)
         t = a_inv_half @ c_half @ a_inv_half  # symmetric
+        # Bounded like Reinhard's scale: from footage with almost no colour spread (a flat,
+        # pale shot) the exact transfer multiplies contrast tens of times, and a LUT baked from
+        # it clips every other shot to one colour.
+        w, u = np.linalg.eigh(t)
+        t = (u * np.clip(w, 1.0 / MAX_GAIN, MAX_GAIN)) @ u.T
         # out = (x/255 - ms) T + mr, in 8-bit units: x T + 255 (mr - ms T)
         offset = 255.0 * (mr - ms @ t)
         out = apply_colour_matrix(pixels.astype(np.float32), t.T, offset)

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from brandstudio.generation.lora import inspect_lora
 from brandstudio.generation.tiny import (
     TINY_BASE_MODEL,
+    TINY_WEIGHTS_DIR,
     build_tiny_model,
     make_tiny_lora,
     tiny_model_dir,
@@ -60,9 +61,9 @@ def test_tiny_model_dir_reloads_through_from_pretrained(brandstudio_home):
     from transformers import UMT5EncoderModel
 
     path = tiny_model_dir()
-    assert path == brandstudio_home / "models" / "tiny-wan2.2-v1"
+    assert path == brandstudio_home / "models" / "tiny-wan2.2-v2"
     marker = json.loads((path / "brandstudio.json").read_text())
-    assert marker["base_model"] == TINY_BASE_MODEL
+    assert marker["base_model"] == TINY_BASE_MODEL and marker["seed"] == "trained"
     assert not list(path.rglob("*.bin")), "weights must be safetensors"
 
     pipe = WanPipeline.from_pretrained(path)
@@ -81,6 +82,12 @@ def test_tiny_model_dir_reloads_through_from_pretrained(brandstudio_home):
     assert cfg.text_dim == pipe.text_encoder.config.d_model
     assert cfg.rope_max_seq_len >= 32
     assert pipe.vae_scale_factor_spatial == 8 and pipe.vae_scale_factor_temporal == 4
+    # the shipped, trained weights: bit-identical to the files in the package
+    shipped = load_file(TINY_WEIGHTS_DIR / "transformer_2.safetensors")
+    state = pipe.transformer_2.state_dict()
+    assert all(torch.equal(shipped[k], state[k]) for k in shipped)
+    facts = json.loads((TINY_WEIGHTS_DIR / "training.json").read_text())
+    assert list(pipe.vae.config.latents_std) == facts["vae"]["latents_std"]
 
     # cached: a second call does not rebuild
     mtime = (path / "model_index.json").stat().st_mtime_ns
@@ -93,7 +100,7 @@ def test_tiny_model_dir_concurrent_build(tmp_path, monkeypatch):
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(tiny_model_dir, seed=3) for _ in range(2)]
         results = [f.result() for f in futures]
-    assert results[0] == results[1] == tmp_path / "models" / "tiny-wan2.2-v1-seed3"
+    assert results[0] == results[1] == tmp_path / "models" / "tiny-wan2.2-v2-seed3"
     leftovers = [p.name for p in (tmp_path / "models").iterdir() if p.is_dir() and p != results[0]]
     assert leftovers == []  # temporary build dirs are gone
 

@@ -1,0 +1,94 @@
+"""The demo model: procedural footage, its trainer at toy size, and what the shipped weights do
+(the VAE reconstructs held-out colour; the experts make smooth moving colour, unlike random
+weights of the same architecture)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import WanPipeline
+
+from brandstudio.generation.procedural import COLOUR_NAMES, random_scene, render_scene, scene_caption
+from brandstudio.generation.tiny import TINY_WEIGHTS_DIR, build_tiny_pipeline, tiny_model_dir
+from brandstudio.generation.tiny_training import DemoModelTraining, psnr, train_demo_model
+
+
+def test_procedural_scenes_are_seeded_smooth_and_captioned():
+    a = render_scene(random_scene(np.random.default_rng(5)), frames=9, width=96, height=48)
+    b = render_scene(random_scene(np.random.default_rng(5)), frames=9, width=96, height=48)
+    assert a.shape == (9, 48, 96, 3) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert 0.0 <= a.min() and a.max() <= 1.0
+    assert np.abs(np.diff(a, axis=2)).mean() < 0.02  # smooth in space
+    assert np.abs(a[-1] - a[0]).mean() > 0.005  # and it moves
+    still = random_scene(np.random.default_rng(5), ["#112233", "#AABBCC"], motion=0.0)
+    frames = render_scene(still, frames=3, width=32, height=32)
+    assert np.array_equal(frames[0], frames[2])
+    caption = scene_caption(still, {"#112233": "navy", "#AABBCC": "mist"})
+    assert "navy" in caption and "mist" in caption and "drifting" not in caption
+    with pytest.raises(ValueError, match="at least two colours"):
+        random_scene(np.random.default_rng(0), ["#000000"])
+    assert any(name in scene_caption(random_scene(np.random.default_rng(1))) for name in COLOUR_NAMES.values())
+
+
+def test_the_trainer_runs_at_toy_size_and_its_weights_load(tmp_path):
+    facts = train_demo_model(tmp_path / "w", DemoModelTraining.toy(), log=lambda _: None)
+    names = sorted(p.name for p in (tmp_path / "w").iterdir())
+    assert names == ["text_encoder.safetensors", "training.json", "transformer.safetensors",
+                     "transformer_2.safetensors", "vae.safetensors"]  # fmt: skip
+    assert set(facts["experts"]) == {"transformer", "transformer_2"}
+    assert facts["experts"]["transformer"]["sigma_range"] == [0.875, 1.0]
+    assert json.loads((tmp_path / "w" / "training.json").read_text()) == facts
+    trained = build_tiny_pipeline(weights=tmp_path / "w")
+    fresh = build_tiny_pipeline(seed=0)  # the trainer's starting point
+    assert list(trained.vae.config.latents_std) == facts["vae"]["latents_std"]
+    moved = [k for k, v in trained.transformer.state_dict().items()
+             if not torch.equal(v, fresh.transformer.state_dict()[k])]  # fmt: skip
+    assert moved  # the expert was trained
+    assert torch.equal(  # the text encoder is frozen, and its tied embedding restored
+        trained.text_encoder.shared.weight, fresh.text_encoder.shared.weight
+    ) and trained.text_encoder.encoder.embed_tokens.weight is trained.text_encoder.shared.weight
+
+
+def test_the_shipped_vae_reconstructs_held_out_colour():
+    """Scenes drawn from a seed the trainer never used, at the generation size."""
+    facts = json.loads((TINY_WEIGHTS_DIR / "training.json").read_text())
+    pipe = build_tiny_pipeline()
+    rng = np.random.default_rng(12345)
+    scores = []
+    with torch.no_grad():
+        for _ in range(3):
+            clip = render_scene(random_scene(rng), frames=9, width=256, height=144)
+            x = torch.from_numpy(clip).permute(3, 0, 1, 2)[None] * 2 - 1
+            z = pipe.vae.encode(x).latent_dist.mode()
+            recon = ((pipe.vae.decode(z).sample[0].permute(1, 2, 3, 0) + 1) / 2).clamp(0, 1).numpy()
+            scores.append(psnr(recon, clip))
+    assert min(scores) > 26.0, scores
+    assert facts["vae"]["psnr_db"] > 26.0
+
+
+def _generate(model_dir, prompt: str, seed: int) -> np.ndarray:
+    pipe = WanPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(prompt=prompt, negative_prompt="blurry, low quality", width=256, height=144, num_frames=17,
+               num_inference_steps=4, guidance_scale=4.0, guidance_scale_2=3.0,
+               generator=torch.Generator().manual_seed(seed), output_type="np")  # fmt: skip
+    return out.frames[0]
+
+
+def test_the_demo_model_makes_smooth_moving_colour_and_random_weights_do_not(brandstudio_home):
+    prompt = "a soft gradient from amber to blue, soft cream shapes drifting left, a gentle white light"
+    video = _generate(tiny_model_dir(), prompt, seed=3)
+    noise = _generate(tiny_model_dir(seed=1), prompt, seed=3)
+
+    def roughness(v):  # mean step between neighbouring pixels
+        return float(np.abs(np.diff(v, axis=2)).mean() + np.abs(np.diff(v, axis=1)).mean())
+
+    assert roughness(video) < 0.03 < roughness(noise), (roughness(video), roughness(noise))
+    assert np.abs(video[-1] - video[0]).mean() > 0.01  # it moves
+    assert np.abs(np.diff(video, axis=0)).mean() < 0.03  # smoothly: no frame jumps
+    assert video.std(axis=(0, 1, 2)).mean() > 0.03  # not one flat colour
+    other = _generate(tiny_model_dir(), prompt, seed=4)
+    assert np.abs(other - video).mean() > 0.02  # the seed picks a different shot
