@@ -79,16 +79,19 @@ def main() -> None:
     size = sum(p.stat().st_size for p in TINY_WEIGHTS_DIR.glob("*.safetensors"))
     print(f"### Demo model ({date.today().isoformat()}, {machine()})\n")
     print(f"Training (`python -m brandstudio.generation.tiny_training`, {facts['torch']}, {facts['threads']} threads): "
-          f"{facts['seconds'] / 60:.1f} min in all: VAE {cfg['vae_steps']} steps (batch {cfg['vae_batch']}, "
-          f"{cfg['vae_size'][0]}x{cfg['vae_size'][1]}) {facts['vae']['seconds'] / 60:.1f} min; encoding "
-          f"{cfg['clips']} clips {facts['encode_seconds']:.0f} s; experts {cfg['transformer_steps']} steps each "
-          f"(batch {cfg['transformer_batch']}) "
+          f"{facts['seconds'] / 60:.1f} min in all: VAE {cfg['vae_still_steps']} steps on stills (batch "
+          f"{cfg['vae_batch']}, {cfg['vae_size'][0]}x{cfg['vae_size'][1]}) + {cfg['vae_clip_steps']} on "
+          f"{cfg['vae_frames']}-frame clips, {facts['vae']['seconds'] / 60:.1f} min; encoding "
+          f"{cfg['clips']} clips {facts['encode_seconds']:.0f} s; one shared transformer {cfg['shared_steps']} "
+          f"steps, then each expert {cfg['expert_steps']} steps on its noise range (batch {cfg['transformer_batch']}): "
           + ", ".join(f"{k} {v['seconds'] / 60:.1f} min (loss {v['loss_curve'][0]:.3f} → {v['loss_curve'][-1]:.3f})"
                       for k, v in facts["experts"].items())
           + f". Weights shipped: {size / 1e6:.2f} MB of safetensors. Held-out PSNR at training time: "
           f"{facts['vae']['psnr_db']} dB (min {facts['vae']['psnr_min_db']}).\n")  # fmt: skip
-    print("| weights | VAE PSNR, 8 unseen scenes (dB) | generate 81×256×144, 4 steps (s) "
-          "| roughness | motion | frame jumps |")
+    print(
+        "| weights | VAE PSNR, 8 unseen scenes (dB) | generate 81×256×144, 4 steps (s) "
+        "| roughness | motion | frame jumps |"
+    )
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
 

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from brandstudio.errors import AssetError, LoRAError
 from brandstudio.generation.base import LoraAdapter
 from brandstudio.generation.lora import check_lora_fits, inspect_lora
-from brandstudio.generation.tiny import TINY_BASE_MODEL, make_tiny_lora
+from brandstudio.generation.tiny import TINY_BASE_MODEL, TINY_DIMS, make_tiny_lora
 from brandstudio.generation.wan import WanGenerator
 
 
@@ -32,8 +32,8 @@ def test_inspect_reads_header(tmp_path):
     assert info.rank == 3
     assert info.base_model == TINY_BASE_MODEL
     assert info.key_format == "diffusers"
-    assert len(info.keys) == 2 * 2 * 10  # 2 layers x 10 Linears x (A, B)
-    assert info.shapes["transformer.blocks.0.attn1.to_q.lora_A.weight"] == (3, 24)
+    assert len(info.keys) == TINY_DIMS["num_layers"] * 2 * 10  # layers x 10 Linears x (A, B)
+    assert info.shapes["transformer.blocks.0.attn1.to_q.lora_A.weight"] == (3, TINY_DIMS["dim"])
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".bin", ".pth", ".ckpt", ".pkl"])
@@ -105,17 +105,19 @@ def test_declared_base_model_in_profile_must_match(tiny_gen, tmp_path):
 
 
 def test_wrong_shapes_are_refused_before_diffusers(tiny_gen, tmp_path):
-    path = make_tiny_lora(tmp_path / "wide.safetensors", seed=2, target_dims={"dim": 40, "ffn_dim": 64})
+    path = make_tiny_lora(tmp_path / "wide.safetensors", seed=2, target_dims={"dim": 40, "ffn_dim": 72})
     with pytest.raises(LoRAError) as exc:
         check_lora_fits(inspect_lora(path), tiny_gen.pipeline.transformer, _adapter(path), "tiny-wan2.2")
     msg = str(exc.value)
     assert "wide.safetensors" in msg and "do not fit" in msg
-    assert "blocks.0.attn1.to_k" in msg and "24 -> 24" in msg
+    dim = TINY_DIMS["dim"]
+    assert "blocks.0.attn1.to_k" in msg and f"{dim} -> {dim}" in msg
 
 
 def test_missing_modules_are_refused(tiny_gen, tmp_path):
-    path = make_tiny_lora(tmp_path / "deep.safetensors", seed=2, target_dims={"num_layers": 3})
-    with pytest.raises(LoRAError, match=r"blocks\.2\.\S+`: no such module"):
+    path = make_tiny_lora(tmp_path / "deep.safetensors", seed=2, target_dims={"num_layers": TINY_DIMS["num_layers"] + 1})
+    missing = rf"blocks\.{TINY_DIMS['num_layers']}\.\S+`: no such module"
+    with pytest.raises(LoRAError, match=missing):
         check_lora_fits(inspect_lora(path), tiny_gen.pipeline.transformer, _adapter(path), "tiny-wan2.2")
 
 
@@ -152,7 +154,7 @@ def test_original_wan_key_format_is_converted_and_checked(tiny_gen, tmp_path):
     assert info.key_format == "wan-original" and info.base_model is None and info.rank == 4
     check_lora_fits(info, tiny_gen.pipeline.transformer, _adapter(good), "tiny-wan2.2")
 
-    wide = make_tiny_lora(tmp_path / "w.safetensors", seed=4, target_dims={"dim": 40, "ffn_dim": 64})
+    wide = make_tiny_lora(tmp_path / "w.safetensors", seed=4, target_dims={"dim": 40, "ffn_dim": 72})
     bad = _to_original_wan_format(wide, tmp_path / "w-orig.safetensors")
     with pytest.raises(LoRAError, match="do not fit"):
         check_lora_fits(inspect_lora(bad), tiny_gen.pipeline.transformer, _adapter(bad), "tiny-wan2.2")
@@ -168,7 +170,7 @@ def test_generator_refuses_lora_for_other_base_model(tmp_path):
 
 
 def test_generator_refuses_wrong_shapes_with_lora_error(tmp_path):
-    path = make_tiny_lora(tmp_path / "wide.safetensors", seed=2, target_dims={"dim": 40, "ffn_dim": 64})
+    path = make_tiny_lora(tmp_path / "wide.safetensors", seed=2, target_dims={"dim": 40, "ffn_dim": 72})
     with pytest.raises(LoRAError, match="wide.safetensors") as exc:
         WanGenerator("tiny", device="cpu", loras=[_adapter(path)])
     assert exc.value.__cause__ is None  # ours, not a wrapped diffusers/peft traceback
