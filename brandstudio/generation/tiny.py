@@ -25,7 +25,7 @@ text_encoder        ``UMT5EncoderModel``: d_model 32, 2 layers, 2 heads
 vae                 ``AutoencoderKLWan``: base_dim 8, dim_mult (1,2,4,4), z_dim 16, 4x8x8
                     compression; each 3x3x3 convolution looks at the current frame only (its
                     past-frame taps are zero): time is carried by the 4x temporal resamplers
-transformer(_2)     ``WanTransformer3DModel`` x2: patch (1,2,2), 3 layers, 4 heads x 16
+transformer(_2)     ``WanTransformer3DModel`` x2: patch (1,2,2), 3 layers, 2 heads x 48
 scheduler           ``UniPCMultistepScheduler``: flow prediction, flow sigmas, shift 3
 boundary_ratio      0.875
 ==================  ====================================================================
@@ -91,8 +91,15 @@ TINY_TI2V_BASE_MODEL = "tiny-wan2.2-ti2v"
 TINY_TI2V_VERSION = 2
 """Bump when the tiny TI2V architecture changes."""
 
-TINY_DIMS: Mapping[str, int] = {"dim": 64, "ffn_dim": 128, "num_layers": 3, "text_dim": 32}
-"""Sizes of the tiny transformer experts (``dim`` = 4 heads x 16)."""
+TINY_DIMS: Mapping[str, int] = {"dim": 96, "heads": 2, "ffn_dim": 192, "num_layers": 3, "text_dim": 32}
+"""Sizes of the tiny transformer experts (``dim`` = 2 heads x 48).
+
+Few wide heads rather than many narrow ones: Wan's 3D RoPE gives each of height and width
+``2 * (head_dim // 6)`` channels, so a head of 16 has two rotary frequencies per axis and cannot
+tell a neighbouring patch from one six patches away. Without that locality the experts cannot
+separate the noise at the patch scale from the picture, and samples came out as a patchwork of
+16-pixel blotches (after 800 steps, 4 heads x 16 left 10x the data's energy at the patch scale;
+2 x 48 the data's own, at half the loss: ``bench/RESULTS.md``, "Demo model")."""
 
 TINY_FLOW_SHIFT = 3.0
 """The scheduler's flow shift the demo model was trained for (its latents are 32x18, not 104x60)."""
@@ -151,8 +158,8 @@ def _tiny_transformer(channels: int):
 
     return WanTransformer3DModel(
         patch_size=(1, 2, 2),
-        num_attention_heads=TINY_DIMS["dim"] // 16,
-        attention_head_dim=16,
+        num_attention_heads=TINY_DIMS["heads"],
+        attention_head_dim=TINY_DIMS["dim"] // TINY_DIMS["heads"],
         in_channels=channels,
         out_channels=channels,
         text_dim=TINY_DIMS["text_dim"],

@@ -45,7 +45,7 @@ from ..errors import RequestError
 from ..files import temp_path
 from ..frames import srgb_to_lab
 from ..post.grade import INTERPOLATION_WEIGHTS, INTERPOLATORS, LUT
-from ..post.match import MATCHERS
+from ..post.match import MATCHERS, MAX_GAIN
 
 __all__ = ["BAKEABLE_METHODS", "LutFit", "apply_lut", "fit_pairs", "fit_references", "identity_lattice", "write_cube"]
 
@@ -215,12 +215,39 @@ def fit_references(
         if not images:
             raise RequestError(f"no {what} to fit from", field=what,
                                fix="pass sample clips of the model (--footage) and the brand's reference stills")  # fmt: skip
+    _check_spread(footage, references)
     matcher = MATCHERS[method]
     source = matcher.stats(np.concatenate([f.reshape(-1, 3) for f in footage])[:, None, :])
     target = matcher.stats(np.concatenate([r.reshape(-1, 3) for r in references])[:, None, :])
     lattice = _to_uint8(identity_lattice(size))[:, None, :]
     table = matcher.transfer(lattice, source, target).reshape(size, size, size, 3).astype(np.float32) / 255.0
     return LutFit(LUT(table, name=name), method, sum(f.size // 3 for f in footage))
+
+
+def _spread(images: Sequence[np.ndarray]) -> float:
+    """The colour spread of ``images``: the root of the total variance of their RGB pixels (8-bit units)."""
+    pixels = np.concatenate([np.asarray(i).reshape(-1, 3)[:: max(1, np.asarray(i).size // 3 // 50_000)]
+                             for i in images]).astype(np.float64)  # fmt: skip
+    return float(np.sqrt(np.cov(pixels, rowvar=False).trace()))
+
+
+def _check_spread(footage: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> None:
+    """Refuse footage too flat to fit a transfer from.
+
+    Reaching the references' spread from footage more than :data:`MAX_GAIN` times flatter would
+    need more gain than the transfer may apply, so the baked table would be wrong for every shot
+    with real contrast (an almost uniform sample clip gave a LUT that clipped others to one colour).
+    """
+    have, want = _spread(footage), _spread(references)
+    if have * MAX_GAIN < want:
+        raise RequestError(
+            f"the footage is almost one flat colour (colour spread {have:.1f} against the references' "
+            f"{want:.1f}, in 8-bit units): a transfer fitted from it would need more than {MAX_GAIN:g}x "
+            "gain and would clip every other shot",
+            field="footage",
+            fix="fit from sample clips with visible content (renders of the brand's templates, or the scene "
+            "cache), or from graded pairs (--pairs)",
+        )
 
 
 def write_cube(lut: LUT, path: str | Path, *, title: str | None = None) -> Path:
