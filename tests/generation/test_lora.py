@@ -115,7 +115,9 @@ def test_wrong_shapes_are_refused_before_diffusers(tiny_gen, tmp_path):
 
 
 def test_missing_modules_are_refused(tiny_gen, tmp_path):
-    path = make_tiny_lora(tmp_path / "deep.safetensors", seed=2, target_dims={"num_layers": TINY_DIMS["num_layers"] + 1})
+    path = make_tiny_lora(
+        tmp_path / "deep.safetensors", seed=2, target_dims={"num_layers": TINY_DIMS["num_layers"] + 1}
+    )
     missing = rf"blocks\.{TINY_DIMS['num_layers']}\.\S+`: no such module"
     with pytest.raises(LoRAError, match=missing):
         check_lora_fits(inspect_lora(path), tiny_gen.pipeline.transformer, _adapter(path), "tiny-wan2.2")

@@ -15,6 +15,7 @@ starts from real, valid inputs of each kind. A crash is any exception that is no
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 
 import atheris
@@ -45,10 +46,12 @@ def test_one_input(data: bytes) -> None:
         parse(data[1:])
     except BrandStudioError:
         pass  # a clear refusal is the contract
-    except (SystemExit, KeyboardInterrupt) as exc:
+    except SystemExit as exc:
         # libFuzzer reports an exit inside the target only as "fuzz target exited", without a
-        # traceback; as an ordinary exception atheris prints where it came from.
-        raise RuntimeError(f"{type(exc).__name__} inside the parser: {exc!r}") from exc
+        # traceback; as an ordinary exception atheris prints where it came from. (Ctrl-C is
+        # left alone: it stops a run by hand, it is not a finding.)
+        where = "".join(traceback.format_exception(exc))
+        raise RuntimeError(f"SystemExit inside the parser: {exc!r}\n{where}") from exc
 
 
 def main() -> None:

@@ -39,10 +39,11 @@ def _replay(artifact: Path) -> tuple[bool, str]:
     """Run one saved input alone (libFuzzer's single-input mode): did it fail again, and the report."""
     proc = subprocess.run(
         [sys.executable, str(HARNESS), str(artifact), "-timeout=20"],
-        capture_output=True, text=True, timeout=300, cwd=artifact.parent,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300, cwd=artifact.parent,
     )  # fmt: skip
     data = artifact.read_bytes()
-    report = f"--- {artifact.name} ({len(data)} bytes): {data[:400]!r}\n{(proc.stdout + proc.stderr)[-3000:]}"
+    log = "\n".join(line for line in proc.stdout.splitlines() if not line.startswith("INFO: Instrumenting"))
+    report = f"--- {artifact.name} ({len(data)} bytes): {data[:400]!r}\n{log[-3000:]}"
     return proc.returncode != 0, report
 
 
