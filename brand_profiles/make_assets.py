@@ -1132,7 +1132,7 @@ def make_references(profile: Path, swatches: dict[str, str], *, seed: int, chine
 
 
 #: how the demo LoRAs are trained (rank, steps per expert, learning rate): minutes on a CPU
-DEMO_LORA_TRAINING = {"rank": 8, "steps": 400, "learning_rate": 2e-3, "checkpoint_every": 100, "seed": 0}
+DEMO_LORA_TRAINING = {"rank": 16, "steps": 1200, "learning_rate": 2e-3, "checkpoint_every": 400, "seed": 0}
 
 
 def train_demo_loras() -> None:

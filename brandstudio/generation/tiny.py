@@ -7,7 +7,7 @@ footage a brand can be measured on: its weights were trained
 (:mod:`brandstudio.generation.tiny_training`, minutes on a CPU) on procedural footage, drifting
 gradients, soft shapes and light (:mod:`brandstudio.generation.procedural`), so it makes smooth
 moving colour, and a LoRA trained on a brand's stills moves that colour to the brand's palette.
-The weights ship in ``brandstudio/generation/tiny_weights/`` (about 4 MB of safetensors, with
+The weights ship in ``brandstudio/generation/tiny_weights/`` (6.3 MB of safetensors, with
 ``training.json``: the run's settings, time, loss curves and the VAE's held-out PSNR).
 
 The model is built once per machine (under a file lock, in a temporary directory that is

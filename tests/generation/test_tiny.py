@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def test_tiny_model_dir_reloads_through_from_pretrained(brandstudio_home):
     assert pipe.scheduler.config.flow_shift == TINY_FLOW_SHIFT == 3.0
     cfg = pipe.transformer.config
     assert tuple(cfg.patch_size) == (1, 2, 2)
-    assert (cfg.num_layers, cfg.num_attention_heads, cfg.attention_head_dim) == (3, 4, 16)
+    # 2 wide heads: a head of 16 has too few rotary frequencies to tell neighbouring patches apart
+    assert (cfg.num_layers, cfg.num_attention_heads, cfg.attention_head_dim) == (3, 2, 48)
     assert cfg.text_dim == pipe.text_encoder.config.d_model
     assert cfg.rope_max_seq_len >= 32
     assert pipe.vae_scale_factor_spatial == 8 and pipe.vae_scale_factor_temporal == 4
@@ -124,7 +126,7 @@ def test_make_tiny_lora_is_deterministic_small_and_nonzero(tmp_path):
     c = make_tiny_lora(tmp_path / "c.safetensors", seed=8)
     assert a.read_bytes() == b.read_bytes()
     assert a.read_bytes() != c.read_bytes()
-    assert a.stat().st_size < 100_000
+    assert a.stat().st_size < 150_000
 
     with safe_open(str(a), framework="pt") as f:
         assert f.metadata() == {"brandstudio.base_model": TINY_BASE_MODEL, "format": "pt"}
@@ -161,9 +163,11 @@ def test_demo_loras_exist_and_declare_tiny(rel):
     info = inspect_lora(REPO / "brand_profiles" / rel)
     assert info.base_model == TINY_BASE_MODEL
     assert info.key_format == "diffusers"
-    assert info.rank == 8
+    # make_assets.py's DEMO_LORA_TRAINING (read as text: the script imports the whole asset toolchain)
+    rank = re.search(r'^DEMO_LORA_TRAINING = \{"rank": (\d+)', (REPO / "brand_profiles" / "make_assets.py").read_text(), re.M)
+    assert rank and info.rank == int(rank.group(1))
     assert {k.split(".")[0] for k in info.keys} == {"transformer", "transformer_2"}
-    assert info.path.stat().st_size < 400_000
+    assert info.path.stat().st_size < 1_000_000
 
 
 def test_demo_loras_differ():
