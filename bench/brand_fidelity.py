@@ -6,8 +6,8 @@ For each demo profile, three variants of the profile (copies, edited):
 - ``base model``: the profile without its ``[[style.loras]]`` (the shipped LUT kept);
 - ``+ trained LoRA``: the profile as shipped (its LoRA trained by ``lora train`` on its
   reference stills, ``brand_profiles/make_assets.py``);
-- ``+ LoRA + fitted LUT``: the shipped profile with ``lut fit`` to the reference stills (MKL
-  transfer, baked) as its ``[colour] lut``, fitted from the LoRA's footage as the model makes it:
+- ``+ LoRA + fitted LUT``: the shipped profile with ``lut fit`` to the reference stills (its default
+  ``chroma`` transfer, baked) as its ``[colour] lut``, fitted from the LoRA's footage as the model makes it:
   renders of the LoRA variant without its ``[colour] lut`` (the fitted table replaces that grade,
   so it must be fitted from ungraded frames).
 
@@ -52,7 +52,7 @@ def variant(src: Path, dest: Path, kind: str, lut_from: list[Path] | None = None
     if kind == "ungraded":
         toml.write_text(_LUT_LINE.sub("", toml.read_text(encoding="utf-8")), encoding="utf-8")
     if kind == "lut":
-        fit_lut(dest, footage=lut_from, method="mkl", output=dest / "luts" / "fitted.cube", apply=True)
+        fit_lut(dest, footage=lut_from, output=dest / "luts" / "fitted.cube", apply=True)
     return dest
 
 

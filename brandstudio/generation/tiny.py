@@ -11,7 +11,8 @@ The weights ship in ``brandstudio/generation/tiny_weights/`` (6.3 MB of safetens
 ``training.json``: the run's settings, time, loss curves and the VAE's held-out PSNR).
 
 The model is built once per machine (under a file lock, in a temporary directory that is
-atomically renamed into place) at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v2``
+atomically renamed into place) at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v3-<digest>`` (the
+digest is of the shipped weight files, so retrained weights are never shadowed by an old build)
 (``BRANDSTUDIO_HOME`` defaults to ``~/.cache/brandstudio``) and then loaded back through
 ``WanPipeline.from_pretrained`` exactly like a real checkpoint. ``tiny_model_dir(seed=N)``
 builds the same architecture with random weights (``-seed<N>``) for tests that need an
@@ -37,7 +38,7 @@ noise), the model that makes video from text
 12 in/out channels, z_dim 48: 4x16x16 compression, so sizes are multiples of 32),
 ``expand_timesteps=True`` (the start image's latent frame is kept clean), flow shift 5, saved as
 a ``WanPipeline`` like the real checkpoint; the generator builds a ``WanImageToVideoPipeline`` on
-the same components for image-conditioned shots. Built at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-ti2v-v2``.
+the same components for image-conditioned shots. Built at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-ti2v-v3``.
 
 Example:
     >>> from brandstudio.generation.tiny import tiny_model_dir, make_tiny_lora
@@ -48,6 +49,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -82,13 +85,13 @@ __all__ = [
 TINY_BASE_MODEL = "tiny-wan2.2"
 """The model family of the tiny model; LoRAs made for it declare this base model."""
 
-TINY_MODEL_VERSION = 2
+TINY_MODEL_VERSION = 3
 """Bump when the tiny architecture changes: a new version is built into a new directory."""
 
 TINY_TI2V_BASE_MODEL = "tiny-wan2.2-ti2v"
 """The model family of ``tiny-ti2v`` (toy Wan2.2 TI2V-5B: text or text + start image)."""
 
-TINY_TI2V_VERSION = 2
+TINY_TI2V_VERSION = 3
 """Bump when the tiny TI2V architecture changes."""
 
 TINY_DIMS: Mapping[str, int] = {"dim": 96, "heads": 2, "ffn_dim": 192, "num_layers": 3, "text_dim": 32}
@@ -271,8 +274,9 @@ def build_tiny_model(out_dir: Path, *, seed: int | None = None) -> Path:
 def tiny_model_dir(*, seed: int | None = None) -> Path:
     """The directory of the tiny model, built on first use; safe across processes.
 
-    Returns ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v2`` (the trained weights), or
-    ``tiny-wan2.2-v2-seed<N>`` for random weights from ``seed``, ready for
+    Returns ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v3-<digest>`` (the trained weights; the digest
+    is of their files, so a build from older weights is never reused), or
+    ``tiny-wan2.2-v3-seed<N>`` for random weights from ``seed``, ready for
     ``WanPipeline.from_pretrained``. The build (about a second) runs under a
     ``filelock.FileLock`` into a temporary directory that is renamed into place, so a reader
     never sees a half-written model.
@@ -281,8 +285,18 @@ def tiny_model_dir(*, seed: int | None = None) -> Path:
         >>> from diffusers import WanPipeline                        # doctest: +SKIP
         >>> pipe = WanPipeline.from_pretrained(tiny_model_dir())     # doctest: +SKIP
     """
-    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}" + (f"-seed{seed}" if seed is not None else "")
+    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}-" + (f"seed{seed}" if seed is not None else _weights_digest())
     return _build_once(name, lambda out: build_tiny_model(out, seed=seed))
+
+
+@functools.cache
+def _weights_digest() -> str:
+    """The first 8 hex digits of the SHA-256 of the shipped weight files (names and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(TINY_WEIGHTS_DIR.glob("*.safetensors")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def _build_once(name: str, build) -> Path:
@@ -363,29 +377,30 @@ def tiny_ti2v_model_dir(*, seed: int = 0) -> Path:
 
     Example:
         >>> tiny_ti2v_model_dir().name                               # doctest: +SKIP
-        'tiny-wan2.2-ti2v-v2'
+        'tiny-wan2.2-ti2v-v3'
     """
     name = f"{TINY_TI2V_BASE_MODEL}-v{TINY_TI2V_VERSION}" + (f"-seed{seed}" if seed else "")
     return _build_once(name, lambda out: build_tiny_ti2v_model(out, seed=seed))
 
 
 _TINY_MODELS = {
-    "tiny": (tiny_model_dir, TINY_MODEL_VERSION),
-    "tiny-ti2v": (tiny_ti2v_model_dir, TINY_TI2V_VERSION),
+    "tiny": (tiny_model_dir, lambda: f"{TINY_MODEL_VERSION}-{_weights_digest()}"),
+    "tiny-ti2v": (tiny_ti2v_model_dir, lambda: str(TINY_TI2V_VERSION)),
 }
 
 
-def tiny_model_version(model_id: str) -> int | None:
-    """The build version of an offline tiny model id (part of its scene-cache identity), else ``None``.
+def tiny_model_version(model_id: str) -> str | None:
+    """The build of an offline tiny model id (part of its scene-cache identity: the architecture's
+    version and, for the trained ``tiny``, its weights' digest), else ``None``.
 
     Example:
-        >>> tiny_model_version("tiny"), tiny_model_version("Wan-AI/Wan2.2-T2V-A14B-Diffusers")
-        (1, None)
+        >>> tiny_model_version("tiny-ti2v"), tiny_model_version("Wan-AI/Wan2.2-T2V-A14B-Diffusers")
+        ('3', None)
     """
-    return _TINY_MODELS[model_id][1] if model_id in _TINY_MODELS else None
+    return _TINY_MODELS[model_id][1]() if model_id in _TINY_MODELS else None
 
 
-def tiny_model_path(model_id: str) -> tuple[Path, int] | None:
+def tiny_model_path(model_id: str) -> tuple[Path, str] | None:
     """``(directory, version)`` of an offline tiny model id (``"tiny"``, ``"tiny-ti2v"``), else ``None``.
 
     Example:
@@ -395,7 +410,7 @@ def tiny_model_path(model_id: str) -> tuple[Path, int] | None:
     if model_id not in _TINY_MODELS:
         return None
     make, version = _TINY_MODELS[model_id]
-    return make(), version
+    return make(), version()
 
 
 def _lora_module_names(num_layers: int) -> list[tuple[str, str]]:

@@ -64,7 +64,7 @@ def test_tiny_model_dir_reloads_through_from_pretrained(brandstudio_home):
     from transformers import UMT5EncoderModel
 
     path = tiny_model_dir()
-    assert path == brandstudio_home / "models" / "tiny-wan2.2-v2"
+    assert path.parent == brandstudio_home / "models" and re.fullmatch(r"tiny-wan2\.2-v3-[0-9a-f]{8}", path.name)
     marker = json.loads((path / "brandstudio.json").read_text())
     assert marker["base_model"] == TINY_BASE_MODEL and marker["seed"] == "trained"
     assert not list(path.rglob("*.bin")), "weights must be safetensors"
@@ -104,7 +104,7 @@ def test_tiny_model_dir_concurrent_build(tmp_path, monkeypatch):
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = [pool.submit(tiny_model_dir, seed=3) for _ in range(2)]
         results = [f.result() for f in futures]
-    assert results[0] == results[1] == tmp_path / "models" / "tiny-wan2.2-v2-seed3"
+    assert results[0] == results[1] == tmp_path / "models" / "tiny-wan2.2-v3-seed3"
     leftovers = [p.name for p in (tmp_path / "models").iterdir() if p.is_dir() and p != results[0]]
     assert leftovers == []  # temporary build dirs are gone
 
