@@ -104,23 +104,25 @@ class _Reinhard:
         lab = srgb_to_lab(_sample(image)) if lab is None else _sample(lab)
         return lab.mean(axis=0, dtype=np.float64), lab.std(axis=0, dtype=np.float64)
 
-    @staticmethod
-    def match(frame: np.ndarray, ref) -> np.ndarray:
-        lab = srgb_to_lab(frame)
-        return _Reinhard._move(lab, _Reinhard.stats(frame, lab), ref)
+    axes = slice(0, 3)  # the CIELAB channels moved (L*, a*, b*)
 
-    @staticmethod
-    def transfer(pixels: np.ndarray, source, ref) -> np.ndarray:
+    @classmethod
+    def match(cls, frame: np.ndarray, ref) -> np.ndarray:
+        lab = srgb_to_lab(frame)
+        return cls._move(lab, cls.stats(frame, lab), ref)
+
+    @classmethod
+    def transfer(cls, pixels: np.ndarray, source, ref) -> np.ndarray:
         """``pixels`` (uint8 sRGB) moved as ``source``'s statistics would be to ``ref``'s: the
         same transfer for every frame (a LUT bakes it)."""
-        return _Reinhard._move(srgb_to_lab(pixels), source, ref)
+        return cls._move(srgb_to_lab(pixels), source, ref)
 
-    @staticmethod
-    def _move(lab: np.ndarray, source, ref) -> np.ndarray:
-        (ms, ss), (mr, sr) = source, ref
+    @classmethod
+    def _move(cls, lab: np.ndarray, source, ref) -> np.ndarray:
+        (ms, ss), (mr, sr) = ((m[cls.axes], s[cls.axes]) for m, s in (source, ref))
         scale = np.clip(sr / np.maximum(ss, 1e-6), 1.0 / MAX_GAIN, MAX_GAIN)
-        lab *= scale.astype(np.float32)
-        lab += (mr - ms * scale).astype(np.float32)
+        lab[..., cls.axes] *= scale.astype(np.float32)
+        lab[..., cls.axes] += (mr - ms * scale).astype(np.float32)
         return lab_to_srgb(lab)
 
 
@@ -128,23 +130,7 @@ class _Chroma(_Reinhard):
     """Reinhard's transfer on the two colour axes (a*, b*) only: lightness is left as it is."""
 
     name = "chroma"
-
-    @staticmethod
-    def match(frame: np.ndarray, ref) -> np.ndarray:
-        lab = srgb_to_lab(frame)
-        return _Chroma._move(lab, _Chroma.stats(frame, lab), ref)
-
-    @staticmethod
-    def transfer(pixels: np.ndarray, source, ref) -> np.ndarray:
-        return _Chroma._move(srgb_to_lab(pixels), source, ref)
-
-    @staticmethod
-    def _move(lab: np.ndarray, source, ref) -> np.ndarray:
-        (ms, ss), (mr, sr) = source, ref
-        scale = np.clip(sr[1:] / np.maximum(ss[1:], 1e-6), 1.0 / MAX_GAIN, MAX_GAIN)
-        lab[..., 1:] *= scale.astype(np.float32)
-        lab[..., 1:] += (mr[1:] - ms[1:] * scale).astype(np.float32)
-        return lab_to_srgb(lab)
+    axes = slice(1, 3)
 
 
 def _sqrtm_psd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
