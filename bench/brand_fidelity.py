@@ -6,8 +6,10 @@ For each demo profile, three variants of the profile (copies, edited):
 - ``base model``: the profile without its ``[[style.loras]]`` (the shipped LUT kept);
 - ``+ trained LoRA``: the profile as shipped (its LoRA trained by ``lora train`` on its
   reference stills, ``brand_profiles/make_assets.py``);
-- ``+ LoRA + fitted LUT``: the shipped profile with ``lut fit`` from the LoRA variant's renders
-  to the reference stills (MKL transfer, baked) as its ``[colour] lut``.
+- ``+ LoRA + fitted LUT``: the shipped profile with ``lut fit`` to the reference stills (its default
+  ``chroma`` transfer, baked) as its ``[colour] lut``, fitted from the LoRA's footage as the model makes it:
+  renders of the LoRA variant without its ``[colour] lut`` (the fitted table replaces that grade,
+  so it must be fitted from ungraded frames).
 
 Each renders the same requests (``product-hero``, two aspects, three seeds) and QC reports the
 palette check (95th percentile of each frame's weighted ΔE2000 to the nearest brand swatch), the
@@ -32,11 +34,13 @@ from pathlib import Path
 from demo_render import machine
 
 from brandstudio import BrandStudio
+from brandstudio.errors import RequestError
 from brandstudio.style import fit_lut
 
 REPO = Path(__file__).resolve().parent.parent
 PRODUCTS = {"aurora-coffee": "Night Roast", "qinglan-tea": "明前龙井"}
 ASPECTS = ("16:9", "9:16")
+_LUT_LINE = re.compile(r"^lut\s*=.*$", re.M)
 _LORA_TABLE = re.compile(r"^\[\[style\.loras\]\].*?(?=^\[)", re.M | re.S)
 
 
@@ -45,8 +49,10 @@ def variant(src: Path, dest: Path, kind: str, lut_from: list[Path] | None = None
     toml = dest / "brand.toml"
     if kind == "base":
         toml.write_text(_LORA_TABLE.sub("", toml.read_text(encoding="utf-8")), encoding="utf-8")
+    if kind == "ungraded":
+        toml.write_text(_LUT_LINE.sub("", toml.read_text(encoding="utf-8")), encoding="utf-8")
     if kind == "lut":
-        fit_lut(dest, footage=lut_from, method="mkl", output=dest / "luts" / "fitted.cube", apply=True)
+        fit_lut(dest, footage=lut_from, output=dest / "luts" / "fitted.cube", apply=True)
     return dest
 
 
@@ -71,7 +77,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=2.0)
     args = ap.parse_args()
     started = time.perf_counter()
-    table = []
+    table, refused = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in PRODUCTS:
@@ -81,10 +87,13 @@ def main() -> None:
             results["base model"] = render_all(base, root / "out-base", args.seeds, args.duration)
             lora = variant(src, root / f"{name}+lora", "lora")
             results["+ trained LoRA"] = render_all(lora, root / "out-lora", args.seeds, args.duration)
-            fitted = variant(
-                src, root / f"{name}+lut", "lut", lut_from=[r["path"] for r in results["+ trained LoRA"]]
-            )
-            results["+ LoRA + fitted LUT"] = render_all(fitted, root / "out-lut", args.seeds, args.duration)
+            ungraded = variant(src, root / f"{name}+ungraded", "ungraded")
+            footage = render_all(ungraded, root / "out-ungraded", args.seeds, args.duration)
+            try:
+                fitted = variant(src, root / f"{name}+lut", "lut", lut_from=[r["path"] for r in footage])
+                results["+ LoRA + fitted LUT"] = render_all(fitted, root / "out-lut", args.seeds, args.duration)
+            except RequestError as exc:  # lut fit refuses footage too flat to fit from: say so
+                refused.append((name, exc.message))
             for label, rows in results.items():
                 palette = [r["palette"] for r in rows]
                 styles = [r["style"] for r in rows if r["style"] is not None]
@@ -102,6 +111,8 @@ def main() -> None:
     for name, label, mean, worst, passed, total, style in table:
         style_text = f"{style:.3f}" if style is not None else "skipped: no CLIP model"
         print(f"| {name} | {label} | {mean:.1f} | {worst:.1f} | {passed}/{total} | {style_text} |")
+    for name, why in refused:
+        print(f"| {name} | + LoRA + fitted LUT | `lut fit` refused: {why} | | | |")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ What it writes, per profile:
   upbeat 124 bpm loop (~-16 LUFS, mood "upbeat"), qinglan "qinglan-breeze" a loud
   pentatonic Karplus-Strong (guzheng-like) piece (~-9 LUFS, peaks near 0 dBFS).
   Both are seamless loops (the reverb/release tails are wrapped round to the start).
+* ``references/``   12 reference stills (256x144) in the brand's swatches with a caption each, drawn
+  like the demo model's training footage (brandstudio.generation.procedural).
+* ``loras/*.safetensors``  the brand's LoRA for the offline ``tiny`` model, trained by
+  ``brandstudio lora train`` on those stills (``DEMO_LORA_TRAINING``; ``--skip-loras`` keeps them).
 * ``README.md``     and ``music/README.md``.
 
 The output is deterministic: fixed random seeds, no timestamps in the fonts, bit-exact ffmpeg flags.
@@ -1049,6 +1053,8 @@ def write_readmes() -> None:
         | `brand.toml` | the profile (written by hand) | repo licence |
         | `luts/aurora-warm.cube` | 33-pt 3D LUT: warm lift, soft filmic S-curve and shoulder, amber split-toned highlights, +12 % saturation | CC0 / repo licence |
         | `logo.png` | 512 px RGBA: sunrise arc with a coffee bean + "AURORA" wordmark | CC0 / repo licence |
+        | `references/` | 12 procedural stills in the palette (gradient, soft discs, a light) with captions: `[style] references` | CC0 / repo licence |
+        | `loras/aurora-film.safetensors` | LoRA (rank 8, both experts) for the offline `tiny` model, trained by `brandstudio lora train` on `references/` | CC0 / repo licence |
         | `fonts/NotoSerif-Bold.ttf` | Noto Serif Bold, Latin subset (see `fonts/README.md`) | SIL OFL 1.1 (`fonts/OFL.txt`) |
         | `music/morning-roast.m4a` | mood "calm": 84 bpm lo-fi loop (electric piano, bass, brushes), ~-22 LUFS | CC0 / repo licence |
         | `music/bright-brew.m4a` | mood "upbeat": 124 bpm four-on-the-floor loop (FM-piano arpeggio, bass, claps), ~-16 LUFS | CC0 / repo licence |
@@ -1071,6 +1077,8 @@ def write_readmes() -> None:
         | `brand.toml` | the profile (written by hand) | repo licence |
         | `luts/qinglan-jade.cube` | 33-pt 3D LUT: lifted soft jade blacks, cool jade shadows, lower contrast, -20 % saturation, paper-white ceiling | CC0 / repo licence |
         | `logo.png` | 512 px RGBA: ink-wash ring with a tea leaf + "青岚" wordmark | CC0 / repo licence |
+        | `references/` | 12 procedural stills in the palette (gradient, soft discs, a light) with captions: `[style] references` | CC0 / repo licence |
+        | `loras/qinglan-ink.safetensors` | LoRA (rank 8, both experts) for the offline `tiny` model, trained by `brandstudio lora train` on `references/` | CC0 / repo licence |
         | `fonts/NotoSansSC-Bold.otf` | Noto Sans CJK SC Bold, GB2312 subset (see `fonts/README.md`) | SIL OFL 1.1 (`fonts/OFL.txt`) |
         | `music/qinglan-breeze.m4a` | 72 bpm pentatonic plucked-string (Karplus-Strong) melody over a pad, ~-9 LUFS | CC0 / repo licence |
 
@@ -1124,7 +1132,7 @@ def make_references(profile: Path, swatches: dict[str, str], *, seed: int, chine
 
 
 #: how the demo LoRAs are trained (rank, steps per expert, learning rate): minutes on a CPU
-DEMO_LORA_TRAINING = {"rank": 8, "steps": 400, "learning_rate": 2e-3, "checkpoint_every": 100, "seed": 0}
+DEMO_LORA_TRAINING = {"rank": 16, "steps": 1200, "learning_rate": 2e-3, "checkpoint_every": 400, "seed": 0}
 
 
 def train_demo_loras() -> None:

@@ -62,9 +62,13 @@ def test_drift_drops_by_a_large_factor(method):
     after = colour_drift(ColourMatch(method).apply(clip))
     assert before["l_range"] > 15 and before["chroma_range"] > 10 and before["delta_e_max"] > 10
     # per-channel histograms cannot restore a fade that mixes the channels: saturation comes back only in part
-    chroma_factor = 2.5 if method == "histogram" else 10
-    assert after["l_range"] < before["l_range"] / 8, (method, before, after)
+    # chroma keeps each frame's lightness: a frame left 40 % darker holds less of the colour in sRGB
+    chroma_factor = {"histogram": 2.5, "chroma": 4}.get(method, 10)
     assert after["chroma_range"] < before["chroma_range"] / chroma_factor, (method, before, after)
+    if method == "chroma":  # colour only, by design: the exposure drift stays
+        assert after["l_range"] == pytest.approx(before["l_range"], abs=1.5), (before, after)
+        return
+    assert after["l_range"] < before["l_range"] / 8, (method, before, after)
     assert after["delta_e_max"] < before["delta_e_max"] / 5, (method, before, after)
 
 
@@ -186,3 +190,18 @@ def test_bad_match_setting_is_a_profile_error(make_profile):
     with pytest.raises(ProfileError) as err:
         load_profile(root)
     assert err.value.field == "colour.match"
+
+
+def test_chroma_moves_the_colour_and_keeps_the_lightness():
+    from brandstudio.frames import srgb_to_lab
+    from brandstudio.post.match import MATCHERS
+
+    rng = np.random.default_rng(3)
+    frame = np.clip(rng.normal([90, 95, 100], 20, (48, 64, 3)), 0, 255).astype(np.uint8)  # dark, grey-blue
+    ref = np.clip(rng.normal([200, 150, 90], 25, (48, 64, 3)), 0, 255).astype(np.uint8)  # bright, warm
+    chroma = MATCHERS["chroma"]
+    out = chroma.transfer(frame, chroma.stats(frame), chroma.stats(ref))
+    before, after, want = (srgb_to_lab(x).reshape(-1, 3) for x in (frame, out, ref))
+    assert np.abs(after[:, 0] - before[:, 0]).mean() < 1.5  # lightness kept (up to gamut clipping)
+    assert np.abs(after[:, 1:].mean(0) - want[:, 1:].mean(0)).max() < 2.5  # the colour is the reference's
+    assert np.abs(before[:, 1:].mean(0) - want[:, 1:].mean(0)).max() > 15

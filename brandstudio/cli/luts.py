@@ -20,7 +20,9 @@ def lut_fit(
                                             help="folders of stills and their graded versions (same names)"),
     footage: list[Path] = typer.Option([], "--footage", help="the model's clips or stills (repeat; default: the profile's scenes, generated through the scene cache)"),
     references: Path = typer.Option(None, "--references", help="the brand's stills (default: <profile>/references)"),
-    method: str = typer.Option("mkl", "--method", help="transfer for a fit to references: mkl or reinhard"),
+    method: str = typer.Option(
+        "chroma", "--method", help="transfer for a fit to references: chroma (colour only), mkl or reinhard"
+    ),
     size: int = typer.Option(33, "--size", help="lattice points per axis"),
     smoothness: float = typer.Option(10.0, "--smoothness", help="how smooth the table is where no pixel says (pairs)"),
     output: Path = typer.Option(None, "--output", "-o", help="the .cube to write"),

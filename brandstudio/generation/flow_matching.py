@@ -10,7 +10,8 @@ levels between two experts at ``boundary_ratio``: ``transformer`` denoises times
 scheduler's ``flow_shift``, the same warp the sampler uses, so training sees the noise levels
 inference visits (:func:`sample_sigmas`).
 
-:mod:`brandstudio.style` (LoRA training) uses these three functions; they live in the generation
+:mod:`brandstudio.style` (LoRA training) and the demo model's trainer
+(:mod:`brandstudio.generation.tiny_training`) use these functions; they live in the generation
 layer because they are facts of the model family (its noise schedule and expert split).
 
 Example:

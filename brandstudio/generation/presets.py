@@ -22,8 +22,8 @@ preset          what it does
 Which numbers ``quality`` uses: **the profile's explicit values win** (they are the brand's
 choice: a ``steps = 4`` written in ``brand.toml`` is honoured); any of ``steps``,
 ``guidance_high``, ``guidance_low``, ``flow_shift`` *not written* in ``brand.toml`` takes the
-official value of the loaded model family (:data:`OFFICIAL_SETTINGS`), or the schema default
-for a family without one (the tiny model, Wan2.1). ``balanced`` samples with the same numbers;
+official value of the loaded model family (:data:`OFFICIAL_SETTINGS`; for the offline demo
+model, the settings it was trained for), or the schema default for a family without one (Wan2.1). ``balanced`` samples with the same numbers;
 ``fast`` takes its steps and optional shift from ``[model.fast]`` and always guidance 1.
 
 Memory plans are in :mod:`brandstudio.generation.memory`.
@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 from brandstudio.errors import RequestError
 from brandstudio.files import sha256_file
+from brandstudio.generation.tiny import TINY_BASE_MODEL, TINY_FLOW_SHIFT
 from brandstudio.registry import SPEED_PRESETS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -141,9 +142,12 @@ OFFICIAL_SETTINGS: Mapping[str, OfficialSettings] = MappingProxyType(
         "wan2.2-t2v-a14b": OfficialSettings(40, 4.0, 3.0, 12.0),
         "wan2.2-i2v-a14b": OfficialSettings(40, 3.5, 3.5, 5.0),
         "wan2.2-ti2v-5b": OfficialSettings(50, 5.0, 5.0, 5.0),
+        # the offline demo model, as brandstudio trained it (generation/tiny_training.py)
+        TINY_BASE_MODEL: OfficialSettings(4, 4.0, 3.0, TINY_FLOW_SHIFT),
     }
 )
-"""Official settings per model family (Wan2.2 release configs); others use the profile's values."""
+"""Official settings per model family (Wan2.2 release configs, and the demo model's own);
+others use the profile's values."""
 
 CACHE_HOOKS: tuple[str, ...] = ("mag", "first-block", "taylorseer", "none")
 """Cache hooks ``[model.balanced] cache`` accepts."""

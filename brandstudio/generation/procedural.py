@@ -1,15 +1,14 @@
 """Procedural footage: moving gradients, soft shapes and a light, each with a caption.
 
-The demo profiles' reference stills are drawn this way in the brand's palette
-(``brand_profiles/make_assets.py``); the same scenes in any colour are the footage a trained
-offline demo model is to learn from, so that a LoRA trained on the stills moves that model from
-"any colour" to "the brand's colours" and nothing else.
+The offline demo model learns what footage looks like from these scenes
+(:mod:`brandstudio.generation.tiny_training`), and the demo profiles' reference stills are drawn
+the same way in the brand's palette (``brand_profiles/make_assets.py``), so a LoRA trained on
+them moves the model from "any colour" to "the brand's colours" and nothing else.
 
 A :class:`Scene` is drawn once from a seeded generator (:func:`random_scene`) and rendered at any
 size and length (:func:`render_scene`): a gradient between two colours that drifts along its
 axis, one or two soft discs gliding in straight lines, and a soft light that wanders. Everything
-is smooth in space and time: footage a very small model can hope to learn (the first attempt to
-train the tiny model on it, at its present size, did not get there yet).
+is smooth in space and time: footage a model of a few hundred thousand parameters can learn.
 
 Example:
     >>> import numpy as np
@@ -50,7 +49,7 @@ COLOUR_NAMES: Mapping[str, str] = {
     "#9E9E9E": "grey",
     "#212121": "black",
 }
-"""The colours of the procedural world, with the words its captions use for them."""
+"""The colours of the demo model's world, with the words its captions use for them."""
 
 _DIRECTIONS = {(-1, 0): "left", (1, 0): "right", (0, -1): "up", (0, 1): "down"}
 

@@ -1,34 +1,44 @@
-"""The offline ``tiny`` model: Wan2.2 T2V MoE at toy size, random weights, diffusers format.
+"""The offline ``tiny`` model: Wan2.2 T2V MoE at toy size, trained weights, diffusers format.
 
-It makes noise, not footage. It exists so that every line of the real generation path
-(``WanPipeline.from_pretrained``, both experts, the boundary switch, CFG, UniPC flow
-sampling, VAE decode, LoRA loading into both experts) runs on a CPU in seconds, with
-nothing downloaded.
+It exists so that every line of the real generation path (``WanPipeline.from_pretrained``, both
+experts, the boundary switch, CFG, UniPC flow sampling, VAE decode, LoRA loading into both
+experts) runs on a CPU in seconds, with nothing downloaded, and so that what comes out is
+footage a brand can be measured on: its weights were trained
+(:mod:`brandstudio.generation.tiny_training`, minutes on a CPU) on procedural footage, drifting
+gradients, soft shapes and light (:mod:`brandstudio.generation.procedural`), so it makes smooth
+moving colour, and a LoRA trained on a brand's stills moves that colour to the brand's palette.
+The weights ship in ``brandstudio/generation/tiny_weights/`` (6.3 MB of safetensors, with
+``training.json``: the run's settings, time, loss curves and the VAE's held-out PSNR).
 
 The model is built once per machine (under a file lock, in a temporary directory that is
-atomically renamed into place) at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v1``
+atomically renamed into place) at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v3-<digest>`` (the
+digest is of the shipped weight files, so retrained weights are never shadowed by an old build)
 (``BRANDSTUDIO_HOME`` defaults to ``~/.cache/brandstudio``) and then loaded back through
-``WanPipeline.from_pretrained`` exactly like a real checkpoint. The build is deterministic:
-the weights depend only on the seed.
+``WanPipeline.from_pretrained`` exactly like a real checkpoint. ``tiny_model_dir(seed=N)``
+builds the same architecture with random weights (``-seed<N>``) for tests that need an
+untrained model. Every build is deterministic.
 
 Components (the same classes as Wan2.2-T2V-A14B):
 
 ==================  ====================================================================
 tokenizer           byte-level, no merges (any Unicode: Chinese, emoji), ``</s>`` appended
 text_encoder        ``UMT5EncoderModel``: d_model 32, 2 layers, 2 heads
-vae                 ``AutoencoderKLWan``: base_dim 3, z_dim 16, 4x8x8 compression
-transformer(_2)     ``WanTransformer3DModel`` x2: patch (1,2,2), 2 layers, 2 heads x 12
-scheduler           ``UniPCMultistepScheduler``: flow prediction, flow sigmas, shift 12
+vae                 ``AutoencoderKLWan``: base_dim 8, dim_mult (1,2,4,4), z_dim 16, 4x8x8
+                    compression; each 3x3x3 convolution looks at the current frame only (its
+                    past-frame taps are zero): time is carried by the 4x temporal resamplers
+transformer(_2)     ``WanTransformer3DModel`` x2: patch (1,2,2), 3 layers, 2 heads x 48
+scheduler           ``UniPCMultistepScheduler``: flow prediction, flow sigmas, shift 3
 boundary_ratio      0.875
 ==================  ====================================================================
 
-``tiny-ti2v`` is the same at toy size for Wan2.2 TI2V-5B, the model that makes video from text
+``tiny-ti2v`` is the same at toy size for Wan2.2 TI2V-5B (with random weights: it still makes
+noise), the model that makes video from text
 *or* from text and a start image (multi-shot continuity, :mod:`brandstudio.generation.shots`): one
 ``WanTransformer3DModel`` (in/out 48 channels), the Wan2.2 VAE layout (``is_residual``, patch 2,
 12 in/out channels, z_dim 48: 4x16x16 compression, so sizes are multiples of 32),
 ``expand_timesteps=True`` (the start image's latent frame is kept clean), flow shift 5, saved as
 a ``WanPipeline`` like the real checkpoint; the generator builds a ``WanImageToVideoPipeline`` on
-the same components for image-conditioned shots. Built at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-ti2v-v1``.
+the same components for image-conditioned shots. Built at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-ti2v-v3``.
 
 Example:
     >>> from brandstudio.generation.tiny import tiny_model_dir, make_tiny_lora
@@ -39,6 +49,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -55,33 +67,45 @@ from brandstudio.weights import safetensors_bytes
 __all__ = [
     "TINY_BASE_MODEL",
     "TINY_DIMS",
+    "TINY_FLOW_SHIFT",
     "TINY_MODEL_VERSION",
     "TINY_TI2V_BASE_MODEL",
     "TINY_TI2V_VERSION",
+    "TINY_WEIGHTS_DIR",
     "build_tiny_model",
+    "build_tiny_pipeline",
     "build_tiny_ti2v_model",
     "tiny_model_path",
     "tiny_model_version",
     "tiny_ti2v_model_dir",
     "make_tiny_lora",
     "tiny_model_dir",
-    "write_demo_loras",
 ]
 
 TINY_BASE_MODEL = "tiny-wan2.2"
 """The model family of the tiny model; LoRAs made for it declare this base model."""
 
-TINY_MODEL_VERSION = 1
+TINY_MODEL_VERSION = 3
 """Bump when the tiny architecture changes: a new version is built into a new directory."""
 
 TINY_TI2V_BASE_MODEL = "tiny-wan2.2-ti2v"
 """The model family of ``tiny-ti2v`` (toy Wan2.2 TI2V-5B: text or text + start image)."""
 
-TINY_TI2V_VERSION = 1
+TINY_TI2V_VERSION = 3
 """Bump when the tiny TI2V architecture changes."""
 
-TINY_DIMS: Mapping[str, int] = {"dim": 24, "ffn_dim": 32, "num_layers": 2, "text_dim": 32}
-"""Sizes of the tiny transformer experts (``dim`` = 2 heads x 12)."""
+TINY_DIMS: Mapping[str, int] = {"dim": 96, "heads": 2, "ffn_dim": 192, "num_layers": 3, "text_dim": 32}
+"""Sizes of the tiny transformer experts (``dim`` = 2 heads x 48).
+
+Few wide heads rather than many narrow ones: Wan's 3D RoPE gives each of height and width
+``2 * (head_dim // 6)`` channels, so a head of 16 has two rotary frequencies per axis and cannot
+tell a neighbouring patch from one six patches away. Without that locality the experts cannot
+separate the noise at the patch scale from the picture, and samples came out as a patchwork of
+16-pixel blotches (after 800 steps, 4 heads x 16 left 10x the data's energy at the patch scale;
+2 x 48 the data's own, at half the loss: ``bench/RESULTS.md``, "Demo model")."""
+
+TINY_FLOW_SHIFT = 3.0
+"""The scheduler's flow shift the demo model was trained for (its latents are 32x18, not 104x60)."""
 
 MARKER_FILE = "brandstudio.json"
 """Written into the model directory; says the model family (``{"base_model": ...}``)."""
@@ -137,8 +161,8 @@ def _tiny_transformer(channels: int):
 
     return WanTransformer3DModel(
         patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=TINY_DIMS["dim"] // 2,
+        num_attention_heads=TINY_DIMS["heads"],
+        attention_head_dim=TINY_DIMS["dim"] // TINY_DIMS["heads"],
         in_channels=channels,
         out_channels=channels,
         text_dim=TINY_DIMS["text_dim"],
@@ -153,26 +177,59 @@ def _tiny_transformer(channels: int):
     ).eval()
 
 
-def _build_pipeline(seed: int):
-    """Instantiate the tiny ``WanPipeline`` with weights drawn from ``torch.manual_seed(seed)``."""
-    import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline
+TINY_WEIGHTS_DIR = Path(__file__).resolve().parent / "tiny_weights"
+"""The trained weights of ``tiny`` (made by :mod:`brandstudio.generation.tiny_training`)."""
 
+
+def _tiny_vae(latents_mean=None, latents_std=None):
+    """The tiny ``AutoencoderKLWan`` (the Wan2.1 layout: z_dim 16, 4x8x8), from the current torch seed."""
+    from diffusers import AutoencoderKLWan
+
+    stats = (
+        {} if latents_mean is None else {"latents_mean": list(latents_mean), "latents_std": list(latents_std)}
+    )
+    return AutoencoderKLWan(
+        base_dim=8,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        **stats,
+    ).eval()
+
+
+def build_tiny_pipeline(*, seed: int | None = None, weights: Path | None = None):
+    """Instantiate the tiny ``WanPipeline``: the trained weights, or random ones from ``seed``.
+
+    Args:
+        seed: draw random weights from ``torch.manual_seed(seed)`` (the caller's RNG is left
+            alone); for tests and for the trainer's starting point.
+        weights: a folder of trained weights (``<component>.safetensors`` and
+            ``training.json``); the default with no ``seed`` is :data:`TINY_WEIGHTS_DIR`.
+    """
+    import torch
+    from diffusers import UniPCMultistepScheduler, WanPipeline
+    from safetensors.torch import load_model
+
+    if seed is None and weights is None:
+        weights = TINY_WEIGHTS_DIR
+    stats = {}
+    if weights is not None:
+        facts = json.loads((Path(weights) / "training.json").read_text(encoding="utf-8"))
+        stats = {k: facts["vae"][k] for k in ("latents_mean", "latents_std")}
     tokenizer = _build_tokenizer()
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-        torch.manual_seed(seed)
+        torch.manual_seed(seed or 0)
         text_encoder = _build_text_encoder(len(tokenizer))
-        vae = AutoencoderKLWan(
-            base_dim=3,
-            z_dim=16,
-            dim_mult=[1, 1, 1, 1],
-            num_res_blocks=1,
-            temperal_downsample=[False, True, True],
-        ).eval()
-
+        vae = _tiny_vae(stats.get("latents_mean"), stats.get("latents_std"))
         transformer, transformer_2 = _tiny_transformer(16), _tiny_transformer(16)
+    if weights is not None:
+        for name, module in (("text_encoder", text_encoder), ("vae", vae), ("transformer", transformer),
+                             ("transformer_2", transformer_2)):  # fmt: skip
+            # load_model restores tied weights (UMT5's shared embedding) stored once
+            load_model(module, Path(weights) / f"{name}.safetensors", strict=True)
     scheduler = UniPCMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=12.0
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=TINY_FLOW_SHIFT
     )
     return WanPipeline(
         tokenizer=tokenizer,
@@ -185,7 +242,7 @@ def _build_pipeline(seed: int):
     )
 
 
-def _save(pipe, out_dir: Path, base_model: str, version, seed: int) -> Path:
+def _save(pipe, out_dir: Path, base_model: str, version, seed) -> Path:
     """Save a built tiny pipeline in diffusers format (safetensors) with its ``brandstudio.json`` marker."""
     with quiet_progress():
         pipe.save_pretrained(out_dir, safe_serialization=True)
@@ -194,11 +251,13 @@ def _save(pipe, out_dir: Path, base_model: str, version, seed: int) -> Path:
     return out_dir
 
 
-def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
+def build_tiny_model(out_dir: Path, *, seed: int | None = None) -> Path:
     """Build the tiny pipeline and save it in diffusers format (safetensors) into ``out_dir``.
 
-    No lock and no caching: use :func:`tiny_model_dir` for the shared copy. The weights depend
-    only on ``seed``; ``brandstudio.json`` in the directory records the model family.
+    No lock and no caching: use :func:`tiny_model_dir` for the shared copy. Without ``seed`` the
+    weights are the trained ones shipped in :data:`TINY_WEIGHTS_DIR`; with a ``seed`` they are
+    random (the same architecture, for tests that need a model nobody trained). The files are
+    the same bytes on every build; ``brandstudio.json`` records the model family.
 
     Example:
         >>> import tempfile, pathlib
@@ -206,14 +265,19 @@ def build_tiny_model(out_dir: Path, *, seed: int = 0) -> Path:
         >>> sorted(p.name for p in d.iterdir())[:3]                            # doctest: +SKIP
         ['brandstudio.json', 'model_index.json', 'scheduler']
     """
-    return _save(_build_pipeline(seed), Path(out_dir), TINY_BASE_MODEL, TINY_MODEL_VERSION, seed)
+    pipe = build_tiny_pipeline(seed=seed)
+    return _save(
+        pipe, Path(out_dir), TINY_BASE_MODEL, TINY_MODEL_VERSION, "trained" if seed is None else seed
+    )
 
 
-def tiny_model_dir(*, seed: int = 0) -> Path:
+def tiny_model_dir(*, seed: int | None = None) -> Path:
     """The directory of the tiny model, built on first use; safe across processes.
 
-    Returns ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v1`` (``-seed<N>`` appended for a seed other
-    than 0), ready for ``WanPipeline.from_pretrained``. The build (about a second) runs under a
+    Returns ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-v3-<digest>`` (the trained weights; the digest
+    is of their files, so a build from older weights is never reused), or
+    ``tiny-wan2.2-v3-seed<N>`` for random weights from ``seed``, ready for
+    ``WanPipeline.from_pretrained``. The build (about a second) runs under a
     ``filelock.FileLock`` into a temporary directory that is renamed into place, so a reader
     never sees a half-written model.
 
@@ -221,8 +285,18 @@ def tiny_model_dir(*, seed: int = 0) -> Path:
         >>> from diffusers import WanPipeline                        # doctest: +SKIP
         >>> pipe = WanPipeline.from_pretrained(tiny_model_dir())     # doctest: +SKIP
     """
-    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}" + (f"-seed{seed}" if seed else "")
+    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}-" + (f"seed{seed}" if seed is not None else _weights_digest())
     return _build_once(name, lambda out: build_tiny_model(out, seed=seed))
+
+
+@functools.cache
+def _weights_digest() -> str:
+    """The first 8 hex digits of the SHA-256 of the shipped weight files (names and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(TINY_WEIGHTS_DIR.glob("*.safetensors")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def _build_once(name: str, build) -> Path:
@@ -272,7 +346,9 @@ def _build_ti2v_pipeline(seed: int):
             latents_std=[1.0] * z_dim,
         ).eval()
         transformer = _tiny_transformer(z_dim)
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
+    )
     return WanPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
@@ -301,26 +377,30 @@ def tiny_ti2v_model_dir(*, seed: int = 0) -> Path:
 
     Example:
         >>> tiny_ti2v_model_dir().name                               # doctest: +SKIP
-        'tiny-wan2.2-ti2v-v1'
+        'tiny-wan2.2-ti2v-v3'
     """
     name = f"{TINY_TI2V_BASE_MODEL}-v{TINY_TI2V_VERSION}" + (f"-seed{seed}" if seed else "")
     return _build_once(name, lambda out: build_tiny_ti2v_model(out, seed=seed))
 
 
-_TINY_MODELS = {"tiny": (tiny_model_dir, TINY_MODEL_VERSION), "tiny-ti2v": (tiny_ti2v_model_dir, TINY_TI2V_VERSION)}
+_TINY_MODELS = {
+    "tiny": (tiny_model_dir, lambda: f"{TINY_MODEL_VERSION}-{_weights_digest()}"),
+    "tiny-ti2v": (tiny_ti2v_model_dir, lambda: str(TINY_TI2V_VERSION)),
+}
 
 
-def tiny_model_version(model_id: str) -> int | None:
-    """The build version of an offline tiny model id (part of its scene-cache identity), else ``None``.
+def tiny_model_version(model_id: str) -> str | None:
+    """The build of an offline tiny model id (part of its scene-cache identity: the architecture's
+    version and, for the trained ``tiny``, its weights' digest), else ``None``.
 
     Example:
-        >>> tiny_model_version("tiny"), tiny_model_version("Wan-AI/Wan2.2-T2V-A14B-Diffusers")
-        (1, None)
+        >>> tiny_model_version("tiny-ti2v"), tiny_model_version("Wan-AI/Wan2.2-T2V-A14B-Diffusers")
+        ('3', None)
     """
-    return _TINY_MODELS[model_id][1] if model_id in _TINY_MODELS else None
+    return _TINY_MODELS[model_id][1]() if model_id in _TINY_MODELS else None
 
 
-def tiny_model_path(model_id: str) -> tuple[Path, int] | None:
+def tiny_model_path(model_id: str) -> tuple[Path, str] | None:
     """``(directory, version)`` of an offline tiny model id (``"tiny"``, ``"tiny-ti2v"``), else ``None``.
 
     Example:
@@ -330,7 +410,7 @@ def tiny_model_path(model_id: str) -> tuple[Path, int] | None:
     if model_id not in _TINY_MODELS:
         return None
     make, version = _TINY_MODELS[model_id]
-    return make(), version
+    return make(), version()
 
 
 def _lora_module_names(num_layers: int) -> list[tuple[str, str]]:
@@ -393,19 +473,3 @@ def make_tiny_lora(
         tensors[f"transformer.{module}.lora_B.weight"] = b.contiguous()
     data = safetensors_bytes(tensors, {"brandstudio.base_model": base_model, "format": "pt"})
     return write_bytes_atomic(path, data)
-
-
-def write_demo_loras(brand_profiles: Path) -> list[Path]:
-    """(Re)write the demo profiles' LoRA files, small and deterministic.
-
-    ``aurora-coffee/loras/aurora-film.safetensors`` (seed 101) and
-    ``qinglan-tea/loras/qinglan-ink.safetensors`` (seed 202), both for ``tiny-wan2.2``.
-
-    Example:
-        >>> write_demo_loras(pathlib.Path("brand_profiles"))      # doctest: +SKIP
-    """
-    root = Path(brand_profiles)
-    return [
-        make_tiny_lora(root / "aurora-coffee" / "loras" / "aurora-film.safetensors", seed=101),
-        make_tiny_lora(root / "qinglan-tea" / "loras" / "qinglan-ink.safetensors", seed=202),
-    ]

@@ -28,6 +28,9 @@ Methods, by name in :data:`MATCHERS` (``method="reinhard"`` etc.):
   marginals cannot undo a change that mixes the channels: a saturation fade comes back only
   in part (about 2.7x less chroma drift on the test clips, against 25x for Reinhard). Can
   posterize a frame whose histogram is much narrower than the reference's.
+* ``"chroma"`` — Reinhard's transfer on the two colour axes (a*, b*) only: lightness is kept.
+  What ``brandstudio lut fit`` bakes from the model's footage by default, where a lightness
+  transfer fitted on one scene would be wrong for brighter or darker shots.
 
 Statistics are taken from up to :data:`SAMPLES` pixels per image (an even stride), which
 moves the means by far less than one 8-bit level and keeps the cost in the per-pixel map.
@@ -101,24 +104,33 @@ class _Reinhard:
         lab = srgb_to_lab(_sample(image)) if lab is None else _sample(lab)
         return lab.mean(axis=0, dtype=np.float64), lab.std(axis=0, dtype=np.float64)
 
-    @staticmethod
-    def match(frame: np.ndarray, ref) -> np.ndarray:
-        lab = srgb_to_lab(frame)
-        return _Reinhard._move(lab, _Reinhard.stats(frame, lab), ref)
+    axes = slice(0, 3)  # the CIELAB channels moved (L*, a*, b*)
 
-    @staticmethod
-    def transfer(pixels: np.ndarray, source, ref) -> np.ndarray:
+    @classmethod
+    def match(cls, frame: np.ndarray, ref) -> np.ndarray:
+        lab = srgb_to_lab(frame)
+        return cls._move(lab, cls.stats(frame, lab), ref)
+
+    @classmethod
+    def transfer(cls, pixels: np.ndarray, source, ref) -> np.ndarray:
         """``pixels`` (uint8 sRGB) moved as ``source``'s statistics would be to ``ref``'s: the
         same transfer for every frame (a LUT bakes it)."""
-        return _Reinhard._move(srgb_to_lab(pixels), source, ref)
+        return cls._move(srgb_to_lab(pixels), source, ref)
 
-    @staticmethod
-    def _move(lab: np.ndarray, source, ref) -> np.ndarray:
-        (ms, ss), (mr, sr) = source, ref
+    @classmethod
+    def _move(cls, lab: np.ndarray, source, ref) -> np.ndarray:
+        (ms, ss), (mr, sr) = ((m[cls.axes], s[cls.axes]) for m, s in (source, ref))
         scale = np.clip(sr / np.maximum(ss, 1e-6), 1.0 / MAX_GAIN, MAX_GAIN)
-        lab *= scale.astype(np.float32)
-        lab += (mr - ms * scale).astype(np.float32)
+        lab[..., cls.axes] *= scale.astype(np.float32)
+        lab[..., cls.axes] += (mr - ms * scale).astype(np.float32)
         return lab_to_srgb(lab)
+
+
+class _Chroma(_Reinhard):
+    """Reinhard's transfer on the two colour axes (a*, b*) only: lightness is left as it is."""
+
+    name = "chroma"
+    axes = slice(1, 3)
 
 
 def _sqrtm_psd(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +204,7 @@ class _Histogram:
 
 
 #: colour matching methods, by name
-MATCHERS: dict[str, type] = {"reinhard": _Reinhard, "mkl": _MKL, "histogram": _Histogram}
+MATCHERS: dict[str, type] = {"reinhard": _Reinhard, "mkl": _MKL, "histogram": _Histogram, "chroma": _Chroma}
 MATCH_METHODS.register("off", None)  # brand.toml's "no colour matching"
 for _name, _matcher in MATCHERS.items():
     MATCH_METHODS.register(_name, _matcher)
@@ -218,7 +230,7 @@ class ColourMatch(Effect):
     """Match every frame's colour statistics to a reference.
 
     Args:
-        method: a key of :data:`MATCHERS`: ``"reinhard"``, ``"mkl"`` or ``"histogram"``.
+        method: a key of :data:`MATCHERS`: ``"reinhard"``, ``"mkl"``, ``"histogram"`` or ``"chroma"``.
         reference: an ``(H, W, 3)`` uint8 still (:func:`load_reference`), or ``None`` for the
             clip's first frame.
         strength: 0 (no change) .. 1 (the full match), a linear blend with the original.

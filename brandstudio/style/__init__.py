@@ -66,7 +66,7 @@ def fit_lut(
     pairs: tuple[str | Path, str | Path] | None = None,
     footage: Sequence[str | Path] = (),
     references: str | Path | None = None,
-    method: str = "mkl",
+    method: str = "chroma",
     size: int = 33,
     smoothness: float = 10.0,
     output: str | Path | None = None,
@@ -84,7 +84,8 @@ def fit_lut(
             (``cache``: a path, or False for none).
         references: a folder of the brand's reference stills (default: the profile's
             ``references/`` folder).
-        method: ``"mkl"`` or ``"reinhard"``, for a fit to references.
+        method: ``"chroma"`` (default: the references' colour, the footage's own lightness),
+            ``"mkl"`` or ``"reinhard"`` (colour and lightness), for a fit to references.
         size, smoothness: lattice points per axis; the weight of smoothness (pairs).
         output: the ``.cube`` to write (default: ``<profile id>-fitted.cube`` here, or
             ``luts/<profile id>-fitted.cube`` inside the profile with ``apply``).

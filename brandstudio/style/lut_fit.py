@@ -16,9 +16,15 @@ with a Jacobi preconditioner solve a 33-point table from 200 000 pixels in 1-3 s
 of the pixels is held back, and the result reports the ΔE2000 the fitted LUT leaves on them.
 
 **From references only** (:func:`fit_references`): the transfer from the model's own footage
-(frames of sample clips) to the reference stills' colour distribution, by MKL (Monge-Kantorovich,
-RGB mean and covariance) or Reinhard (CIELAB mean and spread) from :mod:`brandstudio.post.match`,
-is applied to every lattice point: the same transfer for every future clip, baked into a table.
+(frames of sample clips) to the reference stills' colour distribution, from
+:mod:`brandstudio.post.match`, is applied to every lattice point: the same transfer for every
+future clip, baked into a table. The default, ``chroma``, moves the two colour axes of CIELAB
+(a*, b*: mean and spread, Reinhard's transfer) and leaves lightness alone: a model's brightness
+changes from prompt to prompt far more than its colour cast, and a lightness transfer fitted
+on one scene's footage (3x the contrast and +70 levels, from a dark sample scene to bright
+stills) clipped 91 % of the pixels of a brighter shot and froze it. ``mkl`` (Monge-Kantorovich,
+RGB mean and covariance) and ``reinhard`` (all three CIELAB axes) also move lightness, for
+footage that is representative of every shot.
 
 :func:`write_cube` writes the table as a ``.cube`` (colour-science's writer), atomically.
 
@@ -45,12 +51,12 @@ from ..errors import RequestError
 from ..files import temp_path
 from ..frames import srgb_to_lab
 from ..post.grade import INTERPOLATION_WEIGHTS, INTERPOLATORS, LUT
-from ..post.match import MATCHERS
+from ..post.match import MATCHERS, MAX_GAIN
 
 __all__ = ["BAKEABLE_METHODS", "LutFit", "apply_lut", "fit_pairs", "fit_references", "identity_lattice", "write_cube"]
 
 #: colour-transfer methods that are one transform for every frame, so a table can hold them
-BAKEABLE_METHODS = ("mkl", "reinhard")
+BAKEABLE_METHODS = ("chroma", "mkl", "reinhard")
 #: pixels the least squares reads at most (sampled evenly across the pairs)
 MAX_PIXELS = 400_000
 _HOLD_OUT = 0.1  # the share of pixels kept out of the fit, to measure it
@@ -200,12 +206,13 @@ def fit_references(
     footage: Sequence[np.ndarray],
     references: Sequence[np.ndarray],
     *,
-    method: str = "mkl",
+    method: str = "chroma",
     size: int = 33,
     name: str = "brand",
 ) -> LutFit:
     """Bake the colour transfer from ``footage`` (the model's frames, uint8 ``(H, W, 3)``) to the
-    ``references`` (the brand's stills) into a ``size``-point LUT, by ``method`` (``"mkl"`` or
+    ``references`` (the brand's stills) into a ``size``-point LUT, by ``method`` (``"chroma"``,
+    the default: a* and b* only, lightness kept; ``"mkl"`` or
     ``"reinhard"``)."""
     size = _check_size(size)
     if method not in BAKEABLE_METHODS:
@@ -215,12 +222,39 @@ def fit_references(
         if not images:
             raise RequestError(f"no {what} to fit from", field=what,
                                fix="pass sample clips of the model (--footage) and the brand's reference stills")  # fmt: skip
+    _check_spread(footage, references)
     matcher = MATCHERS[method]
     source = matcher.stats(np.concatenate([f.reshape(-1, 3) for f in footage])[:, None, :])
     target = matcher.stats(np.concatenate([r.reshape(-1, 3) for r in references])[:, None, :])
     lattice = _to_uint8(identity_lattice(size))[:, None, :]
     table = matcher.transfer(lattice, source, target).reshape(size, size, size, 3).astype(np.float32) / 255.0
     return LutFit(LUT(table, name=name), method, sum(f.size // 3 for f in footage))
+
+
+def _spread(images: Sequence[np.ndarray]) -> float:
+    """The colour spread of ``images``: the root of the total variance of their RGB pixels (8-bit units)."""
+    pixels = np.concatenate([np.asarray(i).reshape(-1, 3)[:: max(1, np.asarray(i).size // 3 // 50_000)]
+                             for i in images]).astype(np.float64)  # fmt: skip
+    return float(np.sqrt(np.cov(pixels, rowvar=False).trace()))
+
+
+def _check_spread(footage: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> None:
+    """Refuse footage too flat to fit a transfer from.
+
+    Reaching the references' spread from footage more than :data:`MAX_GAIN` times flatter would
+    need more gain than the transfer may apply, so the baked table would be wrong for every shot
+    with real contrast (an almost uniform sample clip gave a LUT that clipped others to one colour).
+    """
+    have, want = _spread(footage), _spread(references)
+    if have * MAX_GAIN < want:
+        raise RequestError(
+            f"the footage is almost one flat colour (colour spread {have:.1f} against the references' "
+            f"{want:.1f}, in 8-bit units): a transfer fitted from it would need more than {MAX_GAIN:g}x "
+            "gain and would clip every other shot",
+            field="footage",
+            fix="fit from sample clips with visible content (renders of the brand's templates, or the scene "
+            "cache), or from graded pairs (--pairs)",
+        )
 
 
 def write_cube(lut: LUT, path: str | Path, *, title: str | None = None) -> Path:

@@ -267,7 +267,7 @@ def test_key_changes_with_every_pixel_changing_setting(make_profile, tmp_path, a
         "style prompt": ("warm morning light,", "cool evening light,"),
         "negative prompt": ('negative = "blurry,', 'negative = "grainy, blurry,'),
         "steps": ("steps = 4 ", "steps = 3 "),
-        "flow shift": ("flow_shift = 12.0", "flow_shift = 8.0"),
+        "flow shift": ("flow_shift = 3.0", "flow_shift = 8.0"),
         "guidance": ("guidance_low = 3.0", "guidance_low = 2.5"),
         "lora weight": ("weight_low = 0.6", "weight_low = 0.7"),
         "canvas size": ("height = 144", "height = 160"),

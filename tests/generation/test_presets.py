@@ -80,10 +80,10 @@ def test_quality_takes_official_numbers_unless_the_profile_sets_them():
     assert a14b.sources["steps"] == "profile" and a14b.sources["flow_shift"] == "official wan2.2-t2v-a14b"
     ti2v = resolve_preset("quality", "wan2.2-ti2v-5b", ModelSection())
     assert (ti2v.steps, ti2v.guidance_high, ti2v.guidance_low, ti2v.flow_shift) == (50, 5.0, 5.0, 5.0)
-    tiny = resolve_preset(
-        "quality", "tiny-wan2.2", ModelSection(steps=3)
-    )  # no official numbers: the profile's
-    assert (tiny.steps, tiny.flow_shift, tiny.sources["flow_shift"]) == (3, 12.0, "default")
+    tiny = resolve_preset("quality", "tiny-wan2.2", ModelSection(steps=3))  # the shift it was trained for
+    assert (tiny.steps, tiny.flow_shift, tiny.sources["flow_shift"]) == (3, 3.0, "official tiny-wan2.2")
+    wan21 = resolve_preset("quality", "wan2.1-t2v", ModelSection())  # no official numbers: the schema's
+    assert (wan21.flow_shift, wan21.sources["flow_shift"]) == (12.0, "default")
     assert tiny.cache.kind == "none" and tiny.attention == "native" and tiny.compile == "off"
     balanced = resolve_preset("balanced", "wan2.2-t2v-a14b", ModelSection())
     assert (balanced.steps, balanced.cache.kind, balanced.attention, balanced.compile) == (

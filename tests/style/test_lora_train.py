@@ -207,7 +207,7 @@ def test_the_gpu_settings_run_on_the_cpu_at_toy_size(profile_with_stills, tmp_pa
 def test_a_one_transformer_model_gets_one_adapter(make_profile, tmp_path):
     root = make_profile(
         edit=lambda t: t.replace('id = "tiny"', 'id = "tiny-ti2v"', 1).replace(
-            "flow_shift = 12.0", "flow_shift = 5.0"
+            "flow_shift = 3.0", "flow_shift = 5.0"
         )
     )
     write_stills(root / "stills", size=(64, 64))

@@ -81,6 +81,16 @@ def test_the_transfer_to_references_is_baked(method):
     assert after_gap < 3 and before_gap > 15, (before_gap, after_gap)
 
 
+def test_flat_footage_is_refused_rather_than_baked_into_a_clipping_lut():
+    # an almost uniform sample clip: reaching the references' spread would need ~20x gain
+    rng = np.random.default_rng(1)
+    flat = [np.clip(rng.normal([120, 125, 130], 1.5, (64, 64, 3)), 0, 255).astype(np.uint8)]
+    refs = [np.clip(rng.normal([170, 120, 80], 20, (64, 64, 3)), 0, 255).astype(np.uint8)]
+    with pytest.raises(RequestError, match=r"almost one flat colour \(colour spread 2\.\d") as err:
+        fit_references(flat, refs)
+    assert err.value.field == "footage" and "--pairs" in err.value.fix
+
+
 def write_pairs(folder, pictures) -> tuple:
     before, after = folder / "before", folder / "after"
     before.mkdir(parents=True)
