@@ -639,7 +639,7 @@ class _ExpertTrainer:
         if self.config.caption_dropout:  # drawn only when asked, so runs without it are as before
             dropped = torch.rand(len(picks), generator=g) < self.config.caption_dropout
         text = torch.stack(
-            [cache["trigger_embed"] if drop else embeds[i] for i, drop in zip(picks, dropped.tolist())]
+            [cache["trigger_embed"] if drop else embeds[i] for i, drop in zip(picks, dropped.tolist(), strict=True)]
         ).to(self.device)
         low, high = self.sigma_range
         sigmas = sample_sigmas(len(picks), low=low, high=high, shift=self.shift, generator=g)
