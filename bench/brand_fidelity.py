@@ -13,8 +13,9 @@ For each demo profile, three variants of the profile (copies, edited):
 
 Each renders the same requests (``product-hero``, two aspects, three seeds) and QC reports the
 palette check (95th percentile of each frame's weighted ΔE2000 to the nearest brand swatch), the
-frames check's motion, and, when a CLIP model is configured (``BRANDSTUDIO_CLIP_MODEL``), the
-style similarity to the reference stills; without one the column says so.
+frames check's motion (the median pixel's change over the clip, 8-bit levels; QC calls a clip
+frozen under 0.5), and, when a CLIP model is configured (``BRANDSTUDIO_CLIP_MODEL``), the style
+similarity to the reference stills; without one the column says so.
 
     python bench/brand_fidelity.py [--seeds 3] [--duration 2]
 """
@@ -22,6 +23,7 @@ style similarity to the reference stills; without one the column says so.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -64,7 +66,8 @@ def render_all(profile: Path, out: Path, seeds: int, duration: float) -> list[di
             clip = studio.render("product-hero", product=PRODUCTS[profile.name.split("+")[0]], aspect=aspect,
                                  seed=seed, duration=duration)  # fmt: skip
             checks = clip.qc["checks"]
-            rows.append({"path": clip.path, "palette": checks["palette"]["value"],
+            footage = json.loads(clip.path.with_suffix(".qc.json").read_text(encoding="utf-8"))["footage"]
+            rows.append({"path": clip.path, "palette": checks["palette"]["value"], "motion": footage["motion"],
                          "palette_status": checks["palette"]["status"],
                          "style": (checks.get("style") or {}).get("value"),
                          "style_status": (checks.get("style") or {}).get("status", "skip")})  # fmt: skip
@@ -98,21 +101,23 @@ def main() -> None:
                 palette = [r["palette"] for r in rows]
                 styles = [r["style"] for r in rows if r["style"] is not None]
                 passed = sum(r["palette_status"] == "pass" for r in rows)
+                motion = [r["motion"] for r in rows]
                 table.append((name, label, statistics.mean(palette), max(palette), passed, len(rows),
-                              statistics.mean(styles) if styles else None))  # fmt: skip
+                              statistics.mean(motion), min(motion), statistics.mean(styles) if styles else None))  # fmt: skip
     clip = os.environ.get("BRANDSTUDIO_CLIP_MODEL")
     print(f"## Brand fidelity ({date.today()}, {machine()})\n")
     print(f"`product-hero`, aspects {' and '.join(ASPECTS)}, seeds 1-{args.seeds}, {args.duration:g} s clips; "
           f"CLIP model: {clip or 'none configured (style column skipped)'}; {time.perf_counter() - started:.0f} s in all.\n")  # fmt: skip
     print(
-        "| profile | variant | palette ΔE2000 p95 (mean of clips) | worst clip | palette passes | CLIP style |"
+        "| profile | variant | palette ΔE2000 p95 (mean of clips) | worst clip | palette passes "
+        "| motion (mean, least) | CLIP style |"
     )
-    print("|---|---|---|---|---|---|")
-    for name, label, mean, worst, passed, total, style in table:
+    print("|---|---|---|---|---|---|---|")
+    for name, label, mean, worst, passed, total, motion, least, style in table:
         style_text = f"{style:.3f}" if style is not None else "skipped: no CLIP model"
-        print(f"| {name} | {label} | {mean:.1f} | {worst:.1f} | {passed}/{total} | {style_text} |")
+        print(f"| {name} | {label} | {mean:.1f} | {worst:.1f} | {passed}/{total} | {motion:.2f}, {least:.2f} | {style_text} |")
     for name, why in refused:
-        print(f"| {name} | + LoRA + fitted LUT | `lut fit` refused: {why} | | | |")
+        print(f"| {name} | + LoRA + fitted LUT | `lut fit` refused: {why} | | | | |")
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ What it writes, per profile:
   upbeat 124 bpm loop (~-16 LUFS, mood "upbeat"), qinglan "qinglan-breeze" a loud
   pentatonic Karplus-Strong (guzheng-like) piece (~-9 LUFS, peaks near 0 dBFS).
   Both are seamless loops (the reverb/release tails are wrapped round to the start).
-* ``references/``   12 reference stills (256x144) in the brand's swatches with a caption each, drawn
-  like the demo model's training footage (brandstudio.generation.procedural).
+* ``references/``   12 reference stills and 8 moving clips (256x144) in the brand's swatches with a
+  caption each, drawn like the demo model's training footage (brandstudio.generation.procedural).
 * ``loras/*.safetensors``  the brand's LoRA for the offline ``tiny`` model, trained by
-  ``brandstudio lora train`` on those stills (``DEMO_LORA_TRAINING``; ``--skip-loras`` keeps them).
+  ``brandstudio lora train`` on those (``DEMO_LORA_TRAINING``; ``--skip-loras`` keeps them).
 * ``README.md``     and ``music/README.md``.
 
 The output is deterministic: fixed random seeds, no timestamps in the fonts, bit-exact ffmpeg flags.
@@ -1053,8 +1053,8 @@ def write_readmes() -> None:
         | `brand.toml` | the profile (written by hand) | repo licence |
         | `luts/aurora-warm.cube` | 33-pt 3D LUT: warm lift, soft filmic S-curve and shoulder, amber split-toned highlights, +12 % saturation | CC0 / repo licence |
         | `logo.png` | 512 px RGBA: sunrise arc with a coffee bean + "AURORA" wordmark | CC0 / repo licence |
-        | `references/` | 12 procedural stills in the palette (gradient, soft discs, a light) with captions: `[style] references` | CC0 / repo licence |
-        | `loras/aurora-film.safetensors` | LoRA (rank 8, both experts) for the offline `tiny` model, trained by `brandstudio lora train` on `references/` | CC0 / repo licence |
+        | `references/` | 12 procedural stills and 8 clips (17 frames) in the palette (gradient, soft discs, a light) with captions: `[style] references` | CC0 / repo licence |
+        | `loras/aurora-film.safetensors` | LoRA (rank 16, both experts, 3600 steps each) for the offline `tiny` model, trained by `brandstudio lora train` on `references/` (`DEMO_LORA_TRAINING` in make_assets.py) | CC0 / repo licence |
         | `fonts/NotoSerif-Bold.ttf` | Noto Serif Bold, Latin subset (see `fonts/README.md`) | SIL OFL 1.1 (`fonts/OFL.txt`) |
         | `music/morning-roast.m4a` | mood "calm": 84 bpm lo-fi loop (electric piano, bass, brushes), ~-22 LUFS | CC0 / repo licence |
         | `music/bright-brew.m4a` | mood "upbeat": 124 bpm four-on-the-floor loop (FM-piano arpeggio, bass, claps), ~-16 LUFS | CC0 / repo licence |
@@ -1077,8 +1077,8 @@ def write_readmes() -> None:
         | `brand.toml` | the profile (written by hand) | repo licence |
         | `luts/qinglan-jade.cube` | 33-pt 3D LUT: lifted soft jade blacks, cool jade shadows, lower contrast, -20 % saturation, paper-white ceiling | CC0 / repo licence |
         | `logo.png` | 512 px RGBA: ink-wash ring with a tea leaf + "青岚" wordmark | CC0 / repo licence |
-        | `references/` | 12 procedural stills in the palette (gradient, soft discs, a light) with captions: `[style] references` | CC0 / repo licence |
-        | `loras/qinglan-ink.safetensors` | LoRA (rank 8, both experts) for the offline `tiny` model, trained by `brandstudio lora train` on `references/` | CC0 / repo licence |
+        | `references/` | 12 procedural stills and 8 clips (17 frames) in the palette (gradient, soft discs, a light) with captions: `[style] references` | CC0 / repo licence |
+        | `loras/qinglan-ink.safetensors` | LoRA (rank 16, both experts, 3600 steps each) for the offline `tiny` model, trained by `brandstudio lora train` on `references/` (`DEMO_LORA_TRAINING` in make_assets.py) | CC0 / repo licence |
         | `fonts/NotoSansSC-Bold.otf` | Noto Sans CJK SC Bold, GB2312 subset (see `fonts/README.md`) | SIL OFL 1.1 (`fonts/OFL.txt`) |
         | `music/qinglan-breeze.m4a` | 72 bpm pentatonic plucked-string (Karplus-Strong) melody over a pad, ~-9 LUFS | CC0 / repo licence |
 
@@ -1099,45 +1099,79 @@ QINGLAN_SWATCHES = {"#2E6B5E": "深青", "#7FB8A4": "翡翠", "#DCEBE3": "晨雾
                     "#3A3A3A": "墨色"}
 REFERENCE_SIZE = (256, 144)  # the demo model's generation size
 REFERENCE_COUNT = 12
+REFERENCE_CLIPS = 8
+REFERENCE_CLIP_FRAMES = 17  # 1 + 4k frames at 16 fps: five latent frames of the demo model
+#: the clips' speed, times the demo model's own training footage. The LoRA damps motion as it
+#: learns the palette (Qinglan's renders, palette p95 / QC motion: clips at 1x, 2400 steps 14.0 / 1.6,
+#: 4800 steps 7.8 / 1.1; at 2x, 3600 steps 12.4 / 1.8), so the brand's clips move briskly
+REFERENCE_CLIP_MOTION = 2.0
+#: the Chinese words of the procedural scenes' motion directions (procedural.scene_caption's English)
+_DIRECTIONS_ZH = {"left": "向左", "right": "向右", "up": "向上", "down": "向下"}
+
+
+def _caption(scene, swatches: dict[str, str], chinese: bool) -> str:
+    from brandstudio.generation.procedural import scene_caption, scene_direction
+
+    if not chinese:
+        return scene_caption(scene, swatches)
+    names = list(swatches.values())
+    shapes = "、".join(names[d.colour] for d in scene.discs)
+    direction = scene_direction(scene)
+    motion = f"{_DIRECTIONS_ZH[direction]}飘动" if direction else ""
+    return f"{names[scene.start]}到{names[scene.end]}的柔和渐变，{shapes}色的柔光圆形{motion}，{names[scene.light]}的微光"
+
+
+def write_reference_clip(path: Path, frames: np.ndarray, fps: int = 16) -> None:
+    """H.264 in 4:4:4 at CRF 12: the brand's colours kept, not averaged by chroma subsampling."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": "12"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
 
 
 def make_references(profile: Path, swatches: dict[str, str], *, seed: int, chinese: bool) -> None:
-    """``references/``: the brand's reference stills (``[style] references``) with a caption each,
-    the data ``lut fit`` and ``lora train`` learn the brand's look from. They are drawn like the
-    demo model's own training footage (brandstudio.generation.procedural: a gradient, soft discs,
-    a light), only in the brand's swatches, so the LoRA learns the palette and nothing else."""
+    """``references/``: the brand's reference stills and short clips (``[style] references``) with
+    a caption each, the data ``lut fit`` and ``lora train`` learn the brand's look from. They are
+    drawn like the demo model's own training footage (brandstudio.generation.procedural: a
+    gradient, soft discs, a light), only in the brand's swatches, so the LoRA learns the palette.
+    The clips move as that footage does: a LoRA trained on stills alone learns that nothing moves,
+    and its renders come out still and flat (the QC frames check called them frozen)."""
     from PIL import Image
 
     sys.path.insert(0, str(REPO))
-    from brandstudio.generation.procedural import random_scene, render_scene, scene_caption
+    from brandstudio.generation.procedural import random_scene, render_scene
 
     out = profile / "references"
     if out.exists():
         for old in out.iterdir():
             old.unlink()
     out.mkdir(exist_ok=True)
-    names = list(swatches.values())
     rng = np.random.default_rng(seed)
+    width, height = REFERENCE_SIZE
     for i in range(REFERENCE_COUNT):
         scene = random_scene(rng, list(swatches), motion=0.0)
-        still = render_scene(scene, frames=1, width=REFERENCE_SIZE[0], height=REFERENCE_SIZE[1])[0]
+        still = render_scene(scene, frames=1, width=width, height=height)[0]
         Image.fromarray((still * 255 + 0.5).astype(np.uint8)).save(out / f"ref-{i:02d}.png", optimize=True)
-        if chinese:
-            shapes = "、".join(names[d.colour] for d in scene.discs)
-            caption = f"{names[scene.start]}到{names[scene.end]}的柔和渐变，{shapes}色的柔光圆形，{names[scene.light]}的微光"
-        else:
-            caption = scene_caption(scene, swatches)
-        (out / f"ref-{i:02d}.txt").write_text(caption + "\n", encoding="utf-8")
-    log(f"  wrote {out.relative_to(REPO)}/: {REFERENCE_COUNT} stills with captions")
+        (out / f"ref-{i:02d}.txt").write_text(_caption(scene, swatches, chinese) + "\n", encoding="utf-8")
+    for i in range(REFERENCE_CLIPS):
+        scene = random_scene(rng, list(swatches), motion=REFERENCE_CLIP_MOTION)
+        clip = render_scene(scene, frames=REFERENCE_CLIP_FRAMES, width=width, height=height)
+        write_reference_clip(out / f"clip-{i:02d}.mp4", (clip * 255 + 0.5).astype(np.uint8))
+        (out / f"clip-{i:02d}.txt").write_text(_caption(scene, swatches, chinese) + "\n", encoding="utf-8")
+    log(f"  wrote {out.relative_to(REPO)}/: {REFERENCE_COUNT} stills and {REFERENCE_CLIPS} clips with captions")
 
 
 #: how the demo LoRAs are trained (rank, steps per expert, learning rate): minutes on a CPU
-DEMO_LORA_TRAINING = {"rank": 16, "steps": 1200, "learning_rate": 2e-3, "checkpoint_every": 400, "seed": 0}
+DEMO_LORA_TRAINING = {"rank": 16, "steps": 3600, "learning_rate": 2e-3, "checkpoint_every": 1200, "seed": 0}
 
 
 def train_demo_loras() -> None:
     """``loras/*.safetensors``: each demo profile's LoRA, trained by ``brandstudio lora train`` on
-    its reference stills for the offline ``tiny`` model (both experts)."""
+    its reference stills and clips for the offline ``tiny`` model (both experts)."""
     import tempfile
 
     sys.path.insert(0, str(REPO))

@@ -53,6 +53,7 @@ def lora_train(
     seed: int = typer.Option(0, "--seed", help="seed of every draw (a resumed run ends as an uninterrupted one)"),
     size: str = typer.Option(None, "--size", help="training size WIDTHxHEIGHT (default: the profile's [model] size)"),
     frames: int = typer.Option(17, "--frames", help="most frames taken from a clip (4k+1)"),
+    caption_dropout: float = typer.Option(0.0, "--caption-dropout", help="share of steps captioned by the trigger alone (ties the look to the trigger)"),
     crop: bool = typer.Option(False, "--crop", help="centre-crop items of other aspect ratios instead of refusing them"),
     precision: str = typer.Option("auto", "--precision", help="auto (bfloat16 on CUDA), bfloat16 or float32"),
     gradient_checkpointing: bool = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing",
@@ -71,7 +72,7 @@ def lora_train(
     config = LoraTrainingConfig(
         rank=rank, alpha=alpha, target_modules=tuple(t.strip() for t in targets.split(",") if t.strip()), steps=steps,
         learning_rate=learning_rate, batch_size=batch_size, checkpoint_every=checkpoint_every, seed=seed, width=width,
-        height=height, frames=frames, crop=crop, precision=precision, gradient_checkpointing=gradient_checkpointing,
+        height=height, frames=frames, caption_dropout=caption_dropout, crop=crop, precision=precision, gradient_checkpointing=gradient_checkpointing,
         offload_idle_expert=offload_idle,
     )  # fmt: skip
     try:

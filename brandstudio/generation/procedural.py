@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["COLOUR_NAMES", "Disc", "Scene", "random_scene", "render_scene", "scene_caption"]
+__all__ = ["COLOUR_NAMES", "Disc", "Scene", "random_scene", "render_scene", "scene_caption", "scene_direction"]
 
 COLOUR_NAMES: Mapping[str, str] = {
     "#C62828": "red",
@@ -158,6 +158,13 @@ def _direction(velocity: tuple[float, float]) -> str:
     return _DIRECTIONS.get(key, "")
 
 
+def scene_direction(scene: Scene) -> str:
+    """Where the scene's first moving disc drifts: ``"left"``, ``"right"``, ``"up"``, ``"down"``,
+    or ``""`` when no disc moves noticeably (a still)."""
+    moving = [d for d in scene.discs if max(abs(d.velocity[0]), abs(d.velocity[1])) > 0.05]
+    return _direction(moving[0].velocity) if moving else ""
+
+
 def scene_caption(scene: Scene, names: Mapping[str, str] = COLOUR_NAMES) -> str:
     """An English caption naming the scene's colours and its motion.
 
@@ -165,8 +172,8 @@ def scene_caption(scene: Scene, names: Mapping[str, str] = COLOUR_NAMES) -> str:
     """
     name = [names.get(h, h) for h in scene.palette]
     shapes = " and ".join(name[d.colour] for d in scene.discs)
-    moving = [d for d in scene.discs if max(abs(d.velocity[0]), abs(d.velocity[1])) > 0.05]
-    motion = f" drifting {_direction(moving[0].velocity)}" if moving else ""
+    direction = scene_direction(scene)
+    motion = f" drifting {direction}" if direction else ""
     return (
         f"a soft gradient from {name[scene.start]} to {name[scene.end]}, "
         f"soft {shapes} shapes{motion}, a gentle {name[scene.light]} light"

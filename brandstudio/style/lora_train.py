@@ -106,6 +106,9 @@ class LoraTrainingConfig:
         seed: the seed of every draw (items, noise levels, noise).
         width, height: the training size (``None``: the profile's ``[model]`` width and height).
         frames: the most frames taken from a clip (``4k + 1``).
+        caption_dropout: the share of draws whose caption is the trigger word alone (kohya's and
+            musubi-tuner's caption dropout, keeping the trigger): the look is tied to the trigger
+            rather than to the captions' words, so it reaches prompts unlike the captions.
         crop: centre-crop items of other aspect ratios instead of refusing them.
         precision: ``"auto"`` (bfloat16 on CUDA, float32 on CPU), ``"bfloat16"`` or ``"float32"``:
             the frozen base weights; the LoRA weights and the optimizer are always float32.
@@ -124,6 +127,7 @@ class LoraTrainingConfig:
     width: int | None = None
     height: int | None = None
     frames: int = 17
+    caption_dropout: float = 0.0
     crop: bool = False
     precision: Literal["auto", "bfloat16", "float32"] = "auto"
     gradient_checkpointing: bool | None = None
@@ -139,6 +143,7 @@ class LoraTrainingConfig:
             ("batch_size", self.batch_size, isinstance(self.batch_size, int) and 1 <= self.batch_size <= 64, "an integer from 1 to 64"),
             ("checkpoint_every", self.checkpoint_every, isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 1, "a positive number of steps"),
             ("frames", self.frames, isinstance(self.frames, int) and self.frames >= 1 and (self.frames - 1) % 4 == 0, "4k + 1 frames (1, 5, 17, 81)"),
+            ("caption_dropout", self.caption_dropout, isinstance(self.caption_dropout, (int, float)) and 0 <= self.caption_dropout <= 1, "a share from 0 to 1 (0.1-0.5 is usual)"),
             ("precision", self.precision, self.precision in ("auto", "bfloat16", "float32"), "auto, bfloat16 or float32"),
             ("target_modules", self.target_modules, bool(self.target_modules), "module names such as to_q,to_k,to_v,to_out.0"),
         ]  # fmt: skip
@@ -257,7 +262,7 @@ def train_lora(
     resume = run.newest_checkpoint()
 
     # 4. latents and text embeddings, once
-    cache = run.cache(items, lambda: _encode(pipe, items, width, height, config.frames, device))
+    cache = run.cache(items, lambda: _encode(pipe, items, trigger, width, height, config.frames, device))
     _free_encoders(pipe, on_gpu)
 
     # 5. each expert in turn
@@ -446,7 +451,7 @@ class _RunFolder:
         write_json_atomic(marker, self.identity)
 
     # the cache of latents and text embeddings
-    def cache(self, items: Sequence[TrainingItem], encode) -> dict[str, list]:
+    def cache(self, items: Sequence[TrainingItem], encode) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         path = self.root / "cache.safetensors"
@@ -459,6 +464,7 @@ class _RunFolder:
         cache = encode()
         packed = {f"latents.{i}": t.contiguous() for i, t in enumerate(cache["latents"])}
         packed.update({f"embeds.{i}": t.contiguous() for i, t in enumerate(cache["embeds"])})
+        packed["trigger_embed"] = cache["trigger_embed"].contiguous()
         write_bytes_atomic(path, safetensors_bytes(packed, {"items": str(len(items))}))
         return cache
 
@@ -518,21 +524,27 @@ def _strip(tensors: Mapping[str, Any], prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def _unpack_cache(tensors: Mapping[str, Any], count: int) -> dict[str, list]:
+def _unpack_cache(tensors: Mapping[str, Any], count: int) -> dict[str, Any]:
     latents = [tensors[f"latents.{i}"] for i in range(count)]
     embeds = [tensors[f"embeds.{i}"] for i in range(count)]
-    return {"latents": latents, "embeds": embeds}
+    return {"latents": latents, "embeds": embeds, "trigger_embed": tensors["trigger_embed"]}
 
 
 # ---------------------------------------------------------------------------- 4. latents and embeddings
 
 
 def _encode(
-    pipe, items: Sequence[TrainingItem], width: int, height: int, frames: int, device: str
-) -> dict[str, list]:
-    """Every item through the VAE (posterior mean, normalised) and every caption through the text
-    encoder, one at a time on ``device``; both stored on the CPU in float32."""
+    pipe, items: Sequence[TrainingItem], trigger: str, width: int, height: int, frames: int, device: str
+) -> dict[str, Any]:
+    """Every item through the VAE (posterior mean, normalised) and every caption, and the trigger
+    word alone (for caption dropout), through the text encoder, one at a time on ``device``; all
+    stored on the CPU in float32."""
     import torch
+
+    def embed(text: str):
+        out, _ = pipe.encode_prompt(text, do_classifier_free_guidance=False,
+                                    max_sequence_length=TEXT_MAX_TOKENS, device=torch.device(device))  # fmt: skip
+        return out[0].float().cpu()
 
     latents, embeds = [], []
     pipe.vae.to(device)
@@ -542,10 +554,9 @@ def _encode(
             pixels = load_pixels(item, width=width, height=height, frames=frames)
             video = torch.tensor(pixels).permute(3, 0, 1, 2)[None].float().div(127.5).sub(1.0)
             latents.append(encode_latents(pipe.vae, video.to(device))[0].float().cpu())
-            embed, _ = pipe.encode_prompt(item.caption, do_classifier_free_guidance=False,
-                                          max_sequence_length=TEXT_MAX_TOKENS, device=torch.device(device))  # fmt: skip
-            embeds.append(embed[0].float().cpu())
-    return {"latents": latents, "embeds": embeds}
+            embeds.append(embed(item.caption))
+        trigger_embed = embed(trigger)
+    return {"latents": latents, "embeds": embeds, "trigger_embed": trigger_embed}
 
 
 def _free_encoders(pipe, on_gpu: bool) -> None:
@@ -624,7 +635,12 @@ class _ExpertTrainer:
             same[int(j)] for j in torch.randint(len(same), (self.config.batch_size - 1,), generator=g)
         ]
         x0 = torch.stack([latents[i] for i in picks]).to(self.device)
-        text = torch.stack([embeds[i] for i in picks]).to(self.device)
+        dropped = torch.zeros(len(picks), dtype=torch.bool)
+        if self.config.caption_dropout:  # drawn only when asked, so runs without it are as before
+            dropped = torch.rand(len(picks), generator=g) < self.config.caption_dropout
+        text = torch.stack(
+            [cache["trigger_embed"] if drop else embeds[i] for i, drop in zip(picks, dropped.tolist(), strict=True)]
+        ).to(self.device)
         low, high = self.sigma_range
         sigmas = sample_sigmas(len(picks), low=low, high=high, shift=self.shift, generator=g)
         noise = torch.randn(x0.shape, generator=g).to(self.device)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,27 @@ def test_a_trained_lora_changes_what_the_model_makes(profile_with_stills, tmp_pa
         str(result.path), adapter_name="brand"
     )  # the high-noise expert's keys, as diffusers reads them
     assert np.abs(video() - base).mean() > 1e-4
+
+
+def test_caption_dropout_trains_on_the_trigger_word_alone(profile_with_stills, tmp_path):
+    """With every caption dropped the captions' words cannot matter: two folders of the same
+    stills under other captions train the same LoRA; without dropout they do not."""
+    other = write_stills(tmp_path / "other")
+    for caption in other.glob("*.txt"):
+        caption.write_text("a completely different description, blue and cold")
+
+    def trained(data: Path, dropout: float, run: str) -> dict:
+        config = replace(TOY, steps=2, caption_dropout=dropout)
+        result = train_lora(profile_with_stills, data=data, config=config, output=tmp_path / f"{run}.safetensors",
+                            work_dir=tmp_path / run)  # fmt: skip
+        return load_file(str(result.path))
+
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    stills = profile_with_stills / "stills"
+    assert same(trained(stills, 1.0, "a"), trained(other, 1.0, "b"))
+    assert not same(trained(stills, 0.0, "c"), trained(other, 0.0, "d"))
 
 
 def _train_cli(profile: Path, run: Path, *extra: str) -> subprocess.Popen:
@@ -285,6 +307,7 @@ def test_mixed_sizes_train_when_cropping_is_asked_for(profile_with_stills, tmp_p
         (LoraTrainingConfig(rank=0), "rank"),
         (LoraTrainingConfig(learning_rate=float("nan")), "learning_rate"),
         (LoraTrainingConfig(width=70), "width"),
+        (LoraTrainingConfig(caption_dropout=1.5), "caption_dropout"),
         (
             LoraTrainingConfig(target_modules=("no_such_layer",), steps=1, width=64, height=48),
             "target_modules",
