@@ -1,8 +1,8 @@
 """Generators that return given pictures as footage, for render-path tests that need known pixels.
 
 They stand in for the video model only (the unit under test is everything after it): a real
-photograph (matplotlib's bundled ``grace_hopper.jpg``, on which nudenet finds ``FACE_FEMALE``)
-or a flat grey field. Neither has ``cache_identity``, so the scene cache never stores them.
+photograph (matplotlib's bundled ``grace_hopper.jpg``, on which nudenet finds ``FACE_FEMALE``),
+a flat grey field, or a textured pan that moves a known distance every frame. Neither has ``cache_identity``, so the scene cache never stores them.
 
 Both carry a faint drifting wave (:func:`with_motion`, ±4 levels): QC refuses footage that is one
 colour or frozen (the frames check), and real footage is never either.
@@ -65,3 +65,32 @@ class FlatGenerator:
     def generate(self, spec) -> np.ndarray:
         self.calls += 1
         return with_motion(np.full((spec.num_frames, spec.height, spec.width, 3), self.level, np.uint8))
+
+
+class PanGenerator:
+    """A soft random texture panning left ``speed`` pixels per generated frame: every frame a new
+    moment, so a frame repeated by a frame-rate change shows as a still step."""
+
+    model_id = "pan"
+
+    def __init__(self, speed: float = 6.0, seed: int = 0) -> None:
+        self.speed = speed
+        self.seed = seed
+        self.calls = 0
+
+    def generate(self, spec) -> np.ndarray:
+        from PIL import Image, ImageFilter
+
+        self.calls += 1
+        rng = np.random.default_rng(self.seed)
+        travel = int(np.ceil(self.speed * spec.num_frames)) + 1
+        noise = rng.integers(0, 256, (spec.height, spec.width + travel, 3), dtype=np.uint8)
+        texture = np.asarray(Image.fromarray(noise).filter(ImageFilter.GaussianBlur(3))).astype(np.float32)
+        texture = (texture - texture.mean()) * 4 + 128  # the blur leaves little contrast: give it back
+        frames = []
+        for i in range(spec.num_frames):
+            x = i * self.speed
+            left, frac = int(x), x - int(x)  # sub-pixel steps, linearly
+            window = texture[:, left : left + spec.width + 1]
+            frames.append(window[:, :-1] * (1 - frac) + window[:, 1:] * frac)
+        return np.clip(np.rint(np.stack(frames)), 0, 255).astype(np.uint8)
