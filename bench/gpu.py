@@ -4,7 +4,8 @@ machine and date to bench/RESULTS.md (``bash bench/gpu.sh [--dry-run] [--no-appe
 Models have random weights (speed does not depend on their values), built on the GPU from the
 reference configs of ``/work/shared/design.md``; nothing is downloaded. Sections: ``grade`` (the
 torch LUT grade of 1080p frames, host to host, vs ffmpeg ``lut3d`` on the CPU), ``sr`` (bf16
-Real-ESRGAN x4plus on 832x480 frames), ``vae`` (the Wan2.1 VAE decoding an 832x480x81 clip),
+Real-ESRGAN x4plus on 832x480 frames), ``rife`` (RIFE 4.6 in bf16 making three frames between
+each pair of 1080p frames, against the CPU ``flow`` interpolator on the same pairs), ``vae`` (the Wan2.1 VAE decoding an 832x480x81 clip),
 ``ti2v-5b`` and ``a14b`` (Wan2.2-TI2V-5B at 1280x704x121, T2V-A14B at 832x480x81: a warm-up and
 2 timed denoising steps per speed preset and memory plan, as ``resolve_preset`` and
 ``PipelineRuntime`` apply them, extrapolated to the clip; peak memory next to ``estimate_memory``),

@@ -1,5 +1,6 @@
 """The measurements of ``bench/gpu.sh``, one function per section (see ``bench/gpu.py``):
-``grade``, ``sr``, ``vae``, the denoising steps of ``a14b`` / ``ti2v-5b`` per speed preset and
+``grade``, ``sr``, ``rife`` (RIFE 4.6 in-between frames against the CPU ``flow`` interpolator),
+``vae``, the denoising steps of ``a14b`` / ``ti2v-5b`` per speed preset and
 memory plan, and ``lora-train`` (a brand LoRA's training steps on a full-size A14B expert). Each
 registers itself in ``gpu.SECTIONS``; ``gpu.py`` runs each in a process of its own.
 """
@@ -81,6 +82,34 @@ def measure_sr(bench: Bench) -> None:
     bench.table(f"Real-ESRGAN x4plus (RRDBNet {arch['num_feat']}x{arch['num_block']}), {w}x{h} -> {4 * w}x{4 * h}, "
                 f"{model.dtype}, 256 px tiles", "frames | s/frame | frames/s | 81-frame clip s | peak GB")  # fmt: skip
     bench.row(n, f"{s:.3f}", f"{1 / s:.2f}", f"{81 * s:.1f}", bench.peak_gb())
+
+
+def measure_rife(bench: Bench) -> None:
+    import torch  # heavy
+    from safetensors.torch import save_file
+
+    from brandstudio.post.interpolate import make_interpolator
+    from brandstudio.post.rife import RIFE, IFNet  # imports torch at module level
+
+    (w, h), pairs = ((64, 48), 1) if bench.toy else ((1920, 1080), 4)
+    alphas = [0.5] if bench.toy else [0.25, 0.5, 0.75]  # 16 -> ~60 fps: three frames between two
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rife46.safetensors"
+        save_file(IFNet().state_dict(), str(path))
+        model = RIFE(path, device=bench.device)
+    frames = test_frames(pairs + 1, h, w)
+    model.between(frames[0], frames[1], alphas)  # warm-up: cuDNN picks its kernels
+    bench.reset_peak()
+    made = pairs * len(alphas)
+    s_rife = bench.time(lambda: [model.between(frames[i], frames[i + 1], alphas) for i in range(pairs)])[0]
+    peak = bench.peak_gb()
+    flow = make_interpolator("flow")
+    s_flow = bench.time(lambda: [flow.between(frames[i], frames[i + 1], alphas) for i in range(pairs)])[0]
+    bench.table(f"RIFE 4.6 (random weights: speed does not depend on them), {w}x{h}, {len(alphas)} frames "
+                "between each pair", "interpolator | frames made/s | vs flow | peak GB")  # fmt: skip
+    bench.row(f"rife, {model!r}", f"{made / s_rife:.1f}", f"{s_flow / s_rife:.2f}x", peak)
+    bench.row("flow (OpenCV DIS both ways, on the CPU)", f"{made / s_flow:.1f}", "1.00x", "")
 
 
 def measure_vae(bench: Bench) -> None:
@@ -356,9 +385,10 @@ def measure_lora_train(bench: Bench) -> None:
 for name, title, budget_s, measure in (
     ("grade", "LUT grade, torch on the GPU vs ffmpeg lut3d", 20.0, measure_grade),
     ("sr", "Real-ESRGAN x4plus, bf16", 25.0, measure_sr),
+    ("rife", "RIFE 4.6 in-between frames, bf16, vs flow on the CPU", 20.0, measure_rife),
     ("vae", "Wan2.1 VAE decode", 40.0, measure_vae),
     ("ti2v-5b", "Wan2.2-TI2V-5B", 90.0, partial(measure_transformer, "ti2v-5b", CONFIGS)),
-    ("a14b", "Wan2.2-T2V-A14B", 175.0, partial(measure_transformer, "a14b", A14B_IN_MEMORY)),
+    ("a14b", "Wan2.2-T2V-A14B", 155.0, partial(measure_transformer, "a14b", A14B_IN_MEMORY)),
     ("a14b-offload", "Wan2.2-T2V-A14B under group-offload", 60.0, partial(measure_transformer, "a14b", A14B_OFFLOAD)),
     ("lora-train", "LoRA training on a T2V-A14B expert", 60.0, measure_lora_train),
 ):  # fmt: skip

@@ -22,6 +22,7 @@ STEPS = ["s/step", "clip s (steps x s/step)", "estimate GB"]
 TABLES = {
     "LUT grade": ([("torch on cpu",), ("ffmpeg lut3d",)], ["frames/s"]),
     "Real-ESRGAN x4plus": ([("2",)], ["s/frame", "frames/s"]),
+    "RIFE 4.6": ([("rife, RIFE(",), ("flow",)], ["frames made/s", "vs flow"]),
     "Wan2.1 VAE decode": ([("16x2x8x8",)], ["s", "frames/s"]),
     "Wan2.2-TI2V-5B,": (QUALITY_PLANS + FAST_BALANCED, STEPS),
     "Wan2.2-T2V-A14B,": (QUALITY_PLANS[:2] + FAST_BALANCED, STEPS),
