@@ -31,11 +31,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("prompts",),
     ("request",),
     ("profile",),
-    ("errors", "files", "frames", "logs", "media", "progress", "rates", "registry", "textmatch", "weights", "_version"),
+    ("deliveries", "errors", "files", "frames", "logs", "media", "progress", "rates", "registry", "textmatch", "weights", "_version"),
 ]
 RANK = {unit: rank for rank, row in enumerate(LAYERS) for unit in row}
 #: core modules may import each other, in this order (errors first)
-CORE = ("_version", "logs", "errors", "rates", "registry", "progress", "frames", "files", "media", "textmatch", "weights")
+CORE = ("_version", "logs", "errors", "rates", "registry", "deliveries", "progress", "frames", "files", "media", "textmatch", "weights")
 
 
 def _modules() -> dict[str, Path]:

@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..deliveries import DeliverySpec, resolve_delivery
 from ..rates import FrameRate
 from ..registry import (
     ATTENTION_KERNELS,
@@ -658,8 +659,25 @@ class BrandProfileSpec(_Section):
     output: OutputSection = OutputSection()
     upscale: UpscaleSection = UpscaleSection()
     scenes: tuple[SceneSpec, ...] = ()
+    deliveries: tuple[DeliverySpec, ...] = ()
     qc: QCSection = QCSection()
     provenance: ProvenanceSection = ProvenanceSection()
+
+    @field_validator("deliveries")
+    @classmethod
+    def _deliveries(cls, v: tuple[DeliverySpec, ...]) -> tuple[DeliverySpec, ...]:
+        seen: set[str] = set()
+        for i, entry in enumerate(v):
+            if entry.name in seen:
+                raise ValueError(f"deliveries[{i}]: a second delivery named {entry.name!r}; give each its own name")
+            seen.add(entry.name)
+            try:
+                resolve_delivery(entry)  # a preset's fields with the entry's: complete and in range
+            except ValueError as exc:
+                errors = getattr(exc, "errors", None)
+                detail = "; ".join(f"`{'.'.join(map(str, e['loc']))}`: {e['msg']}" for e in errors()) if errors else str(exc)
+                raise ValueError(f"delivery {entry.name!r} (deliveries[{i}]): {detail}") from None
+        return v
 
     @model_validator(mode="after")
     def _qc_thresholds(self) -> BrandProfileSpec:
