@@ -51,7 +51,7 @@ class Codec:
 
 
 DELIVERY_CODECS: Registry[Codec] = Registry("delivery codec", "[[deliveries]] codec")
-DELIVERY_CODECS.register("h264", Codec("libx264", "mp4", "yuv420p", (("profile:v", "high"),)))
+DELIVERY_CODECS.register("h264", Codec("libx264", "mp4", "yuv420p"))  # x264 picks High for 8-bit 4:2:0 itself
 # the editors' master: ProRes 422 HQ, 10-bit 4:2:2, uncompressed audio in a QuickTime file
 DELIVERY_CODECS.register(
     "prores-hq",

@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from brandstudio.deliveries import DELIVERY_CODECS, DELIVERY_PRESETS, resolve_delivery
-from brandstudio.errors import ProfileError
+from brandstudio.encode.mp4 import Mp4Writer
+from brandstudio.errors import EncodeError, ProfileError
 from brandstudio.rates import frame_rate
 
 
@@ -69,3 +71,49 @@ def test_brand_toml_deliveries_are_checked_when_the_profile_loads(make_profile):
     incomplete = make_profile(edit=lambda t: t + '\n[[deliveries]]\nname = "tv"\naspect = "16:9"\n', name="incomplete")
     with pytest.raises(ProfileError, match=r"delivery 'tv' \(deliveries\[0\]\): `resolution`: Field required"):
         load_profile(incomplete)
+
+
+# -- the encoder writes what a delivery's codec asks for -------------------------------------------
+
+
+def _pan(n: int, h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (h, w + 4 * n, 3), dtype=np.uint8)
+    return np.stack([texture[:, 4 * i : 4 * i + w] for i in range(n)])
+
+
+def test_prores_master_is_422_hq_10_bit_in_quicktime_with_pcm_audio(tmp_path):
+    out = tmp_path / "master.mov"
+    frames = _pan(8, 64, 96)
+    tone = (0.1 * np.sin(np.linspace(0, 400, 16000))).astype(np.float32)
+    with Mp4Writer(out, 96, 64, 16, n_frames=8, audio=np.stack([tone, tone], 1), sample_rate=32000,
+                   codec="prores-hq") as w:  # fmt: skip
+        w.write(frames)
+    import av
+
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert c.format.name.startswith("mov")
+        assert (v.codec_context.name, v.codec_context.pix_fmt, v.frames) == ("prores", "yuv422p10le", 8)
+        assert v.codec_context.profile == "HQ" and a.codec_context.name == "pcm_s24le"
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_h264_respects_a_bitrate_cap(tmp_path):
+    # new noise every frame: nothing to predict, far above the cap without one
+    frames = np.random.default_rng(1).integers(0, 256, (32, 144, 256, 3), dtype=np.uint8)
+    sizes = {}
+    for cap in (None, 300):
+        out = tmp_path / f"cap-{cap}.mp4"
+        with Mp4Writer(out, 256, 144, 16, n_frames=32, crf=18, max_bitrate=cap) as w:
+            w.write(frames)
+        sizes[cap] = out.stat().st_size * 8 / 1000 / 2.0  # kbit/s over the 2 s clip
+    # VBV: over the clip at most the cap times its length plus the (two-second) buffer
+    assert sizes[None] > 3000 and sizes[300] <= 300 + 2 * 300 / 2.0, sizes
+
+
+def test_an_unknown_codec_or_a_bad_cap_is_an_encode_error(tmp_path):
+    with pytest.raises(EncodeError, match="unknown codec 'hevc'; use one of: h264, prores-hq"):
+        Mp4Writer(tmp_path / "x.mp4", 64, 64, 16, codec="hevc")
+    with pytest.raises(EncodeError, match="max_bitrate"):
+        Mp4Writer(tmp_path / "x.mp4", 64, 64, 16, max_bitrate=5)

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..deliveries import DELIVERY_CODECS, Codec
 from ..errors import EncodeError
 from ..frames import check_frames
 from ..media import ffmpeg_exe
@@ -141,6 +142,10 @@ class Mp4Writer:
             padded with silence or trimmed to exactly ``n_frames / fps`` seconds); when given,
             writing a different number is an :class:`~brandstudio.errors.EncodeError`.
         audio, sample_rate, crf, audio_bitrate, metadata, preset: as for :func:`write_mp4`.
+        codec: a name of :data:`~brandstudio.deliveries.DELIVERY_CODECS`: ``"h264"`` (MP4,
+            4:2:0, ``crf``) or ``"prores-hq"`` (QuickTime, ProRes 422 HQ, 10-bit 4:2:2, 24-bit PCM).
+        max_bitrate: a cap on the video bitrate in kbit/s (H.264: VBV ``maxrate`` with a two-second
+            buffer on top of ``crf``), as delivery specs give one; ``None``: no cap.
 
     ``wait_seconds`` is the time spent blocked on ffmpeg (pipe writes that waited for the
     encoder, and finishing the file): the part of the encode that did not overlap other work.
@@ -170,10 +175,20 @@ class Mp4Writer:
         audio_bitrate: str = "192k",
         metadata: dict[str, str] | None = None,
         preset: str = "medium",
+        codec: str = "h264",
+        max_bitrate: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height, self.fps = int(width), int(height), fps
         _check_settings(self.path, self.width, self.height, fps, crf, audio_bitrate)
+        if codec not in DELIVERY_CODECS:
+            raise EncodeError(f"unknown codec {codec!r}; use one of: {', '.join(DELIVERY_CODECS)}", field="codec",
+                              value=codec)  # fmt: skip
+        if max_bitrate is not None and not (isinstance(max_bitrate, int) and max_bitrate >= 100):
+            raise EncodeError(f"`max_bitrate` must be kbit/s, at least 100, got {max_bitrate!r}", field="max_bitrate",
+                              value=max_bitrate)  # fmt: skip
+        self.codec: Codec = DELIVERY_CODECS[codec]
+        self.max_bitrate = max_bitrate
         for key in metadata or {}:
             if not re.fullmatch(r"[A-Za-z0-9_]+", str(key)):
                 raise EncodeError(f"metadata keys must be letters, digits or '_', got {key!r}", value=key)
@@ -219,7 +234,7 @@ class Mp4Writer:
             raise EncodeError(f"{self.path.name}: this Mp4Writer was already opened", file=str(self.path))
         s = self._settings
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp_video = self._claim(".part.mp4")
+        self._tmp_video = self._claim(f".part.{self.codec.container}")
         try:
             cmd = [
                 ffmpeg_exe(), "-y", "-hide_banner", "-loglevel", "error", "-nostdin",
@@ -230,26 +245,15 @@ class Mp4Writer:
                 self._tmp_audio = self._claim(".part.f32")
                 self._audio.tofile(self._tmp_audio)
                 cmd += ["-f", "f32le", "-ar", str(s["sample_rate"]), "-ac", "2", "-i", str(self._tmp_audio)]
-            cmd += [
-                "-map", "0:v:0",
-                "-vf", "scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv420p",
-                "-c:v", "libx264", "-preset", s["preset"], "-crf", str(s["crf"]), "-pix_fmt", "yuv420p",
-                "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-            ]  # fmt: skip
+            cmd += ["-map", "0:v:0", *self._video_args(s)]
             if self._audio is not None:
-                cmd += [
-                    "-map",
-                    "1:a:0",
-                    "-c:a",
-                    "aac",
-                    "-b:a",
-                    s["audio_bitrate"],
-                    "-ar",
-                    str(s["sample_rate"]),
-                ]
+                cmd += ["-map", "1:a:0", "-c:a", self.codec.audio_encoder, "-ar", str(s["sample_rate"])]
+                if self.codec.audio_encoder == "aac":
+                    cmd += ["-b:a", s["audio_bitrate"]]
             for key, value in s["metadata"].items():
                 cmd += ["-metadata", f"{key}={value}"]
-            cmd += ["-movflags", "+faststart" + _mdta_flag(s["metadata"]), "-f", "mp4", str(self._tmp_video)]
+            container = "mov" if self.codec.container == "mov" else "mp4"
+            cmd += ["-movflags", "+faststart" + _mdta_flag(s["metadata"]), "-f", container, str(self._tmp_video)]
             # stderr goes to a file: a pipe nobody reads could fill up and stall ffmpeg
             self._stderr = tempfile.TemporaryFile()
             self._proc = subprocess.Popen(
@@ -260,6 +264,24 @@ class Mp4Writer:
             self._cleanup(keep_video=False)
             raise
         return self
+
+    def _video_args(self, s: dict) -> list[str]:
+        """The video encoder's arguments: BT.709 limited range in the codec's pixel format."""
+        pix = self.codec.pixel_format
+        args = [
+            "-vf", f"scale=out_color_matrix=bt709:out_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format={pix}",
+            "-c:v", self.codec.encoder,
+        ]  # fmt: skip
+        if self.codec.encoder == "libx264":
+            args += ["-preset", s["preset"], "-crf", str(s["crf"])]
+            if self.max_bitrate is not None:  # VBV: the cap holds over any two seconds
+                args += ["-maxrate", f"{self.max_bitrate}k", "-bufsize", f"{2 * self.max_bitrate}k"]
+        for key, value in self.codec.options:
+            args += [f"-{key}", value]
+        return args + [
+            "-pix_fmt", pix,
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+        ]  # fmt: skip
 
     def write(self, frames: np.ndarray) -> None:
         """Append ``frames`` (uint8 ``(n, H, W, 3)``, or one ``(H, W, 3)`` frame) to the video."""
