@@ -112,30 +112,20 @@ class Delivery(BaseModel):
 
 DELIVERY_PRESETS: Registry[Mapping[str, Any]] = Registry("delivery preset", "[[deliveries]] preset")
 """The shipped targets, each the fields of a :class:`Delivery` but its name."""
-DELIVERY_PRESETS.register(
+
+_PRESET_COLUMNS = ("aspect", "resolution", "fps", "loudness", "true_peak", "codec", "max_bitrate", "captions")
+for _name, *_values in (
     # Reels, TikTok, Shorts: 1080x1920 at 30 fps, H.264 + AAC; the apps play near -14 LUFS
-    "social-vertical", {"aspect": "9:16", "resolution": 1080, "fps": 30, "loudness": -14.0, "true_peak": -1.0,
-                        "codec": "h264", "max_bitrate": 20_000, "captions": "burn"},
-)  # fmt: skip
-DELIVERY_PRESETS.register(
-    "social-square", {"aspect": "1:1", "resolution": 1080, "fps": 30, "loudness": -14.0, "true_peak": -1.0,
-                      "codec": "h264", "max_bitrate": 20_000, "captions": "burn"},
-)  # fmt: skip
-DELIVERY_PRESETS.register(
+    ("social-vertical", "9:16", 1080, 30, -14.0, -1.0, "h264", 20_000, "burn"),
+    ("social-square", "1:1", 1080, 30, -14.0, -1.0, "h264", 20_000, "burn"),
     # YouTube's recommended upload for 1080p SDR at 24-30 fps is 8 Mbit/s; it normalises to about -14 LUFS
-    "youtube", {"aspect": "16:9", "resolution": 1080, "fps": 30, "loudness": -14.0, "true_peak": -1.0,
-                "codec": "h264", "max_bitrate": 8_000, "captions": "sidecar"},
-)  # fmt: skip
-DELIVERY_PRESETS.register(
+    ("youtube", "16:9", 1080, 30, -14.0, -1.0, "h264", 8_000, "sidecar"),
     # EBU R128: -23 LUFS integrated, true peak at most -1 dBTP; a clean picture, subtitles as files
-    "broadcast-1080p25", {"aspect": "16:9", "resolution": 1080, "fps": 25, "loudness": -23.0, "true_peak": -1.0,
-                          "codec": "h264", "max_bitrate": 50_000, "captions": "sidecar"},
-)  # fmt: skip
-DELIVERY_PRESETS.register(
-    # for editors: ProRes 422 HQ, the render's rate, broadcast loudness, no burnt-in text
-    "mezzanine", {"aspect": "16:9", "resolution": 1080, "fps": None, "loudness": -23.0, "true_peak": -1.0,
-                  "codec": "prores-hq", "max_bitrate": None, "captions": "sidecar"},
-)  # fmt: skip
+    ("broadcast-1080p25", "16:9", 1080, 25, -23.0, -1.0, "h264", 50_000, "sidecar"),
+    # for editors: ProRes 422 HQ at the render's own rate, broadcast loudness, no burnt-in text
+    ("mezzanine", "16:9", 1080, None, -23.0, -1.0, "prores-hq", None, "sidecar"),
+):
+    DELIVERY_PRESETS.register(_name, dict(zip(_PRESET_COLUMNS, _values, strict=True)))
 
 
 class DeliverySpec(BaseModel):
