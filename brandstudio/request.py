@@ -54,6 +54,9 @@ class RenderRequest(BaseModel):
             profile's ``[model] preset`` (see :mod:`brandstudio.generation.presets`).
         memory: the memory plan, ``"auto"``, ``"resident"``, ``"swap"`` or ``"group-offload"``;
             default: the profile's ``[model] memory``. It never changes the pixels.
+        deliveries: names of the profile's ``[[deliveries]]`` or of delivery presets
+            (:data:`~brandstudio.deliveries.DELIVERY_PRESETS`): the one generation is encoded
+            once per delivery, each at its aspect, size, rate and loudness.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -72,6 +75,7 @@ class RenderRequest(BaseModel):
     voiceover: Path | None = None
     preset: Literal["quality", "balanced", "fast"] | None = None
     memory: Literal["auto", "resident", "swap", "group-offload"] | None = None
+    deliveries: tuple[str, ...] = ()
 
     @field_validator("aspect")
     @classmethod
@@ -165,6 +169,7 @@ class RenderResult(BaseModel):
     qc: Mapping[str, Any] | None = None  # QC status, score and per-check status/value (brandstudio.qc)
     qc_report: Path | None = None  # the HTML QC report beside the clip (.qc.json holds the data)
     music: Mapping[str, Any] | None = None  # the track used (file, mood, how chosen) and the voice-over
+    deliveries: tuple[Mapping[str, Any], ...] = ()  # each delivery's file, size, rate, loudness and QC (this result is the first's)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -20,18 +20,21 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from . import audio, encode, generation, post, provenance, qc, safety
 from .batch import render_many_resumable
-from .errors import error_context
+from .deliveries import DELIVERY_PRESETS, Delivery, resolve_delivery
+from .errors import RequestError, error_context
 from .files import removed_on_error, write_text_atomic
 from .generation.cache import SceneCache
 from .profile import BrandProfile, load_profile
 from .progress import ProgressCallback, StageTimer, combine
 from .prompts import Brief, TemplateLibrary, make_brief
+from .rates import frame_rate
 from .request import RenderRequest, RenderResult
 
 __all__ = ["BrandStudio"]
@@ -106,6 +109,7 @@ class BrandStudio:
         voiceover: str | Path | None = None,
         preset: str | None = None,
         memory: str | None = None,
+        deliveries: Iterable[str] = (),
         on_progress: ProgressCallback | None = None,
         on_stage: Callable[[str], None] | None = None,
         **variables: Any,
@@ -124,7 +128,9 @@ class BrandStudio:
         override the profile's ``[model]`` for this clip (:mod:`brandstudio.generation.presets`).
         ``fps`` (25, 29.97, ``"30000/1001"``), ``slowmo`` (2: half speed) and ``interpolation``
         (repeat, flow, rife) set the delivery rate and how the frames between the model's are
-        made (:mod:`brandstudio.post.interpolate`).
+        made (:mod:`brandstudio.post.interpolate`). ``deliveries`` (names of the profile's
+        ``[[deliveries]]`` or presets such as ``"broadcast-1080p25"``) encodes the one generation
+        once per delivery; the result is the first's and ``result.deliveries`` lists them all.
 
         Example:
             >>> clip = studio.render("product-hero", product="Night Roast", aspect="9:16",
@@ -136,7 +142,7 @@ class BrandStudio:
                     template=request, variables=variables, aspect=aspect, seed=seed,
                     output=Path(output) if output else None, duration=duration, resolution=resolution,
                     fps=fps, slowmo=slowmo, interpolation=interpolation, music_mood=music_mood, voiceover=Path(voiceover) if voiceover else None,
-                    preset=preset, memory=memory,
+                    preset=preset, memory=memory, deliveries=tuple(deliveries),
                 )  # fmt: skip
             return self._render(request, combine(on_progress, on_stage))
 
@@ -176,11 +182,13 @@ class BrandStudio:
         with timer.stage("prompt"):
             brief = make_brief(req, profile, self.templates)
 
-        # 2. check: every stage looks at the brief before any work (sizes, glyphs, mood, voice-over, CLIP, signer)
-        for stage in CHECKED_STAGES:
-            stage.check(brief, profile)
-        if brief.output is None:  # the default path: its folder and name length are known now (its digest, with the music)
-            encode.check_output(encode.default_output(self.output_dir, profile, brief), profile)
+        # 2. check: every stage looks at the brief (each delivery's) before any work (sizes, glyphs, mood, voice-over, CLIP, signer)
+        targets = _delivery_variants(brief, profile, req.deliveries, self.output_dir) or [(brief, profile)]
+        for target_brief, target_profile in targets:
+            for stage in CHECKED_STAGES:
+                stage.check(target_brief, target_profile)
+            if target_brief.output is None:  # the default path: its folder and name length are known now
+                encode.check_output(encode.default_output(self.output_dir, target_profile, target_brief), target_profile)
 
         # 3. safety: the brand's text rules on the final prompt (each shot's) and every caption
         with timer.stage("safety"):
@@ -190,6 +198,18 @@ class BrandStudio:
         with timer.stage("generation"):
             clip = self._generate(brief, on_progress)
 
+        # 5-12. each delivery from the same frames: post, frame safety, label, audio, encode, QC, provenance
+        results = [self._deliver(b, p, clip, verdicts, timer, on_progress) for b, p in targets]
+        if not req.deliveries:
+            return results[0]
+        listing = tuple(_delivery_record(name, r) for name, r in zip(req.deliveries, results, strict=True))
+        result = results[0].model_copy(update={"deliveries": listing})
+        write_text_atomic(result.path.with_suffix(".json"), result.to_json())
+        return result
+
+    def _deliver(self, brief: Brief, profile: BrandProfile, clip, verdicts, timer: StageTimer,
+                 on_progress: ProgressCallback | None) -> RenderResult:  # fmt: skip
+        """Steps 5-12 for one delivery of the generated ``clip``."""
         # 5. post, as a plan: colour match, reframe, grade, upscale, retime, captions, logo (nothing runs yet)
         chain = post.plan(clip.frames, brief, profile, model_fps=profile.spec.model.fps,
                           shot_starts=clip.shot_starts, device=self.device)  # fmt: skip
@@ -273,3 +293,51 @@ class BrandStudio:
             label=post.clip_label(self.profile), provenance=credentials, cache=clip.cache, cache_key=clip.cache_key,
             qc=report.summary(), qc_report=out.with_suffix(".qc.html"), music=sound.info,
         )  # fmt: skip
+
+
+# -- deliveries -------------------------------------------------------------------------------
+
+
+def _find_delivery(name: str, profile: BrandProfile) -> Delivery:
+    """The delivery ``name`` names: the profile's ``[[deliveries]]`` entry, else a preset."""
+    for entry in profile.spec.deliveries:
+        if entry.name == name:
+            return resolve_delivery(entry)
+    if name in DELIVERY_PRESETS:
+        return resolve_delivery({"name": name, "preset": name})
+    known = [e.name for e in profile.spec.deliveries] + list(DELIVERY_PRESETS)
+    raise RequestError(f"unknown delivery {name!r}; use one of: {', '.join(known)}", field="deliveries", value=name,
+                       fix="name one of the profile's [[deliveries]] or a delivery preset")  # fmt: skip
+
+
+def _delivery_variants(
+    brief: Brief, profile: BrandProfile, names: Iterable[str], output_dir: Path
+) -> list[tuple[Brief, BrandProfile]]:
+    """One ``(brief, profile)`` per delivery: the brief at the delivery's aspect, size, rate and
+    captions; the profile with its loudness, true peak and bitrate cap; each its own file name."""
+    variants = []
+    for name in names:
+        d = _find_delivery(name, profile)
+        if d.codec != "h264":
+            raise RequestError(f"delivery {name!r} asks for {d.codec}, which render does not encode yet",
+                               field="deliveries", value=name, fix="deliver h264 for now")  # fmt: skip
+        overrides: dict[str, Any] = {"output.resolution": d.resolution, "output.max_bitrate": d.max_bitrate,
+                                     "output.source_aspect": profile.spec.output.source_aspect or brief.aspect}  # fmt: skip
+        if profile.spec.audio is not None:
+            overrides |= {"audio.loudness": d.loudness, "audio.true_peak": d.true_peak}
+        variant = profile.with_overrides(overrides)
+        target = dataclasses.replace(
+            brief, aspect=d.aspect, resolution=d.resolution, burn_captions=d.captions == "burn",
+            fps=float(frame_rate(d.fps)) if d.fps is not None else brief.fps,
+            cues=() if d.captions == "none" else brief.cues,
+        )  # fmt: skip
+        out = brief.output or encode.default_output(output_dir, profile, target)
+        variants.append((dataclasses.replace(target, output=out.with_name(f"{out.stem}.{d.name}{out.suffix}")), variant))
+    return variants
+
+
+def _delivery_record(name: str, result: RenderResult) -> dict[str, Any]:
+    """What ``RenderResult.deliveries`` says of one delivery."""
+    return {"name": name, "path": str(result.path), "width": result.width, "height": result.height,
+            "fps": result.fps, "aspect": result.aspect, "qc": dict(result.qc or {}),
+            "qc_report": str(result.qc_report), "provenance": result.provenance}  # fmt: skip

@@ -133,7 +133,7 @@ def plan(
     source.append(Upscale(width, height, up.method, weights, tile=up.tile, tile_pad=up.tile_pad, device=device))
     retime = plan_retime(len(frames), brief, profile, model_fps, shot_starts, device)
     delivered: list[Effect] = []
-    if brief.cues:
+    if brief.cues and brief.burn_captions:
         style = CaptionStyle.from_section(spec.captions, profile.path("captions.font"), brief.aspect)
         delivered.append(Captions(tuple(Cue(*cue) for cue in brief.cues), style, brief.fps))
     if spec.logo:

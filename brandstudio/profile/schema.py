@@ -478,6 +478,7 @@ class OutputSection(_Section):
     duration: float = Field(5.0, gt=0, le=120, description="seconds")
     codec: Literal["h264"] = "h264"
     crf: int = Field(18, ge=0, le=51)
+    max_bitrate: int | None = Field(None, ge=100, le=500_000, description="video bitrate cap, kbit/s (VBV)")
     audio_bitrate: str = Field("192k", pattern=r"^\d+k$")
     reframe: REFRAME_MODES.field_type() = Field(
         "centre", description="where the aspect crop sits: the centre, the most salient region, or the faces"

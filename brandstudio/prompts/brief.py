@@ -63,6 +63,7 @@ class Brief:
     memory: str | None
     output: Path | None
     request: RenderRequest
+    burn_captions: bool = True  # draw the captions into the picture (else only the .srt/.vtt sidecars)
 
     @property
     def generated_duration(self) -> float:
