@@ -155,3 +155,17 @@ def test_one_generation_is_delivered_three_ways_each_probed_and_at_its_loudness(
         assert path.with_suffix(".qc.json").is_file() and d["qc"]["status"] in ("pass", "warn")
     # captions: burnt into the social cut, sidecar files beside the broadcast one
     assert Path(result.deliveries[1]["path"]).with_suffix(".srt").is_file()
+
+
+def test_the_cli_delivers_presets_and_names_an_unknown_one(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import PROFILES, REPO
+
+    cmd = [sys.executable, "-m", "brandstudio.cli", "render", str(PROFILES / "aurora-coffee"), "product-hero",
+           "--var", "product=Night Roast", "--aspect", "16:9", "--duration", "1", "--resolution", "96",
+           "--output-dir", str(tmp_path), "--delivery", "social-square", "--delivery", "broadcast-1080p25"]  # fmt: skip
+    bad = subprocess.run([*cmd[:-4], "--delivery", "tiktok-pro"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert bad.returncode == 2 and "unknown delivery 'tiktok-pro'" in bad.stderr and "Traceback" not in bad.stderr
+    assert not any(tmp_path.rglob("*.mp4"))

@@ -57,9 +57,11 @@ def render(
         None, help="speed preset: quality, balanced or fast (default: the profile's)"
     ),
     memory: str | None = typer.Option(None, help="memory plan: auto, resident, swap or group-offload"),
+    delivery: list[str] = typer.Option([], "--delivery", help="a delivery of the profile's [[deliveries]] or a preset "
+                                       "(social-vertical, broadcast-1080p25, ...); repeat it for several from one generation"),
     as_json: bool = typer.Option(False, "--json", help="print the RenderResult as JSON"),
 ) -> None:
-    """Render one clip and print where it is."""
+    """Render one clip (or one per --delivery, from one generation) and print where it is."""
 
     overrides = {"output.reframe": reframe, "colour.match": match, "upscale.method": upscaler}
     options = {"output.reframe": "--reframe", "colour.match": "--match", "upscale.method": "--upscaler"}
@@ -80,6 +82,7 @@ def render(
                 voiceover=voiceover,
                 preset=preset,
                 memory=memory,
+                deliveries=delivery,
                 on_progress=progress,
                 **parse_vars(var),
             )
@@ -125,7 +128,13 @@ def render(
         )
     elif prov:
         err.print(f"[yellow]unsigned[/]: {safe(prov.get('reason'))}", highlight=False)
-    print(plain(result.path))
+    if not result.deliveries:
+        print(plain(result.path))
+    for d in result.deliveries:  # one line each: the delivery, its QC, its file (stdout: the paths alone)
+        qc_status = str((d.get("qc") or {}).get("status", "")).upper()
+        err.print(f"delivery {safe(d['name'])}: {d['width']}×{d['height']} @ {d['fps']:g} fps, QC {safe(qc_status)}",
+                  highlight=False)  # fmt: skip
+        print(plain(d["path"]))
 
 
 @app.command("qc")
