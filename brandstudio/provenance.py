@@ -308,6 +308,10 @@ def render_manifest(*, title: str, render: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: the media type C2PA signs each container as
+_MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime"}
+
+
 def staging_path(out: str | Path) -> Path:
     """A fresh hidden name beside ``out`` for the unsigned MP4 (``.NAME.unsigned.<random>.mp4``).
 
@@ -316,7 +320,7 @@ def staging_path(out: str | Path) -> Path:
     """
 
     out = Path(out)
-    return out.parent / f".{out.stem}.unsigned.{uuid.uuid4().hex[:12]}.mp4"
+    return out.parent / f".{out.stem}.unsigned.{uuid.uuid4().hex[:12]}{out.suffix or '.mp4'}"
 
 
 def sign_mp4(
@@ -331,7 +335,8 @@ def sign_mp4(
     c2pa = _c2pa()
     src, dest = Path(src), Path(dest)
     t0 = time.perf_counter()
-    tmp = temp_path(dest, ".signed.mp4")
+    tmp = temp_path(dest, ".signed" + (dest.suffix or ".mp4"))
+    mime = _MIME.get(dest.suffix.lower(), "video/mp4")
     try:
         try:
             sig = c2pa.Signer.from_info(
@@ -339,7 +344,7 @@ def sign_mp4(
                                     signer.tsa_url.encode() if signer.tsa_url else None)
             )  # fmt: skip
             with c2pa.Builder(manifest) as builder, open(src, "rb") as fin, open(tmp, "w+b") as fout:
-                builder.sign(sig, "video/mp4", fin, fout)
+                builder.sign(sig, mime, fin, fout)
                 fout.flush()
                 os.fsync(fout.fileno())
         except c2pa.C2paError as exc:

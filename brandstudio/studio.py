@@ -27,7 +27,7 @@ from typing import Any
 
 from . import audio, encode, generation, post, provenance, qc, safety
 from .batch import render_many_resumable
-from .deliveries import DELIVERY_PRESETS, Delivery, resolve_delivery
+from .deliveries import DELIVERY_CODECS, DELIVERY_PRESETS, Delivery, resolve_delivery
 from .errors import RequestError, error_context
 from .files import removed_on_error, write_text_atomic
 from .generation.cache import SceneCache
@@ -318,10 +318,7 @@ def _delivery_variants(
     variants = []
     for name in names:
         d = _find_delivery(name, profile)
-        if d.codec != "h264":
-            raise RequestError(f"delivery {name!r} asks for {d.codec}, which render does not encode yet",
-                               field="deliveries", value=name, fix="deliver h264 for now")  # fmt: skip
-        overrides: dict[str, Any] = {"output.resolution": d.resolution, "output.max_bitrate": d.max_bitrate,
+        overrides: dict[str, Any] = {"output.resolution": d.resolution, "output.max_bitrate": d.max_bitrate, "output.codec": d.codec,
                                      "output.source_aspect": profile.spec.output.source_aspect or brief.aspect}  # fmt: skip
         if profile.spec.audio is not None:
             overrides |= {"audio.loudness": d.loudness, "audio.true_peak": d.true_peak}
@@ -332,7 +329,8 @@ def _delivery_variants(
             cues=() if d.captions == "none" else brief.cues,
         )  # fmt: skip
         out = brief.output or encode.default_output(output_dir, profile, target)
-        variants.append((dataclasses.replace(target, output=out.with_name(f"{out.stem}.{d.name}{out.suffix}")), variant))
+        container = DELIVERY_CODECS[d.codec].container
+        variants.append((dataclasses.replace(target, output=out.with_name(f"{out.stem}.{d.name}.{container}")), variant))
     return variants
 
 

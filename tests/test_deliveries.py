@@ -123,9 +123,9 @@ def test_an_unknown_codec_or_a_bad_cap_is_an_encode_error(tmp_path):
 # -- one render, every delivery ----------------------------------------------------------------
 
 
-def test_one_generation_is_delivered_three_ways_each_probed_and_at_its_loudness(make_profile, tmp_path):
-    """Reels, broadcast and YouTube from one render: three files of the right size, rate and
-    loudness, each with its QC report, from one call to the generator. (Small sizes: the presets'
+def test_one_generation_is_delivered_four_ways_each_probed_and_at_its_loudness(make_profile, tmp_path):
+    """Reels, broadcast, YouTube and the ProRes master from one render: four files of the right
+    size, rate, codec and loudness, each with its QC report, from one call to the generator. (Small sizes: the presets'
     other fields are what is tested.)"""
     from fixed_generators import PanGenerator
     from helpers import ebur128, probe
@@ -136,21 +136,23 @@ def test_one_generation_is_delivered_three_ways_each_probed_and_at_its_loudness(
         '\n[[deliveries]]\nname = "reels"\npreset = "social-vertical"\nresolution = 144\n'
         '\n[[deliveries]]\nname = "tv"\npreset = "broadcast-1080p25"\nresolution = 144\n'
         '\n[[deliveries]]\nname = "yt"\npreset = "youtube"\nresolution = 144\nfps = 29.97\n'
+        '\n[[deliveries]]\nname = "master"\npreset = "mezzanine"\nresolution = 144\n'
     )
     profile = make_profile(edit=lambda t: t + entries)
     generator = PanGenerator()
     studio = BrandStudio(profile, output_dir=tmp_path / "out", generator=generator, cache=False)
     result = studio.render("product-hero", product="Night Roast", aspect="16:9", duration=2.0, seed=3,
-                           deliveries=["reels", "tv", "yt"])  # fmt: skip
+                           deliveries=["reels", "tv", "yt", "master"])  # fmt: skip
     assert generator.calls == 1
-    assert [d["name"] for d in result.deliveries] == ["reels", "tv", "yt"]
-    expected = {"reels": ((144, 256), 30.0, -14.0), "tv": ((256, 144), 25.0, -23.0), "yt": ((256, 144), 30000 / 1001, -14.0)}
+    assert [d["name"] for d in result.deliveries] == ["reels", "tv", "yt", "master"]
+    expected = {"reels": ((144, 256), 30.0, -14.0, "h264"), "tv": ((256, 144), 25.0, -23.0, "h264"),
+                "yt": ((256, 144), 30000 / 1001, -14.0, "h264"), "master": ((256, 144), studio.profile.spec.output.fps, -23.0, "prores")}  # the render's own rate
     for d in result.deliveries:
         path = Path(d["path"])
         info = probe(path)
-        (w, h), fps, lufs = expected[d["name"]]
+        (w, h), fps, lufs, codec = expected[d["name"]]
         assert (info["width"], info["height"]) == (w, h) and info["fps"] == pytest.approx(fps, abs=1e-3), info
-        assert info["video_codec"] == "h264" and info["audio_codec"] == "aac"
+        assert info["video_codec"] == codec and info["audio_codec"] == ("aac" if codec == "h264" else "pcm_s24le")
         assert abs(ebur128(path)["integrated"] - lufs) <= 1.0
         assert path.with_suffix(".qc.json").is_file() and d["qc"]["status"] in ("pass", "warn")
     # captions: burnt into the social cut, sidecar files beside the broadcast one

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import c2pa
 import numpy as np
@@ -281,3 +282,16 @@ def test_cli_render_signs_and_verify_reports(ca, tmp_path, monkeypatch):
     assert res.exit_code == 1 and "no C2PA credentials" in res.stdout
     res = runner.invoke(app, ["verify", str(tmp_path / "missing.mp4")])
     assert res.exit_code == 2 and "no such clip" in res.output and "Traceback" not in res.output
+
+
+def test_the_prores_master_is_signed_as_quicktime_and_verifies(env_signer, make_profile, tmp_path):
+    """The editors' master (ProRes in .mov) carries the same credential as the MP4s."""
+    profile = make_profile(edit=lambda t: t + '\n[[deliveries]]\nname = "master"\npreset = "mezzanine"\nresolution = 96\n')
+    studio = BrandStudio(profile, generator=FlatGenerator(), cache=False, output_dir=tmp_path / "out")
+    result = studio.render("product-hero", deliveries=["master"], **KW)
+    master = Path(result.deliveries[0]["path"])
+    assert master.suffix == ".mov" and result.deliveries[0]["provenance"]["signed"] is True
+    manifest, state, _ = manifest_of(master)
+    assert state == "Valid" and manifest["claim_generator_info"][0]["name"] == "brandstudio"
+    assert probe(master)["video_codec"] == "prores"
+    assert [p.name for p in master.parent.iterdir() if ".unsigned." in p.name or ".part" in p.name] == []

@@ -141,7 +141,7 @@ def write(
     with Mp4Writer(
         target or out, width, height, fps, n_frames=n_frames, audio=audio, sample_rate=sample_rate,
         crf=spec.output.crf, audio_bitrate=spec.output.audio_bitrate, metadata=metadata,
-        max_bitrate=spec.output.max_bitrate,
+        max_bitrate=spec.output.max_bitrate, codec=spec.output.codec,
     ) as mp4:  # fmt: skip
         stats = run_stream(chain, source, mp4, observers=[*observers, *progress])
     timings = {

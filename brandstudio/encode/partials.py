@@ -59,12 +59,12 @@ PARTIAL_GRACE_S = 600.0
 _RANDOM = r"[a-z0-9_]{8}"  # tempfile.mkstemp's names: eight of a-z, 0-9 and _
 #: the hidden names brandstudio writes beside an output (group ``stem``: the output's stem)
 PARTIAL_NAMES = (
-    re.compile(rf"^\.(?P<stem>.+)\.{_RANDOM}\.part\.(?P<ext>mp4|f32|srt|vtt|json|html)$"),
-    re.compile(rf"^\.(?P<stem>.+)\.{_RANDOM}\.(?P<ext>tmp|signed\.mp4)$"),
-    re.compile(r"^\.(?P<stem>.+)\.(?P<ext>unsigned)\.[0-9a-f]{12}\.mp4$"),  # complete, not held: rule 3
+    re.compile(rf"^\.(?P<stem>.+)\.{_RANDOM}\.part\.(?P<ext>mp4|mov|f32|srt|vtt|json|html)$"),
+    re.compile(rf"^\.(?P<stem>.+)\.{_RANDOM}\.(?P<ext>tmp|signed\.mp4|signed\.mov)$"),
+    re.compile(r"^\.(?P<stem>.+)\.(?P<ext>unsigned)\.[0-9a-f]{12}\.(?:mp4|mov)$"),  # complete, not held: rule 3
 )
 #: the partials the encoder holds locked while it writes them (rule 2)
-_HELD_KINDS = ("mp4", "f32")
+_HELD_KINDS = ("mp4", "mov", "f32")
 
 
 def partial_stem(name: str) -> tuple[str, str] | None:

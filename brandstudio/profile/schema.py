@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..deliveries import DeliverySpec, resolve_delivery
+from ..deliveries import DELIVERY_CODECS, DeliverySpec, resolve_delivery
 from ..rates import FrameRate
 from ..registry import (
     ATTENTION_KERNELS,
@@ -476,7 +476,7 @@ class OutputSection(_Section):
         "weights_only=True), for interpolation = \"rife\"; default: $BRANDSTUDIO_RIFE_WEIGHTS"
     )
     duration: float = Field(5.0, gt=0, le=120, description="seconds")
-    codec: Literal["h264"] = "h264"
+    codec: DELIVERY_CODECS.field_type() = Field("h264", description="h264 (MP4) or prores-hq (QuickTime, 10-bit 4:2:2)")
     crf: int = Field(18, ge=0, le=51)
     max_bitrate: int | None = Field(None, ge=100, le=500_000, description="video bitrate cap, kbit/s (VBV)")
     audio_bitrate: str = Field("192k", pattern=r"^\d+k$")
