@@ -5,7 +5,7 @@ For each demo profile, three variants of the profile (copies, edited):
 
 - ``base model``: the profile without its ``[[style.loras]]`` (the shipped LUT kept);
 - ``+ trained LoRA``: the profile as shipped (its LoRA trained by ``lora train`` on its
-  reference stills, ``brand_profiles/make_assets.py``);
+  reference stills and clips, ``brand_profiles/make_assets.py``);
 - ``+ LoRA + fitted LUT``: the shipped profile with ``lut fit`` to the reference stills (its default
   ``chroma`` transfer, baked) as its ``[colour] lut``, fitted from the LoRA's footage as the model makes it:
   renders of the LoRA variant without its ``[colour] lut`` (the fitted table replaces that grade,

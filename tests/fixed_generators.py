@@ -2,10 +2,11 @@
 
 They stand in for the video model only (the unit under test is everything after it): a real
 photograph (matplotlib's bundled ``grace_hopper.jpg``, on which nudenet finds ``FACE_FEMALE``),
-a flat grey field, or a textured pan that moves a known distance every frame. Neither has ``cache_identity``, so the scene cache never stores them.
+a flat grey field, or a textured pan that moves a known distance every frame. None has
+``cache_identity``, so the scene cache never stores them.
 
-Both carry a faint drifting wave (:func:`with_motion`, ±4 levels): QC refuses footage that is one
-colour or frozen (the frames check), and real footage is never either.
+The photo and the grey field carry a faint drifting wave (:func:`with_motion`, ±4 levels): QC
+refuses footage that is one colour or frozen (the frames check), and real footage is never either.
 """
 
 from __future__ import annotations
