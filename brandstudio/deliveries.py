@@ -17,12 +17,14 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .errors import RequestError
 from .rates import FrameRate
 from .registry import Registry
 
@@ -32,6 +34,8 @@ __all__ = [
     "Codec",
     "Delivery",
     "DeliverySpec",
+    "delivery_file",
+    "find_delivery",
     "resolve_delivery",
 ]
 
@@ -157,3 +161,30 @@ def resolve_delivery(entry: Mapping[str, Any] | DeliverySpec) -> Delivery:
     fields = dict(DELIVERY_PRESETS[spec.preset]) if spec.preset else {}
     fields.update(spec.model_dump(exclude={"preset"}, exclude_none=True))
     return Delivery.model_validate(fields)
+
+
+def find_delivery(name: str, entries: Iterable[DeliverySpec] = ()) -> Delivery:
+    """The delivery ``name`` names: a profile's ``[[deliveries]]`` entry (``entries``), else a preset.
+
+    Raises:
+        RequestError: no entry and no preset has that name; the message lists the known ones.
+    """
+    entries = tuple(entries)
+    for entry in entries:
+        if entry.name == name:
+            return resolve_delivery(entry)
+    if name in DELIVERY_PRESETS:
+        return resolve_delivery({"name": name, "preset": name})
+    known = [e.name for e in entries] + list(DELIVERY_PRESETS)
+    raise RequestError(f"unknown delivery {name!r}; use one of: {', '.join(known)}", field="deliveries", value=name,
+                       fix="name one of the profile's [[deliveries]] or a delivery preset")  # fmt: skip
+
+
+def delivery_file(out: Path, delivery: Delivery) -> Path:
+    """Where ``delivery`` of the clip bound for ``out`` is written: ``<stem>.<name>.<container>``.
+
+    Example:
+        >>> delivery_file(Path("spot.mp4"), find_delivery("mezzanine")).name
+        'spot.mezzanine.mov'
+    """
+    return out.with_name(f"{out.stem}.{delivery.name}.{DELIVERY_CODECS[delivery.codec].container}")

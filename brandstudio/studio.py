@@ -27,8 +27,8 @@ from typing import Any
 
 from . import audio, encode, generation, post, provenance, qc, safety
 from .batch import render_many_resumable
-from .deliveries import DELIVERY_CODECS, DELIVERY_PRESETS, Delivery, resolve_delivery
-from .errors import RequestError, error_context
+from .deliveries import delivery_file, find_delivery
+from .errors import error_context
 from .files import removed_on_error, write_text_atomic
 from .generation.cache import SceneCache
 from .profile import BrandProfile, load_profile
@@ -298,18 +298,6 @@ class BrandStudio:
 # -- deliveries -------------------------------------------------------------------------------
 
 
-def _find_delivery(name: str, profile: BrandProfile) -> Delivery:
-    """The delivery ``name`` names: the profile's ``[[deliveries]]`` entry, else a preset."""
-    for entry in profile.spec.deliveries:
-        if entry.name == name:
-            return resolve_delivery(entry)
-    if name in DELIVERY_PRESETS:
-        return resolve_delivery({"name": name, "preset": name})
-    known = [e.name for e in profile.spec.deliveries] + list(DELIVERY_PRESETS)
-    raise RequestError(f"unknown delivery {name!r}; use one of: {', '.join(known)}", field="deliveries", value=name,
-                       fix="name one of the profile's [[deliveries]] or a delivery preset")  # fmt: skip
-
-
 def _delivery_variants(
     brief: Brief, profile: BrandProfile, names: Iterable[str], output_dir: Path
 ) -> list[tuple[Brief, BrandProfile]]:
@@ -317,7 +305,7 @@ def _delivery_variants(
     captions; the profile with its loudness, true peak and bitrate cap; each its own file name."""
     variants = []
     for name in names:
-        d = _find_delivery(name, profile)
+        d = find_delivery(name, profile.spec.deliveries)
         overrides: dict[str, Any] = {"output.resolution": d.resolution, "output.max_bitrate": d.max_bitrate, "output.codec": d.codec,
                                      "output.source_aspect": profile.spec.output.source_aspect or brief.aspect}  # fmt: skip
         if profile.spec.audio is not None:
@@ -329,8 +317,7 @@ def _delivery_variants(
             cues=() if d.captions == "none" else brief.cues,
         )  # fmt: skip
         out = brief.output or encode.default_output(output_dir, profile, target)
-        container = DELIVERY_CODECS[d.codec].container
-        variants.append((dataclasses.replace(target, output=out.with_name(f"{out.stem}.{d.name}.{container}")), variant))
+        variants.append((dataclasses.replace(target, output=delivery_file(out, d)), variant))
     return variants
 
 

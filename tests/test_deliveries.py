@@ -3,6 +3,8 @@ bad entries in brand.toml are refused with the delivery and the field named."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -171,3 +173,129 @@ def test_the_cli_delivers_presets_and_names_an_unknown_one(tmp_path):
     bad = subprocess.run([*cmd[:-4], "--delivery", "tiktok-pro"], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert bad.returncode == 2 and "unknown delivery 'tiktok-pro'" in bad.stderr and "Traceback" not in bad.stderr
     assert not any(tmp_path.rglob("*.mp4"))
+
+
+# -- campaigns and batches fan out the same way ----------------------------------------------------
+
+
+SMALL_DELIVERIES = (
+    '\n[[deliveries]]\nname = "square"\npreset = "social-square"\nresolution = 96\n'
+    '\n[[deliveries]]\nname = "master"\npreset = "mezzanine"\nresolution = 96\n'
+)
+
+
+def test_a_campaign_delivers_each_job_every_way_from_one_generation_and_resumes(make_profile, tmp_path):
+    """Two jobs × two deliveries: four probed files from two generator calls; the manifest and
+    the audit log list each file with its hash; a re-run renders nothing; a delivery file gone
+    makes its job (and only it) render again."""
+    from fixed_generators import PanGenerator
+    from helpers import probe
+
+    from brandstudio import BrandStudio
+    from brandstudio.campaign import load_campaign, plan, read_manifest, run
+
+    profile = make_profile(edit=lambda t: t + SMALL_DELIVERIES)
+    path = tmp_path / "spot.toml"
+    path.write_text(
+        f'[campaign]\nname = "spot"\nprofile = "{profile.as_posix()}"\ntemplate = "product-hero"\n'
+        'deliveries = ["square", "master"]\n[defaults]\nduration = 1.0\naspect = "16:9"\nseed = 3\n'
+        '[matrix]\nproduct = ["Night Roast", "Day Roast"]\n',
+        encoding="utf-8",
+    )  # fmt: skip
+    c = load_campaign(path)
+    assert [len(j.files) for j in c.jobs] == [2, 2]
+    assert [f.name.split(".", 1)[1] for f in c.jobs[0].files] == ["square.mp4", "master.mov"]
+    generator = PanGenerator()
+    studio = BrandStudio(profile, output_dir=tmp_path / "unused", generator=generator, cache=False)
+    summary = run(c, studio=studio, quiet=True)
+    assert summary.exit_code == 0 and len(summary.rendered) == 2 and generator.calls == 2
+    for job in c.jobs:
+        square, master = job.files
+        assert probe(square)["video_codec"] == "h264" and (probe(square)["width"], probe(square)["height"]) == (96, 96)
+        assert probe(master)["video_codec"] == "prores" and probe(master)["height"] == 96
+        assert not job.output.exists()  # with deliveries there is no undelivered "main" clip
+    records = read_manifest(c.manifest_path)
+    audit = {a["job"]: a for a in map(json.loads, (c.audit_dir / f"{studio.profile.id}.jsonl").read_text().splitlines())}
+    for job in c.jobs:
+        files = records[job.id]["files"]
+        assert [f["output"] for f in files] == [str(f) for f in job.files]
+        assert [f["sha256"] for f in files] == [hashlib.sha256(f.read_bytes()).hexdigest() for f in job.files]
+        assert audit[job.id]["files"] == files
+    assert run(c, studio=studio, quiet=True).skipped and generator.calls == 2  # all done: nothing generated
+
+    c.jobs[1].files[1].unlink()  # one delivery of the second job lost
+    assert [p.status for p in plan(c)] == ["done", "pending"]
+    again = run(c, studio=studio, quiet=True)
+    assert [j.id for j in again.rendered] == [c.jobs[1].id] and generator.calls == 3
+    assert all(f.is_file() for j in c.jobs for f in j.files) and not list(tmp_path.rglob("*.part*"))
+
+
+def test_a_campaign_naming_an_unknown_delivery_stops_before_any_job(tmp_path):
+    from helpers import PROFILES
+
+    from brandstudio.campaign import load_campaign
+    from brandstudio.errors import CampaignError
+
+    path = tmp_path / "c.toml"
+    path.write_text(f'[campaign]\nname = "c"\nprofile = "{(PROFILES / "aurora-coffee").as_posix()}"\n'
+                    'template = "product-hero"\ndeliveries = ["social-vertical", "reels-hd"]\n', encoding="utf-8")  # fmt: skip
+    with pytest.raises(CampaignError) as info:
+        load_campaign(path)
+    assert "unknown delivery 'reels-hd'" in str(info.value) and info.value.field == "campaign.deliveries"
+    assert "social-vertical" in str(info.value)  # the known names are listed
+
+
+def test_render_many_with_deliveries_resumes_from_the_manifest(make_profile, tmp_path):
+    from fixed_generators import PanGenerator
+
+    from brandstudio import BrandStudio, RenderRequest
+
+    profile = make_profile(edit=lambda t: t + SMALL_DELIVERIES)
+    generator = PanGenerator()
+    studio = BrandStudio(profile, output_dir=tmp_path / "out", generator=generator, cache=False)
+    request = RenderRequest(template="product-hero", variables={"product": "Night Roast"}, aspect="16:9",
+                            duration=1.0, seed=3, deliveries=("square", "master"))  # fmt: skip
+    first = studio.render_many([request], manifest=tmp_path / "batch.jsonl")
+    again = studio.render_many([request], manifest=tmp_path / "batch.jsonl")
+    assert generator.calls == 1  # the second call found both deliveries done
+    assert [d["name"] for d in again[0].deliveries] == ["square", "master"] == [d["name"] for d in first[0].deliveries]
+    assert [Path(d["path"]).suffix for d in again[0].deliveries] == [".mp4", ".mov"]
+
+
+def test_a_campaign_on_shared_storage_publishes_every_delivery(make_profile, tmp_path):
+    """memory:// stands in for a bucket: each delivery and its sidecars arrive, staging is
+    emptied, the manifest lists each URL with its size; one delivery gone there makes the job pending."""
+    import fsspec
+    from fixed_generators import PanGenerator
+
+    from brandstudio import BrandStudio
+    from brandstudio.campaign import load_campaign, plan, read_manifest, run
+
+    profile = make_profile(edit=lambda t: t + SMALL_DELIVERIES)
+    path = tmp_path / "bucket.toml"
+    path.write_text(
+        f'[campaign]\nname = "bucket"\nprofile = "{profile.as_posix()}"\ntemplate = "product-hero"\n'
+        'output_dir = "memory://deliveries/spot"\ndeliveries = ["square", "master"]\n'
+        '[defaults]\nduration = 1.0\naspect = "16:9"\nseed = 3\n[defaults.variables]\nproduct = "Night Roast"\n',
+        encoding="utf-8",
+    )  # fmt: skip
+    c = load_campaign(path)
+    (job,) = c.jobs
+    studio = BrandStudio(profile, output_dir=tmp_path / "unused", generator=PanGenerator(), cache=False)
+    assert run(c, studio=studio, quiet=True).exit_code == 0
+    fs = fsspec.filesystem("memory")
+    try:
+        names = {p.rsplit("/", 1)[1] for p in fs.ls("/deliveries/spot", detail=False)}
+        stem = job.output.stem
+        assert {f"{stem}.square.mp4", f"{stem}.master.mov", f"{stem}.square.qc.json", f"{stem}.master.json"} <= names
+        assert not any(n.startswith(".") for n in names)  # no temp upload left
+        files = read_manifest(c.manifest_path)[job.id]["files"]
+        assert [f["output"] for f in files] == list(job.locations)
+        for f in files:
+            assert fs.size(f["output"].removeprefix("memory://")) == f["size"]
+        assert not any(f.exists() for f in job.files)  # staging emptied
+        assert [p.status for p in plan(c)] == ["done"]
+        fs.rm(job.locations[1].removeprefix("memory://"))
+        assert [p.status for p in plan(c)] == ["pending"]
+    finally:
+        fs.rm("/deliveries", recursive=True)

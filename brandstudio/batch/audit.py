@@ -38,5 +38,5 @@ def audit_record(batch: str, outcome: JobOutcome, user: str, host: str) -> dict:
         "model": r.model_id, "seed": r.seed, "template": r.template,
         "variables": dict(r.variables), "aspect": r.aspect,
         "safety": list(r.safety), "label": r.label, "scene_cache": r.cache, **worker,
-        "output": job.location, "sha256": outcome.sha256, "size": outcome.size,
+        "output": job.location, "sha256": outcome.sha256, "size": outcome.size, "files": list(outcome.files),
     }  # fmt: skip

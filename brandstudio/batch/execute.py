@@ -45,8 +45,9 @@ class JobOutcome:
     job: Job
     seconds: float
     result: RenderResult | None = None
-    sha256: str | None = None
+    sha256: str | None = None  # the first file's (the clip's, or the first delivery's)
     size: int | None = None
+    files: tuple[dict[str, Any], ...] = ()  # every file the job delivered: location, sha256, size
     error_type: str | None = None
     message: str | None = None
     expected: bool = True  # a BrandStudioError (bad input) rather than a crash
@@ -76,20 +77,25 @@ def execute_job(
     t0 = time.perf_counter()
     try:
         result = _render_job(studio, job, on_progress)
-        digest, size = sha256_file(job.output), job.output.stat().st_size
+        files = tuple(
+            {"output": location, "sha256": sha256_file(f), "size": f.stat().st_size}
+            for f, location in zip(job.files, job.locations, strict=True)
+        )
         if job.url:
             publish(job)
     except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the rest
         known = isinstance(exc, BrandStudioError)
-        for f in clip_files(job.output):  # nothing of a failed job stays behind
-            f.unlink(missing_ok=True)
+        for out in job.files:  # nothing of a failed job stays behind (no delivery of a half-made set)
+            for f in clip_files(out):
+                f.unlink(missing_ok=True)
         return JobOutcome(
             job, round(time.perf_counter() - t0, 4), error_type=type(exc).__name__,
             message=str(exc) if known else f"{type(exc).__name__}: {exc}", expected=known, worker=worker,
         )  # fmt: skip
     return JobOutcome(
-        job, round(time.perf_counter() - t0, 4), result=result, sha256=digest, size=size, worker=worker
-    )
+        job, round(time.perf_counter() - t0, 4), result=result, sha256=files[0]["sha256"], size=files[0]["size"],
+        files=files, worker=worker,
+    )  # fmt: skip
 
 
 class LocalExecutor:
@@ -122,5 +128,6 @@ def _render_job(studio: Studio, job: Job, on_progress: ProgressCallback | None) 
         "output": job.output,
         "duration": job.duration,
         "resolution": job.resolution,
+        "deliveries": job.deliveries,
     }
     return studio.render(job.template, **kwargs, **job.variables, on_progress=on_progress)

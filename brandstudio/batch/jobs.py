@@ -14,10 +14,11 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..deliveries import Delivery, DeliverySpec, delivery_file, find_delivery
 from ..request import RenderRequest
 
 __all__ = ["OUTPUT_NAME", "Job", "JobDefaults", "jobs_from_requests", "make_job"]
@@ -41,11 +42,33 @@ class Job:
     output: Path  # where the render writes (for a clip bound for a URL: a local staging path)
     problem: str | None = None  # a malformed row: the job fails with this message, unrendered
     url: str | None = None  # the final place on shared storage when the output is an fsspec URL
+    deliveries: tuple[str, ...] = ()  # named deliveries: one generation, one file each
+    delivered: tuple[Path, ...] = ()  # their files (``<stem>.<delivery>.<container>`` beside ``output``)
 
     @property
     def location(self) -> str:
-        """Where the finished clip lives: its URL, or its local path."""
-        return self.url or str(self.output)
+        """Where the finished clip lives: its URL, or its local path (the first delivery's, with deliveries)."""
+        return self.locations[0]
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files the render writes (local: staging paths for a clip bound for a URL): the
+        output, or one per delivery."""
+        return self.delivered or (self.output,)
+
+    @property
+    def locations(self) -> tuple[str, ...]:
+        """Where each of :attr:`files` finally lives: on shared storage, or where it is written."""
+        if self.url is None:
+            return tuple(map(str, self.files))
+        folder = self.url.rsplit("/", 1)[0]
+        return tuple(f"{folder}/{f.name}" for f in self.files)
+
+    def staged_in(self, folder: Path) -> Job:
+        """This job writing its files into ``folder`` (a worker's own staging area), same names."""
+        return dataclasses.replace(
+            self, output=folder / self.output.name, delivered=tuple(folder / f.name for f in self.delivered)
+        )
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -56,6 +79,7 @@ class Job:
             "seed": self.seed,
             "duration": self.duration,
             "resolution": self.resolution,
+            **({"deliveries": list(self.deliveries)} if self.deliveries else {}),
         }
 
     def describe(self) -> str:
@@ -83,12 +107,14 @@ def make_job(
     defaults: JobDefaults = JobDefaults(),
     problem: str | None = None,
     output_url: str | None = None,
+    deliveries: Sequence[Delivery] = (),
 ) -> Job:
     """A job from one row of values: template variables plus the optional keys ``template``,
     ``aspect``, ``seed``, ``duration``, ``resolution`` and ``output`` (a file name without
     ``.mp4``). Text values of numeric keys are parsed (CSV cells); what does not parse is kept
     for the render to reject with a clear message. A job that cannot render carries its
-    ``problem`` and fails with it instead."""
+    ``problem`` and fails with it instead. With ``deliveries`` the job's one generation is
+    encoded once per delivery, each to its own file."""
     values = dict(values)
     name = values.pop("output", None)
     if name is not None:
@@ -109,8 +135,11 @@ def make_job(
     }
     if inputs["template"] is None:
         problem = problem or f"{source}: no template: set campaign.template or a `template` column"
+    if deliveries:  # only then: the ids of jobs without deliveries stay what they were
+        inputs["deliveries"] = [d.name for d in deliveries]
     jid = _job_id(inputs, name)
     stem = name or f"{inputs['template'] or 'job'}-{str(inputs['aspect'] or 'auto').replace(':', 'x')}-{jid}"
+    output = (output_dir / "staging" if output_url else output_dir) / f"{stem}.mp4"
     return Job(
         id=jid,
         source=source,
@@ -120,15 +149,23 @@ def make_job(
         seed=inputs["seed"],
         duration=inputs["duration"],
         resolution=inputs["resolution"],
-        output=(output_dir / "staging" if output_url else output_dir) / f"{stem}.mp4",
+        output=output,
         problem=problem,
         url=f"{output_url.rstrip('/')}/{stem}.mp4" if output_url else None,
+        deliveries=tuple(d.name for d in deliveries),
+        delivered=tuple(delivery_file(output, d) for d in deliveries),
     )
 
 
-def jobs_from_requests(requests: Iterable[RenderRequest | Mapping], output_dir: Path) -> list[Job]:
+def jobs_from_requests(
+    requests: Iterable[RenderRequest | Mapping],
+    output_dir: Path,
+    delivery_entries: Iterable[DeliverySpec] = (),
+) -> list[Job]:
     """Jobs for :meth:`BrandStudio.render_many`: a request without ``output`` goes to
-    ``output_dir/<template>-<aspect>-<job-id>.mp4``."""
+    ``output_dir/<template>-<aspect>-<job-id>.mp4``; its deliveries are looked up in the
+    profile's ``delivery_entries``, then the presets."""
+    delivery_entries = tuple(delivery_entries)
     jobs = []
     for i, r in enumerate(requests):
         req = r if isinstance(r, RenderRequest) else RenderRequest(**r)
@@ -140,9 +177,11 @@ def jobs_from_requests(requests: Iterable[RenderRequest | Mapping], output_dir: 
             "duration": req.duration,
             "resolution": req.resolution,
         }
-        job = make_job(f"requests[{i}]", values, template=req.template, output_dir=output_dir)
+        deliveries = [find_delivery(name, delivery_entries) for name in req.deliveries]
+        job = make_job(f"requests[{i}]", values, template=req.template, output_dir=output_dir, deliveries=deliveries)
         if req.output is not None:
-            job = dataclasses.replace(job, output=Path(req.output))
+            output = Path(req.output)
+            job = dataclasses.replace(job, output=output, delivered=tuple(delivery_file(output, d) for d in deliveries))
         jobs.append(job)
     return jobs
 

@@ -117,20 +117,29 @@ def utc_now() -> str:
 
 
 def is_done(rec: dict | None, job: Job) -> bool:
-    """Recorded done, and the clip is where the record says with the recorded content.
+    """Recorded done, and every file of the job is where the record says with the recorded content.
 
     A local clip is hashed again (sha256). A clip on shared storage (fsspec URL) is checked by
     existence and size, not downloaded: re-reading hundreds of clips from a bucket to plan a run
     would cost more than the run; the sha256 stays in the manifest for anyone who wants to verify.
+    A job with deliveries is done only when each delivered file is (its record lists them).
     """
     if not rec or rec.get("status") != "done":
         return False
-    if job.url:
-        size = published_size(job.url)
-        return size is not None and size == rec.get("size")
-    if not job.output.is_file():
-        return False
-    return rec.get("sha256") == sha256_file(job.output)
+    files = rec.get("files")
+    if not isinstance(files, list):  # a record from before deliveries: the one clip
+        files = [{"output": job.location, "sha256": rec.get("sha256"), "size": rec.get("size")}]
+    recorded = {f.get("output"): f for f in files if isinstance(f, dict)}
+    for path, location in zip(job.files, job.locations, strict=True):
+        want = recorded.get(location)
+        if want is None:
+            return False
+        if job.url:
+            if published_size(location) != want.get("size"):
+                return False
+        elif not path.is_file() or sha256_file(path) != want.get("sha256"):
+            return False
+    return True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,23 +42,25 @@ def clip_files(out: Path) -> list[Path]:
 
 
 def publish(job: Job) -> None:
-    """Move a rendered clip and its sidecars from ``job.output`` to ``job.url`` (shared storage).
+    """Move a rendered clip and its sidecars from ``job.output`` to ``job.url`` (shared storage);
+    with deliveries, every delivered file and its sidecars, to the same folder.
 
     Each file is uploaded under a temporary name and moved into place, sidecars first and the
-    MP4 last, so the MP4's presence at its URL means the clip is complete; the local staging
-    files are deleted afterwards. On object stores (S3, GCS) an upload is already all-or-nothing.
+    clips last, so a clip's presence at its URL means it is complete; the local staging files are
+    deleted afterwards. On object stores (S3, GCS) an upload is already all-or-nothing.
     """
     import fsspec  # optional backends (s3fs, gcsfs) load with it
 
     fs, dest = fsspec.core.url_to_fs(job.url)
     parent = dest.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
-    files = [f for f in clip_files(job.output) if f.exists()]
-    for f in files[1:] + files[:1]:
+    clips = [f for f in job.files if f.exists()]
+    sidecars = [f for out in job.files for f in clip_files(out)[1:] if f.exists()]
+    for f in sidecars + clips:
         tmp = f"{parent}/.{f.name}.part.{uuid.uuid4().hex[:8]}"
         fs.put_file(str(f), tmp)
         fs.mv(tmp, f"{parent}/{f.name}")
-    for f in files:
+    for f in sidecars + clips:
         f.unlink(missing_ok=True)
 
 
@@ -75,19 +77,21 @@ def published_size(url: str) -> int | None:
 
 def remove_outputs(job: Job) -> None:
     """Whatever an interrupted job may have left at its output paths (local and shared storage)."""
-    for f in clip_files(job.output):
-        f.unlink(missing_ok=True)
+    for out in job.files:
+        for f in clip_files(out):
+            f.unlink(missing_ok=True)
     if job.url:
         import fsspec  # optional backends (s3fs, gcsfs) load with it
 
         fs, dest = fsspec.core.url_to_fs(job.url)
-        for url in _published_files(job.url):
-            path = fsspec.core.url_to_fs(url)[1]
-            if fs.exists(path):
-                fs.rm(path)
         parent = dest.rsplit("/", 1)[0]
-        for stray in fs.glob(f"{parent}/.{Path(job.url).stem}.*.part.*"):
-            fs.rm(stray)
+        for location in job.locations:
+            for url in _published_files(location):
+                path = fsspec.core.url_to_fs(url)[1]
+                if fs.exists(path):
+                    fs.rm(path)
+            for stray in fs.glob(f"{parent}/.{Path(location).stem}.*.part.*"):
+                fs.rm(stray)
 
 
 def clean_temp_files(dirs: Iterable[Path], owned: Iterable[Job] = ()) -> list[Path]:
@@ -97,7 +101,7 @@ def clean_temp_files(dirs: Iterable[Path], owned: Iterable[Job] = ()) -> list[Pa
     output folder); any other partial only when no live writer holds it and it is stale
     (:func:`brandstudio.encode.remove_partials` states the rule).
     """
-    stems = {j.output.stem for j in owned}
+    stems = {f.stem for j in owned for f in j.files}
     removed: list[Path] = []
     for d in set(dirs):
         removed += remove_partials(d, owned_stems=stems)
@@ -105,6 +109,6 @@ def clean_temp_files(dirs: Iterable[Path], owned: Iterable[Job] = ()) -> list[Pa
 
 
 def _published_files(url: str) -> list[str]:
-    """The URLs of a published clip and its sidecars (see :func:`publish`)."""
-    stem = url.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1].removesuffix(".mp4")
+    """The URLs of a published clip (``.mp4`` or ``.mov``) and its sidecars (see :func:`publish`)."""
+    stem = url.rsplit(".", 1)[0]
     return [url, *(stem + s for s in SIDECARS)]

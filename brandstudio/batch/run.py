@@ -151,7 +151,7 @@ def render_many_resumable(
 
     ``quiet=False`` prints one line per finished clip on stderr.
     """
-    jobs = jobs_from_requests(requests, studio.output_dir / studio.profile.id)
+    jobs = jobs_from_requests(requests, studio.output_dir / studio.profile.id, studio.profile.spec.deliveries)
     if not jobs:  # like render_many without a manifest: nothing asked, nothing made
         return []
     summary = run_jobs(
@@ -177,7 +177,7 @@ def render_many_resumable(
         raise err
     return [
         summary.results.get(j.id)
-        or RenderResult.model_validate_json(j.output.with_suffix(".json").read_text(encoding="utf-8"))
+        or RenderResult.model_validate_json(j.files[0].with_suffix(".json").read_text(encoding="utf-8"))
         for j in jobs
     ]
 
@@ -208,7 +208,7 @@ def _recover(p: JobPlan, audited: Mapping[str, dict], mf: JsonLinesWriter, name:
         return p
     a = audited.get(p.job.id)
     if a and str(a.get("time", "")) >= str(p.record.get("time", "~")) and is_done({**a, "status": "done"}, p.job):
-        keys = ("sha256", "size", "seed", "model", "profile", "profile_fingerprint")
+        keys = ("sha256", "size", "files", "seed", "model", "profile", "profile_fingerprint")
         rec = _record(name, p.job, "done", recovered=True, **{k: a.get(k) for k in keys})
         mf.write(rec)
         return JobPlan(p.job, "done", rec)
@@ -241,5 +241,5 @@ def _done_record(name: str, o: JobOutcome) -> dict:
     return _record(
         name, o.job, "done", seconds=o.seconds, sha256=o.sha256, size=o.size, seed=r.seed,
         model=r.model_id, profile=r.profile_id, profile_fingerprint=r.profile_fingerprint,
-        timings=dict(r.timings), cache=r.cache, **worker,
+        timings=dict(r.timings), cache=r.cache, files=list(o.files), **worker,
     )  # fmt: skip

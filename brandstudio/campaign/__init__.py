@@ -12,6 +12,8 @@ crossed with the matrix (e.g. products from the CSV × aspect ratios)::
     output_dir = "renders/spring-2026"            # default: renders/<name>, relative to this file
     csv = "briefs.csv"                            # optional; header = variable names
     backend = "local"                             # or "ray": a Ray cluster (see Backends)
+    deliveries = ["social-vertical", "mezzanine"] # optional: each job generated once, encoded
+                                                  # once per delivery (<clip>.<delivery>.<mp4|mov>)
 
     [defaults]                                    # any job may override these
     aspect = "9:16"

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import Job, JobDefaults, JobPlan, is_url, make_job, plan_jobs
-from ..errors import CampaignError, error_context
+from ..deliveries import Delivery, find_delivery
+from ..errors import CampaignError, RequestError, error_context
 from ..files import read_toml_model
+from ..profile import load_profile
 from .briefs import BriefRow, read_briefs
 from .schema import CampaignSpec, RaySection, Value
 
@@ -84,6 +86,7 @@ def load_campaign(path: str | Path) -> Campaign:
     # 3. the jobs: every brief row crossed with every matrix cell, each distinct job once
     rows = read_briefs(base / c.csv, c.csv) if c.csv else [BriefRow("defaults", {})]
     defaults = _job_defaults(spec)
+    deliveries = _deliveries(c.deliveries, base / c.profile, path)
     jobs = [
         make_job(
             source,
@@ -93,6 +96,7 @@ def load_campaign(path: str | Path) -> Campaign:
             defaults=defaults,
             problem=problem,
             output_url=output_url,
+            deliveries=deliveries,
         )
         for source, values, problem in _cross(rows, spec.matrix, from_csv=c.csv is not None)
     ]
@@ -115,6 +119,22 @@ def plan(campaign: Campaign | str | Path) -> list[JobPlan]:
     """What a run would do: every job with its status. Reads only; renders and loads nothing."""
     c = campaign if isinstance(campaign, Campaign) else load_campaign(campaign)
     return plan_jobs(c.jobs, c.manifest_path)
+
+
+def _deliveries(names: Sequence[str], profile: Path, path: Path) -> list[Delivery]:
+    """The campaign's deliveries, looked up in its profile's ``[[deliveries]]`` and the presets
+    now, so that a misspelt name stops the campaign before any job renders."""
+    if not names:
+        return []
+    if len(set(names)) != len(names):
+        raise CampaignError("a delivery is named twice", file=str(path), field="campaign.deliveries",
+                            value=str(names), fix="name each delivery once")  # fmt: skip
+    entries = load_profile(profile).spec.deliveries
+    try:
+        return [find_delivery(name, entries) for name in names]
+    except RequestError as exc:
+        raise CampaignError(exc.message, file=str(path), field="campaign.deliveries", value=exc.value,
+                            fix=exc.fix) from None  # fmt: skip
 
 
 def _job_defaults(spec: CampaignSpec) -> JobDefaults:
@@ -152,14 +172,15 @@ def _distinct(jobs: Sequence[Job]) -> tuple[list[Job], list[str]]:
         if job.id in seen:
             warnings.append(f"{job.source} is the same job as {seen[job.id].source}; rendered once")
             continue
-        if job.output in outputs:
-            raise CampaignError(
-                f"{job.source}: two different jobs would write {job.output.name}",
-                value=job.output.name,
-                fix="give every row its own `output` name",
-            )
+        for f in {job.output, *job.files}:
+            if f in outputs:
+                raise CampaignError(
+                    f"{job.source}: two different jobs would write {f.name}",
+                    value=f.name,
+                    fix="give every row its own `output` name",
+                )
         seen[job.id] = job
-        outputs.add(job.output)
+        outputs.update({job.output, *job.files})
     return list(seen.values()), warnings
 
 

@@ -43,6 +43,12 @@ class CampaignSection(_Model):
     )
     csv: str | None = Field(None, description="a CSV of variable rows, relative to the campaign file")
     backend: Literal["local", "ray"] = "local"
+    deliveries: list[str] = Field(
+        [],
+        max_length=16,
+        description="every job is generated once and encoded once per named delivery (the profile's "
+        "[[deliveries]] or a preset such as broadcast-1080p25), each to <clip>.<delivery>.<container>",
+    )
     description: str = ""
 
 

@@ -35,7 +35,7 @@ def campaign_plan(file: Path = typer.Argument(..., help="campaign file (TOML)"))
         if p.status == "failed" and p.record:
             status += safe(f" ({p.record.get('error', {}).get('type', 'error')})")
         variables = ", ".join(f"{k}={v}" for k, v in j.variables.items())
-        table.add_row(safe(j.id), safe(variables), safe(j.aspect or "(profile)"), status, safe(j.output.name))
+        table.add_row(safe(j.id), safe(variables), safe(j.aspect or "(profile)"), status, safe(", ".join(f.name for f in j.files)))
     out.print(table)
     counts = {s: sum(p.status == s for p in plans) for s in ("done", "pending", "interrupted", "failed")}
     out.print(

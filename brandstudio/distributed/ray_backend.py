@@ -53,7 +53,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import socket
@@ -135,7 +134,7 @@ class RenderWorker:
 
     def render(self, job: Job) -> JobOutcome:
         if job.url:  # render next to this worker, then publish to shared storage
-            job = dataclasses.replace(job, output=self.staging / job.output.name)
+            job = job.staged_in(self.staging)
         return execute_job(self.studio, job, worker=self.name)
 
 
