@@ -19,7 +19,7 @@ PACKAGE = ROOT / "brandstudio"
 #: ARCHITECTURE.md's layers, top first; names on one row never import each other
 LAYERS: list[tuple[str, ...]] = [
     ("brandstudio", "cli"),
-    ("campaign",),
+    ("campaign", "app"),
     ("distributed",),
     ("studio",),
     ("batch",),
