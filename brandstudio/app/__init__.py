@@ -9,13 +9,15 @@ package holds the parts below the web pages:
   and sessions;
 - :mod:`~.migrate`: the schema, created and changed only by the Alembic migrations it ships;
 - :mod:`~.passwords`: argon2id password hashes;
-- :mod:`~.access`: who may view, render, review, approve or administer which brand.
+- :mod:`~.access`: who may view, render, review, approve or administer which brand;
+- :mod:`~.queue`: submitting, claiming under a lease, heartbeats, finishing, and the jobs of
+  workers that died going back to the queue.
 
 It needs the ``app`` extra: ``pip install "brandstudio[app]"``. ``import brandstudio`` does not
 import it.
 
 Example:
-    >>> from brandstudio.app import make_engine, sessions, upgrade
+    >>> from brandstudio.app import make_engine, sessions, upgrade, submit, claim
     >>> engine = make_engine(data_dir=Path("studio-data"))                      # doctest: +SKIP
     >>> upgrade(engine.url)                                                      # doctest: +SKIP
     >>> Session = sessions(engine)                                               # doctest: +SKIP
@@ -45,6 +47,17 @@ from .db import (  # noqa: E402
 )
 from .migrate import check_schema, upgrade  # noqa: E402
 from .passwords import PasswordCheck, hash_password, verify_password  # noqa: E402
+from .queue import (  # noqa: E402
+    Requeued,
+    claim,
+    fail,
+    finish,
+    heartbeat,
+    release,
+    requeue_expired,
+    submit,
+    worker_name,
+)
 
 __all__ = [
     "ACTIONS",
@@ -54,16 +67,25 @@ __all__ = [
     "Membership",
     "PasswordCheck",
     "Principal",
+    "Requeued",
     "Review",
     "User",
     "allowed",
     "can",
     "check_schema",
+    "claim",
+    "fail",
+    "finish",
     "hash_password",
+    "heartbeat",
     "make_engine",
+    "release",
     "require",
+    "requeue_expired",
     "sessions",
+    "submit",
     "upgrade",
     "utcnow",
     "verify_password",
+    "worker_name",
 ]

@@ -7,7 +7,7 @@ import doctest
 import pytest
 from argon2 import PasswordHasher
 
-from brandstudio.app import access, passwords
+from brandstudio.app import access, passwords, queue
 from brandstudio.app.passwords import MAX_LENGTH, hash_password, verify_password
 from brandstudio.errors import AppError
 
@@ -60,6 +60,6 @@ def test_too_short_or_too_long_a_password_is_refused(password):
     assert err.value.field == "password" and err.value.value is None  # the password is not kept in the error
 
 
-@pytest.mark.parametrize("module", [access, passwords], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [access, passwords, queue], ids=lambda m: m.__name__)
 def test_the_docstring_examples_run(module):
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
