@@ -13,6 +13,7 @@ Tables::
     jobs           one render asked for in the app, from queued to done or failed
     reviews        a verdict on a job's clip: "approved" or "changes_requested", with a comment
     audit_events   who did what, when, to what (approvals, rejections, role changes, ...)
+    api_tokens     bearer tokens for /api, stored as SHA-256 hashes
 
 Text columns are Unicode (a Chinese brand name, caption variable or comment round-trips on
 SQLite and PostgreSQL alike); JSON columns are JSONB on PostgreSQL and are written without
@@ -71,6 +72,7 @@ from ..errors import AppError
 
 __all__ = [
     "DB_FILE",
+    "ApiToken",
     "JOB_STATUSES",
     "ROLES",
     "SQLITE_BUSY_TIMEOUT_S",
@@ -171,6 +173,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, brandstudio.app.passwords
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: named by every signed session cookie of the user: bumping it signs them out everywhere
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -291,6 +295,23 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     user: Mapped[User | None] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for the app's ``/api``: only its SHA-256 is stored (the token is shown once,
+    when it is made: :func:`brandstudio.app.admin.create_api_token`); it acts as its user."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Unicode(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User] = relationship()
 
 
 def default_url(data_dir: Path) -> URL:

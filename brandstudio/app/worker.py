@@ -1,0 +1,257 @@
+"""The worker: takes jobs off the app's queue and renders them, one at a time, through the same
+path as a campaign (:func:`brandstudio.batch.execute_job`).
+
+Each turn of the loop puts the jobs of dead workers back (:func:`~.queue.requeue_expired`), claims
+the oldest queued job, and renders it with the studio of its brand (one
+:class:`~brandstudio.studio.BrandStudio` per brand, kept loaded between jobs: the model stays in
+memory). The files go to ``<data dir>/renders/<brand>/<job id>/``. While it renders, the worker
+holds the job's lease: a heartbeat from the progress callback at most once a second (with the
+progress, which the web pages stream), and one from a timer every third of the lease for the
+steps that report nothing for long.
+
+How a job ends:
+
+- rendered: :func:`~.queue.finish` with the files (location, sha256, size) and the
+  :class:`~brandstudio.request.RenderResult` as JSON;
+- a :class:`~brandstudio.errors.BrandStudioError` (bad input, a safety block, QC refusing the
+  footage): failed at once with its message;
+- a crash (anything else: out of memory, a bug): back to the queue while it has attempts left;
+- the lease lost (the worker stalled, another one has the job): what it wrote is deleted;
+- the worker stopped (``stop_event`` set, SIGTERM, Ctrl-C): the job is released to the queue,
+  unfinished, its attempt not counted, and what it wrote is deleted.
+
+Example (the loop in a thread, as ``brandstudio serve`` runs it)::
+
+    stop = threading.Event()
+    threading.Thread(target=run_worker, args=(url, Path("studio-data"), stop), daemon=True).start()
+    ...
+    stop.set()
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..batch import JobDefaults, Studio, execute_job, make_job
+from ..deliveries import find_delivery
+from ..errors import BrandStudioError, LeaseLost
+from ..progress import Progress
+from ..studio import BrandStudio
+from .db import Brand, Job, make_engine, sessions
+from .migrate import check_schema
+from .queue import DEFAULT_LEASE_S, claim, fail, finish, heartbeat, release, requeue_expired, worker_name
+
+__all__ = ["RENDERS", "StudioFactory", "Worker", "WorkerStopped", "job_dir", "run_worker"]
+
+log = logging.getLogger("brandstudio.app.worker")
+
+#: the folder under the data directory that holds every job's files
+RENDERS = "renders"
+#: the least time between two progress heartbeats
+PROGRESS_EVERY_S = 1.0
+
+#: makes the studio of a brand, given its row and the brand's render folder
+StudioFactory = Callable[[Brand, Path], Studio]
+
+
+class WorkerStopped(BaseException):  # noqa: N818 - not an error: raised through the render to stop it
+    """Raised from the progress callback when the worker is asked to stop mid-render (a
+    BaseException: :func:`~brandstudio.batch.execute_job` lets it through)."""
+
+
+def job_dir(data_dir: Path, brand_id: str, job_id: int) -> Path:
+    """Where a job's files go: ``<data dir>/renders/<brand>/<job id>/``."""
+    return Path(data_dir).resolve() / RENDERS / brand_id / str(int(job_id))
+
+
+def default_studio(brand: Brand, output_dir: Path) -> Studio:
+    """The studio of a brand: its profile folder, loaded (the model on first render)."""
+    return BrandStudio(brand.profile_path, output_dir=output_dir)
+
+
+class _Lease:
+    """A worker's hold on one job: heartbeats from the progress callback and from a timer."""
+
+    def __init__(self, session_factory: Callable[[], Session], job_id: int, worker_id: str, lease_s: float) -> None:
+        self.session_factory, self.job_id, self.worker_id, self.lease_s = session_factory, job_id, worker_id, lease_s
+        self.lost: LeaseLost | None = None
+        self.progress: Progress | None = None
+        self.last = time.monotonic()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._timer = threading.Thread(target=self._keep, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Lease:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._done.set()
+        self._timer.join(timeout=5)
+
+    def beat(self, progress: Progress | None = None) -> None:
+        with self._lock:
+            if self.lost is not None:
+                return
+            try:
+                heartbeat(self.session_factory, self.job_id, self.worker_id, self.lease_s, progress=progress)
+            except LeaseLost as exc:
+                self.lost = exc
+            self.last = time.monotonic()
+
+    def _keep(self) -> None:
+        while not self._done.wait(self.lease_s / 3):
+            self.beat(self.progress)
+
+
+class Worker:
+    """One worker: claims jobs and renders them (see the module docstring).
+
+    ``studio_factory`` makes a brand's studio (tests pass one with a stand-in generator);
+    ``brands`` limits the jobs it claims to those brands; ``stop_event`` stops it between jobs
+    and, through the progress callback, during one.
+    """
+
+    def __init__(
+        self,
+        session_factory: Callable[[], Session],
+        data_dir: Path,
+        *,
+        studio_factory: StudioFactory | None = None,
+        worker_id: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_S,
+        brands: Collection[str] | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.data_dir = Path(data_dir).resolve()
+        self.studio_factory = studio_factory or default_studio
+        self.worker_id = worker_id or worker_name()
+        self.lease_seconds = lease_seconds
+        self.brands = brands
+        self.stop_event = stop_event or threading.Event()
+        self.studios: dict[str, Studio] = {}
+
+    def run(self, poll_seconds: float = 2.0, *, max_jobs: int | None = None) -> int:
+        """Work until ``stop_event`` is set (or ``max_jobs`` are done); the number of jobs worked."""
+        worked = 0
+        while not self.stop_event.is_set() and (max_jobs is None or worked < max_jobs):
+            if self.run_once():
+                worked += 1
+            else:
+                self.stop_event.wait(poll_seconds)
+        return worked
+
+    def run_once(self) -> bool:
+        """Claim one job and work it; False when the queue had none."""
+        requeue_expired(self.session_factory)
+        job = claim(self.session_factory, self.worker_id, self.lease_seconds, brands=self.brands)
+        if job is None:
+            return False
+        self.work(job)
+        return True
+
+    def work(self, job: Job) -> None:
+        """Render a claimed job and report how it ended (never raises but to stop the worker)."""
+        out = job_dir(self.data_dir, job.brand_id, job.id)
+        shutil.rmtree(out, ignore_errors=True)  # what an earlier attempt left
+        log.info("job %s (%s, %s): rendering into %s", job.id, job.brand_id, job.template, out)
+        try:
+            with _Lease(self.session_factory, job.id, self.worker_id, self.lease_seconds) as lease:
+                try:
+                    batch_job = self._batch_job(job, out)
+                except Exception as exc:  # noqa: BLE001 - the profile does not load, a studio crash: the job's
+                    known = isinstance(exc, BrandStudioError)
+                    error_type, message = type(exc).__name__, str(exc) if known else f"{type(exc).__name__}: {exc}"
+                    self._report(lambda: fail(self.session_factory, job.id, self.worker_id, error_type=error_type,
+                                              message=message, expected=known, retry=not known), out)  # fmt: skip
+                    return
+                outcome = execute_job(self._studio(job.brand_id), batch_job, self._on_progress(lease), worker=self.worker_id)
+            if lease.lost is not None or outcome.error_type == "LeaseLost":
+                log.warning("job %s: lease lost, its files removed", job.id)
+                shutil.rmtree(out, ignore_errors=True)
+            elif outcome.error_type is None:
+                result = {"render": outcome.result.model_dump(mode="json"), "files": list(outcome.files),
+                          "seconds": outcome.seconds, "worker": self.worker_id}  # fmt: skip
+                self._report(lambda: finish(self.session_factory, job.id, self.worker_id, result=result,
+                                            outputs=[f["output"] for f in outcome.files]), out, keep=True)  # fmt: skip
+            else:
+                self._report(lambda: fail(self.session_factory, job.id, self.worker_id, error_type=outcome.error_type,
+                                          message=outcome.message or "", expected=outcome.expected,
+                                          retry=not outcome.expected), out)  # fmt: skip
+        except (WorkerStopped, KeyboardInterrupt, SystemExit) as stop:
+            log.info("job %s: worker stopping, the job goes back to the queue", job.id)
+            try:
+                release(self.session_factory, job.id, self.worker_id)
+            except LeaseLost:
+                pass
+            shutil.rmtree(out, ignore_errors=True)
+            if not isinstance(stop, WorkerStopped):
+                raise
+            self.stop_event.set()
+
+    def _report(self, report: Callable[[], Any], out: Path, *, keep: bool = False) -> None:
+        try:
+            report()
+        except LeaseLost as exc:
+            log.warning("%s", exc.message)
+            keep = False
+        if not keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def _on_progress(self, lease: _Lease) -> Callable[[Progress], None]:
+        def on_progress(progress: Progress) -> None:
+            if self.stop_event.is_set():
+                raise WorkerStopped()
+            lease.progress = progress
+            if time.monotonic() - lease.last >= PROGRESS_EVERY_S:
+                lease.beat(progress)
+            if lease.lost is not None:
+                raise lease.lost
+
+        return on_progress
+
+    def _studio(self, brand_id: str) -> Studio:
+        studio = self.studios.get(brand_id)
+        if studio is None:
+            with self.session_factory() as session:
+                brand = session.get(Brand, brand_id)
+            studio = self.studios[brand_id] = self.studio_factory(brand, self.data_dir / RENDERS / brand_id)
+        return studio
+
+    def _batch_job(self, job: Job, out: Path):
+        studio = self._studio(job.brand_id)
+        deliveries = [find_delivery(name, studio.profile.spec.deliveries) for name in job.deliveries]
+        settings = {"aspect": job.aspect, "seed": job.seed, "duration": job.duration, "resolution": job.resolution}
+        return make_job(f"app job {job.id}", {k: v for k, v in settings.items() if v is not None},
+                        template=job.template, output_dir=out, deliveries=deliveries,
+                        defaults=JobDefaults(variables=dict(job.variables)))  # fmt: skip
+
+
+def run_worker(
+    url: str,
+    data_dir: Path,
+    stop_event: threading.Event | None = None,
+    poll_seconds: float = 2.0,
+    **options: Any,
+) -> int:
+    """Work the queue of the database at ``url`` until ``stop_event`` is set; the number of jobs
+    worked. ``options`` go to :class:`Worker` (``studio_factory``, ``worker_id``,
+    ``lease_seconds``, ``brands``) or to :meth:`Worker.run` (``max_jobs``)."""
+    check_schema(url)
+    engine = make_engine(url)
+    max_jobs = options.pop("max_jobs", None)
+    try:
+        worker = Worker(sessions(engine), data_dir, stop_event=stop_event, **options)
+        log.info("worker %s: working the queue of %s", worker.worker_id, engine.url.render_as_string())
+        return worker.run(poll_seconds, max_jobs=max_jobs)
+    finally:
+        engine.dispose()
