@@ -48,6 +48,7 @@ def seed_brands(session_factory: SessionFactory, profiles_dir: Path) -> list[str
             brand = session.get(Brand, profile.id)
             if brand is None:
                 session.add(Brand(id=profile.id, name=profile.name, profile_path=str(folder.resolve())))
+                session.flush()
                 session.add(AuditEvent(brand_id=profile.id, action="brand.add", target=f"brand:{profile.id}"))
             else:
                 brand.name, brand.profile_path = profile.name, str(folder.resolve())

@@ -84,7 +84,7 @@ class _Lease:
         self.session_factory, self.job_id, self.worker_id, self.lease_s = session_factory, job_id, worker_id, lease_s
         self.lost: LeaseLost | None = None
         self.progress: Progress | None = None
-        self.last = time.monotonic()
+        self.last = float("-inf")  # the first progress is reported at once
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._timer = threading.Thread(target=self._keep, name=f"lease-{job_id}", daemon=True)

@@ -1,0 +1,759 @@
+"""The review app's web side: server-rendered pages for people, a JSON API for scripts.
+
+:func:`create_app` builds the FastAPI application on a database URL and a data directory:
+
+- **Pages** (Jinja2 templates shipped in ``app/pages/``, one vendored style sheet and one script
+  in ``app/static/``: no CDN, no web fonts, no external URL): the brands a user may see, a
+  brand's templates, a render form generated from a template's declared variables, the job list
+  with live progress (server-sent events read from the database), the clip page (player, QC,
+  safety verdicts, provenance, reviews) and the brand's history.
+- **Sessions**: a signed cookie (itsdangerous; HttpOnly, SameSite=Lax, Secure unless turned off
+  for plain-http tests) holding the user id, the user's session version (bumped at sign-out:
+  every cookie of the user stops working) and a CSRF token that every form carries and every
+  POST is checked against.
+- **API** under ``/api``: bearer tokens (:func:`~brandstudio.app.admin.create_api_token`; cookies
+  are not read there, so it needs no CSRF token); its OpenAPI document at ``/api/openapi.json``.
+
+Every route that touches a brand checks the user's role on it with
+:func:`~brandstudio.app.access.require`; a brand (or a job of a brand) the user has no role on is
+answered 404, as if it did not exist. A file is served only as one of a job's outputs, by index:
+its path comes from the database, never from the request.
+
+Example:
+    >>> app = create_app("sqlite:////srv/studio/brandstudio.db", Path("/srv/studio"))   # doctest: +SKIP
+    >>> uvicorn.run(app, host="127.0.0.1", port=8000)                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import mimetypes
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..deliveries import DELIVERY_PRESETS, find_delivery
+from ..errors import AccessDenied, BrandStudioError
+from ..profile import ASPECT_RATIOS, BrandProfile, load_profile
+from ..prompts.templates import MAX_VALUE_LENGTH, PromptTemplate, TemplateLibrary
+from ..request import RenderRequest
+from .access import Action, Principal, allowed, can, require
+from .admin import create_api_token, seed_brands, user_for_token
+from .db import ApiToken, AuditEvent, Brand, Job, Review, User, make_engine, sessions
+from .migrate import check_schema
+from .passwords import verify_password
+from .queue import submit
+from .worker import RENDERS
+
+__all__ = ["COOKIE", "MAX_BODY_BYTES", "InputError", "WebSettings", "create_app", "form_fields"]
+
+HERE = Path(__file__).resolve().parent
+#: the session cookie's name
+COOKIE = "brandstudio_session"
+#: the largest request body accepted (a render form, a review comment)
+MAX_BODY_BYTES = 64 * 1024
+#: a session lasts this long without signing in again
+SESSION_SECONDS = 12 * 3600
+#: the longest review comment
+MAX_COMMENT = 5000
+#: how often the progress stream reads the job
+SSE_POLL_S = 0.5
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class WebSettings:
+    """What the app runs on: the database, the data directory, the cookie's key and flags."""
+
+    url: str
+    data_dir: Path
+    secret_key: str
+    secure_cookies: bool = True
+    max_body_bytes: int = MAX_BODY_BYTES
+
+
+class InputError(Exception):
+    """A value of a submitted form or API call is refused (422): ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+class _LoginRequired(Exception):
+    pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+# -- the application ---------------------------------------------------------------------------
+
+
+def create_app(
+    url: str,
+    data_dir: Path,
+    profiles_dir: Path | None = None,
+    *,
+    secret_key: str | None = None,
+    secure_cookies: bool = True,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The app on the database at ``url`` (at the newest schema: :func:`~.migrate.upgrade` first)
+    with its files under ``data_dir``. ``profiles_dir``: brands are added from its profile
+    folders. ``secret_key`` signs the cookies: ``$BRANDSTUDIO_SECRET_KEY``, else a key made once
+    and kept in ``<data_dir>/secret_key``. ``secure_cookies=False`` only for plain http on the
+    loopback (tests, a laptop)."""
+    data_dir = Path(data_dir).resolve()
+    check_schema(url)
+    settings = WebSettings(str(url), data_dir, secret_key or _secret_key(data_dir), secure_cookies, max_body_bytes)
+    engine = make_engine(url)
+    Session = sessions(engine)  # noqa: N806
+    if profiles_dir is not None:
+        seed_brands(Session, Path(profiles_dir))
+
+    app = FastAPI(title="brandstudio review app", openapi_url="/api/openapi.json", docs_url=None, redoc_url=None)
+    app.state.settings, app.state.engine, app.state.Session = settings, engine, Session
+    app.state.signer = URLSafeTimedSerializer(settings.secret_key, salt="brandstudio-session")
+    app.state.profiles = {}
+    app.add_middleware(_LimitBody, max_bytes=max_body_bytes)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    @app.exception_handler(_LoginRequired)
+    async def _login(request: Request, exc: _LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    @app.exception_handler(AccessDenied)
+    async def _denied(request: Request, exc: AccessDenied) -> Response:
+        return _error(request, 403, exc.message)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        return _error(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(InputError)
+    async def _input(request: Request, exc: InputError) -> Response:
+        return _error(request, 422, exc.message, field=exc.field)
+
+    app.include_router(_pages())
+    app.include_router(_api(), prefix="/api")
+    return app
+
+
+def _secret_key(data_dir: Path) -> str:
+    key = os.environ.get("BRANDSTUDIO_SECRET_KEY")
+    if key:
+        return key
+    path = data_dir / "secret_key"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+class _LimitBody:
+    """Refuses a request body over ``max_bytes`` with 413: by its Content-Length before reading,
+    or as it streams in when it has none."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        too_large = JSONResponse({"detail": f"the request body is over {self.max_bytes} bytes"}, status_code=413)
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await too_large(scope, receive, send)
+        seen = 0
+        started = False
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge()
+            return message
+
+        async def tracking_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await too_large(scope, receive, send)
+
+
+PAGES = Jinja2Templates(directory=HERE / "pages")
+
+
+def _error(request: Request, status: int, message: str, headers: Any = None, field: str | None = None) -> Response:
+    if request.url.path.startswith("/api/"):
+        body: dict[str, Any] = {"detail": message}
+        if field:
+            body["field"] = field
+        return JSONResponse(body, status_code=status, headers=headers)
+    return PAGES.TemplateResponse(request, "error.html", {"status": status, "message": message, "field": field,
+                                                          "user": None}, status_code=status, headers=headers)  # fmt: skip
+
+
+# -- who is asking -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Visitor:
+    """The session of a page request: the CSRF token, and the principal once signed in."""
+
+    csrf: str
+    principal: Principal | None = None
+    user_id: int | None = None
+    name: str = ""
+    fresh: bool = False  # the cookie must be (re)written
+
+
+def _db(request: Request) -> Iterator[Session]:
+    with request.app.state.Session() as session:
+        yield session
+
+
+def _visitor(request: Request, session: Session = Depends(_db)) -> Visitor:
+    signer: URLSafeTimedSerializer = request.app.state.signer
+    raw = request.cookies.get(COOKIE)
+    data: dict[str, Any] = {}
+    if raw:
+        try:
+            data = signer.loads(raw, max_age=SESSION_SECONDS)
+        except BadSignature:
+            data = {}
+    csrf = data.get("c") if isinstance(data.get("c"), str) else None
+    visitor = Visitor(csrf=csrf or secrets.token_urlsafe(24), fresh=csrf is None)
+    uid = data.get("u")
+    if isinstance(uid, int):
+        user = session.get(User, uid)
+        if user is not None and user.session_version == data.get("v"):
+            visitor.principal, visitor.user_id, visitor.name = Principal.of(user), user.id, user.display_name
+    session.rollback()  # end the read (SQLite: its write lock) now, not when the request ends
+    request.state.visitor = visitor
+    return visitor
+
+
+def _signed_in(visitor: Visitor = Depends(_visitor)) -> Principal:
+    if visitor.principal is None:
+        raise _LoginRequired()
+    return visitor.principal
+
+
+async def _check_csrf(request: Request) -> None:
+    """Every page POST carries the session's CSRF token as the form field ``csrf``."""
+    if request.method != "POST":
+        return
+    form = await request.form()
+    sent = form.get("csrf")
+    raw = request.cookies.get(COOKIE)
+    try:
+        data = request.app.state.signer.loads(raw, max_age=SESSION_SECONDS) if raw else {}
+    except BadSignature:
+        data = {}
+    want = data.get("c") if isinstance(data, dict) else None
+    if not (isinstance(sent, str) and isinstance(want, str) and hmac.compare_digest(sent, want)):
+        raise HTTPException(403, "the form's security token is missing or wrong: reload the page and try again")
+
+
+def _set_session(request: Request, response: Response, visitor: Visitor, user: User | None) -> None:
+    data = {"c": visitor.csrf, "u": user.id if user else None, "v": user.session_version if user else None}
+    settings: WebSettings = request.app.state.settings
+    response.set_cookie(COOKIE, request.app.state.signer.dumps(data), max_age=SESSION_SECONDS, httponly=True,
+                        samesite="lax", secure=settings.secure_cookies, path="/")  # fmt: skip
+
+
+def _api_user(request: Request, session: Session = Depends(_db)) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    user = user_for_token(session, token.strip()) if scheme.lower() == "bearer" else None
+    if user is None:
+        raise HTTPException(401, "an API token is needed: Authorization: Bearer <token>",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    principal = Principal.of(user)
+    session.commit()  # last_used_at
+    return principal
+
+
+# -- what they ask about -----------------------------------------------------------------------
+
+
+def _brand(session: Session, principal: Principal, brand_id: str, action: Action = "view") -> Brand:
+    """The brand, if the principal may ``action`` on it: 404 if they may not even see it, 403 if
+    they see it but may not do this."""
+    brand = session.get(Brand, brand_id) if len(brand_id) <= 64 else None
+    if brand is None or not can(principal, "view", brand):
+        raise HTTPException(404, f"no brand {brand_id!r}")
+    require(principal, action, brand)
+    return brand
+
+
+def _job(session: Session, principal: Principal, job_id: int, action: Action = "view") -> Job:
+    job = session.get(Job, job_id) if 0 < job_id < 2**62 else None
+    if job is None or not can(principal, "view", job.brand_id):
+        raise HTTPException(404, f"no job {job_id}")
+    require(principal, action, job.brand_id)
+    return job
+
+
+def _profile(request: Request, brand: Brand) -> BrandProfile:
+    cache: dict = request.app.state.profiles
+    key = (brand.id, brand.profile_path)
+    if key not in cache:
+        try:
+            cache[key] = load_profile(brand.profile_path)
+        except BrandStudioError as exc:
+            raise HTTPException(500, f"the profile of brand {brand.id} does not load: {exc.message}") from None
+    return cache[key]
+
+
+def _templates(brand: Brand) -> TemplateLibrary:
+    return TemplateLibrary.for_profile(Path(brand.profile_path))
+
+
+def _template(brand: Brand, name: str) -> PromptTemplate:
+    try:
+        return _templates(brand).get(name)
+    except BrandStudioError:
+        raise HTTPException(404, f"no template {name!r} for brand {brand.id}") from None
+
+
+def form_fields(template: PromptTemplate) -> list[dict[str, Any]]:
+    """The form inputs of a template's declared variables: type → input kind, choices → a
+    select, limits → ``maxlength`` / ``step``, no default → required."""
+    fields = []
+    for name, var in template.spec.variables.items():
+        field: dict[str, Any] = {"name": name, "label": var.description or name, "type": var.type,
+                                 "required": var.required, "default": var.default, "choices": list(var.choices)}  # fmt: skip
+        if var.choices:
+            field["kind"] = "select"
+        elif var.type == "bool":
+            field["kind"] = "checkbox"
+        elif var.type in ("int", "float"):
+            field["kind"], field["step"] = "number", "1" if var.type == "int" else "any"
+        else:
+            field["kind"], field["maxlength"] = "text", MAX_VALUE_LENGTH
+        fields.append(field)
+    return fields
+
+
+def _delivery_names(profile: BrandProfile) -> list[str]:
+    return [d.name for d in profile.spec.deliveries] + [n for n in DELIVERY_PRESETS if n not in
+                                                        {d.name for d in profile.spec.deliveries}]  # fmt: skip
+
+
+def _queue_job(
+    session: Session, request: Request, principal: Principal, brand: Brand, template: PromptTemplate,
+    raw: dict[str, Any], *, aspect: str | None, deliveries: list[str], seed: Any, duration: Any, resolution: Any,
+) -> Job:  # fmt: skip
+    """Check a render request as the render will (the template's variables, the aspect, the
+    deliveries, the numbers) and queue it with its audit event; :class:`InputError` naming the
+    field otherwise, with nothing stored."""
+    require(principal, "render", brand)
+    try:
+        variables = template.coerce(raw)
+    except BrandStudioError as exc:
+        raise InputError(exc.field or "variables", exc.message) from None
+    if aspect is not None and aspect not in ASPECT_RATIOS:
+        raise InputError("aspect", f"aspect must be one of {', '.join(ASPECT_RATIOS)}, got {aspect!r}")
+    profile = _profile(request, brand)
+    for name in deliveries:
+        try:
+            find_delivery(name, profile.spec.deliveries)
+        except BrandStudioError as exc:
+            raise InputError("deliveries", exc.message) from None
+    numbers: dict[str, Any] = {}
+    for key, value, kind in (("seed", seed, int), ("duration", duration, float), ("resolution", resolution, int)):
+        if value in (None, ""):
+            continue
+        try:
+            numbers[key] = kind(value)
+        except (TypeError, ValueError):
+            raise InputError(key, f"{key} must be a number, got {value!r}") from None
+    try:
+        RenderRequest.from_arguments(template=template.name, variables=variables, aspect=aspect, **numbers)
+    except BrandStudioError as exc:
+        raise InputError(exc.field or "request", exc.message) from None
+    job = submit(session, brand=brand.id, template=template.name, variables=variables, aspect=aspect,
+                 deliveries=deliveries, created_by=principal.user_id, **numbers)  # fmt: skip
+    session.add(AuditEvent(user_id=principal.user_id, brand_id=brand.id, action="job.submit", target=f"job:{job.id}",
+                           details={"template": template.name, "variables": variables}))  # fmt: skip
+    session.commit()
+    return job
+
+
+def _review(session: Session, principal: Principal, job: Job, verdict: str, comment: str) -> Review:
+    """A verdict on a finished job's clip, with its audit event, in one transaction."""
+    require(principal, "approve", job.brand_id)
+    if verdict not in ("approved", "changes_requested"):
+        raise InputError("verdict", f"verdict must be approved or changes_requested, got {verdict!r}")
+    if len(comment) > MAX_COMMENT:
+        raise InputError("comment", f"the comment is {len(comment)} characters long; the limit is {MAX_COMMENT}")
+    if verdict == "changes_requested" and not comment.strip():
+        raise InputError("comment", "say what should change: a comment is needed to request changes")
+    if job.status != "done":
+        raise HTTPException(409, f"job {job.id} is {job.status}: only a finished clip can be reviewed")
+    review = Review(job_id=job.id, user_id=principal.user_id, verdict=verdict, comment=comment)
+    session.add(review)
+    session.add(AuditEvent(user_id=principal.user_id, brand_id=job.brand_id, action=f"review.{verdict}",
+                           target=f"job:{job.id}", details={"comment": comment}))  # fmt: skip
+    session.commit()
+    return review
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    render = (job.result or {}).get("render") or {}
+    return {
+        "id": job.id, "brand": job.brand_id, "template": job.template, "variables": job.variables,
+        "aspect": job.aspect, "deliveries": job.deliveries, "seed": job.seed, "duration": job.duration,
+        "resolution": job.resolution, "status": job.status, "attempts": job.attempts, "progress": job.progress,
+        "error": job.error, "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "files": [{"index": i, "url": f"/jobs/{job.id}/files/{i}", "sha256": f.get("sha256"), "size": f.get("size")}
+                  for i, f in enumerate((job.result or {}).get("files", []))],
+        "qc": render.get("qc"), "safety": render.get("safety"), "provenance": render.get("provenance"),
+        "reviews": [{"verdict": r.verdict, "comment": r.comment, "user_id": r.user_id,
+                     "created_at": r.created_at.isoformat()} for r in job.reviews],
+    }  # fmt: skip
+
+
+def _state(session_factory: Callable[[], Session], job_id: int) -> dict[str, Any] | None:
+    with session_factory() as session:
+        row = session.execute(select(Job.status, Job.progress, Job.error).where(Job.id == job_id)).first()
+    return None if row is None else {"status": row.status, "progress": row.progress, "error": row.error}
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    visitor: Visitor = request.state.visitor
+    response = PAGES.TemplateResponse(request, name, {"user": visitor.principal, "user_name": visitor.name,
+                                                      "csrf": visitor.csrf, **context}, status_code=status)  # fmt: skip
+    if visitor.fresh:
+        _set_session(request, response, visitor, None)
+    return response
+
+
+def _pages() -> APIRouter:
+    router = APIRouter(dependencies=[Depends(_check_csrf)], include_in_schema=False)
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/", visitor: Visitor = Depends(_visitor)) -> Response:  # noqa: A002
+        return _page(request, "login.html", {"next": _safe_next(next), "error": None})
+
+    @router.post("/login", response_class=HTMLResponse)
+    async def login(request: Request, visitor: Visitor = Depends(_visitor), session: Session = Depends(_db)) -> Response:
+        form = await request.form()
+        email, password = str(form.get("email", "")).strip().lower(), str(form.get("password", ""))
+        user = session.scalar(select(User).where(User.email == email)) if len(email) <= 320 else None
+        check = await run_in_threadpool(verify_password, user.password_hash if user else None, password[:2048])
+        if user is None or not check.ok:
+            return _page(request, "login.html", {"next": _safe_next(str(form.get("next", "/"))),
+                                                 "error": "wrong e-mail address or password"}, status=401)  # fmt: skip
+        if check.new_hash:
+            user.password_hash = check.new_hash
+        session.add(AuditEvent(user_id=user.id, action="user.login", target=f"user:{user.id}"))
+        session.commit()
+        signed_in = Visitor(csrf=secrets.token_urlsafe(24))  # a new token with the new session
+        response = RedirectResponse(_safe_next(str(form.get("next", "/"))), status_code=303)
+        _set_session(request, response, signed_in, user)
+        return response
+
+    @router.post("/logout")
+    def logout(request: Request, visitor: Visitor = Depends(_visitor), session: Session = Depends(_db)) -> Response:
+        if visitor.user_id is not None:
+            user = session.get(User, visitor.user_id)
+            user.session_version += 1  # every cookie of this user stops working
+            session.commit()
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @router.get("/", response_class=HTMLResponse)
+    def home(request: Request, principal: Principal = Depends(_signed_in), session: Session = Depends(_db)) -> Response:
+        brands = [b for b in session.scalars(select(Brand).order_by(Brand.name)) if can(principal, "view", b)]
+        return _page(request, "brands.html", {"brands": brands, "roles": {b.id: sorted(allowed(principal, b))
+                                                                          for b in brands}})  # fmt: skip
+
+    @router.get("/brands/{brand_id}", response_class=HTMLResponse)
+    def brand_page(request: Request, brand_id: str, principal: Principal = Depends(_signed_in),
+                   session: Session = Depends(_db)) -> Response:  # fmt: skip
+        brand = _brand(session, principal, brand_id)
+        templates = []
+        for name in _templates(brand).names():
+            try:
+                templates.append(_templates(brand).get(name))
+            except BrandStudioError:
+                continue
+        return _page(request, "brand.html", {"brand": brand, "templates": templates,
+                                             "can_render": can(principal, "render", brand)})  # fmt: skip
+
+    @router.get("/brands/{brand_id}/templates/{name}", response_class=HTMLResponse)
+    def template_form(request: Request, brand_id: str, name: str, principal: Principal = Depends(_signed_in),
+                      session: Session = Depends(_db)) -> Response:  # fmt: skip
+        brand = _brand(session, principal, brand_id, "render")
+        return _form_page(request, brand, _template(brand, name), {}, None)
+
+    @router.post("/brands/{brand_id}/templates/{name}", response_class=HTMLResponse)
+    async def template_submit(request: Request, brand_id: str, name: str,
+                              principal: Principal = Depends(_signed_in), session: Session = Depends(_db)) -> Response:  # fmt: skip
+        brand = _brand(session, principal, brand_id, "render")
+        template = _template(brand, name)
+        form = await request.form()
+        raw: dict[str, Any] = {}
+        for field in form_fields(template):
+            if field["kind"] == "checkbox":
+                raw[field["name"]] = "true" if form.get(f"var.{field['name']}") else "false"
+            elif (value := form.get(f"var.{field['name']}")) not in (None, ""):
+                raw[field["name"]] = str(value)
+        try:
+            job = await run_in_threadpool(
+                _queue_job, session, request, principal, brand, template, raw,
+                aspect=str(form.get("aspect") or "") or None, deliveries=[str(d) for d in form.getlist("deliveries")],
+                seed=form.get("seed"), duration=form.get("duration"), resolution=form.get("resolution"),
+            )  # fmt: skip
+        except InputError as exc:
+            session.rollback()
+            return _form_page(request, brand, template, dict(form), exc, status=422)
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+    def _form_page(request: Request, brand: Brand, template: PromptTemplate, values: dict, error: InputError | None,
+                   status: int = 200) -> Response:  # fmt: skip
+        return _page(request, "form.html", {"brand": brand, "template": template, "fields": form_fields(template),
+                                            "aspects": ASPECT_RATIOS, "deliveries": _delivery_names(_profile(request, brand)),
+                                            "values": values, "error": error}, status=status)  # fmt: skip
+
+    @router.get("/brands/{brand_id}/jobs", response_class=HTMLResponse)
+    def jobs_page(request: Request, brand_id: str, principal: Principal = Depends(_signed_in),
+                  session: Session = Depends(_db)) -> Response:  # fmt: skip
+        brand = _brand(session, principal, brand_id)
+        jobs = session.scalars(select(Job).where(Job.brand_id == brand.id).order_by(Job.id.desc()).limit(200)).all()
+        return _page(request, "jobs.html", {"brand": brand, "jobs": jobs})
+
+    @router.get("/brands/{brand_id}/history", response_class=HTMLResponse)
+    def history_page(request: Request, brand_id: str, principal: Principal = Depends(_signed_in),
+                     session: Session = Depends(_db)) -> Response:  # fmt: skip
+        brand = _brand(session, principal, brand_id)
+        events = session.scalars(select(AuditEvent).where(AuditEvent.brand_id == brand.id)
+                                 .order_by(AuditEvent.id.desc()).limit(500)).all()  # fmt: skip
+        return _page(request, "history.html", {"brand": brand, "events": events})
+
+    @router.get("/jobs/{job_id}", response_class=HTMLResponse)
+    def job_page(request: Request, job_id: int, principal: Principal = Depends(_signed_in),
+                 session: Session = Depends(_db)) -> Response:  # fmt: skip
+        job = _job(session, principal, job_id)
+        return _page(request, "job.html", {"job": job, "info": _job_json(job), "brand": job.brand,
+                                           "can_approve": can(principal, "approve", job.brand_id),
+                                           "render": (job.result or {}).get("render") or {}})  # fmt: skip
+
+    @router.post("/jobs/{job_id}/review")
+    async def review(request: Request, job_id: int, principal: Principal = Depends(_signed_in),
+                     session: Session = Depends(_db)) -> Response:  # fmt: skip
+        job = _job(session, principal, job_id, "approve")
+        form = await request.form()
+        _review(session, principal, job, str(form.get("verdict", "")), str(form.get("comment", "")))
+        return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+    @router.get("/jobs/{job_id}/events")
+    async def job_events(request: Request, job_id: int, principal: Principal = Depends(_signed_in),
+                         session: Session = Depends(_db)) -> Response:  # fmt: skip
+        _job(session, principal, job_id)
+        session.close()  # a stream lasts as long as the render: it must hold no transaction
+        return _progress_stream(request, job_id)
+
+    @router.get("/jobs/{job_id}/files/{index}")
+    def job_file(request: Request, job_id: int, index: int, principal: Principal = Depends(_signed_in),
+                 session: Session = Depends(_db)) -> Response:  # fmt: skip
+        response = _file(request, _job(session, principal, job_id), index)
+        session.close()  # no transaction held while the file streams
+        return response
+
+    @router.get("/tokens", response_class=HTMLResponse)
+    def tokens_page(request: Request, principal: Principal = Depends(_signed_in),
+                    session: Session = Depends(_db)) -> Response:  # fmt: skip
+        tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == principal.user_id)).all()
+        return _page(request, "tokens.html", {"tokens": tokens, "new_token": None})
+
+    @router.post("/tokens", response_class=HTMLResponse)
+    async def tokens_create(request: Request, principal: Principal = Depends(_signed_in),
+                            session: Session = Depends(_db)) -> Response:  # fmt: skip
+        form = await request.form()
+        token = create_api_token(request.app.state.Session, principal.user_id, str(form.get("name", "token")))
+        tokens = session.scalars(select(ApiToken).where(ApiToken.user_id == principal.user_id)).all()
+        return _page(request, "tokens.html", {"tokens": tokens, "new_token": token})
+
+    return router
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: no ``//evil.example`` or ``https://`` redirect after sign-in."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
+
+
+def _file(request: Request, job: Job, index: int) -> Response:
+    """One of a job's delivered files, by index: the path is the database's, and must lie in the
+    app's renders folder."""
+    outputs = job.outputs or []
+    if job.status != "done" or not 0 <= index < len(outputs):
+        raise HTTPException(404, f"job {job.id} has no file {index}")
+    renders = (request.app.state.settings.data_dir / RENDERS).resolve()
+    path = Path(outputs[index]).resolve()
+    if not path.is_relative_to(renders) or not path.is_file():
+        raise HTTPException(404, f"the file of job {job.id} is gone")
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, filename=path.name, content_disposition_type="inline")
+
+
+def _progress_stream(request: Request, job_id: int) -> StreamingResponse:
+    """Server-sent events: the job's status and progress each time they change; the stream ends
+    once the job is done or failed."""
+    session_factory = request.app.state.Session
+
+    async def events() -> Any:
+        last = None
+        idle = 0.0
+        while True:
+            state = await run_in_threadpool(_state, session_factory, job_id)
+            if state is None:
+                return
+            if state != last:
+                yield f"event: progress\ndata: {json.dumps(state, ensure_ascii=False)}\n\n"
+                last, idle = state, 0.0
+            if state["status"] in ("done", "failed"):
+                yield "event: end\ndata: {}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(SSE_POLL_S)
+            idle += SSE_POLL_S
+            if idle >= 15:
+                yield ": keep-alive\n\n"
+                idle = 0.0
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+# -- the API -----------------------------------------------------------------------------------
+
+
+class JobIn(BaseModel):
+    """A render to queue: a template of the brand and its variables, as in ``brandstudio render``."""
+
+    template: str = Field(min_length=1, max_length=200)
+    variables: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=100)
+    aspect: str | None = None
+    deliveries: list[str] = Field(default_factory=list, max_length=10)
+    seed: int | None = None
+    duration: float | None = None
+    resolution: int | None = None
+
+
+class ReviewIn(BaseModel):
+    verdict: Literal["approved", "changes_requested"]
+    comment: str = Field("", max_length=MAX_COMMENT)
+
+
+def _api() -> APIRouter:
+    router = APIRouter(tags=["api"])
+
+    @router.get("/brands")
+    def api_brands(principal: Principal = Depends(_api_user), session: Session = Depends(_db)) -> list[dict]:
+        return [{"id": b.id, "name": b.name, "actions": sorted(allowed(principal, b))}
+                for b in session.scalars(select(Brand).order_by(Brand.id)) if can(principal, "view", b)]  # fmt: skip
+
+    @router.get("/brands/{brand_id}/templates")
+    def api_templates(brand_id: str, principal: Principal = Depends(_api_user),
+                      session: Session = Depends(_db)) -> list[dict]:  # fmt: skip
+        brand = _brand(session, principal, brand_id)
+        out = []
+        for name in _templates(brand).names():
+            try:
+                template = _templates(brand).get(name)
+            except BrandStudioError:
+                continue
+            out.append({"name": name, "description": template.spec.description, "variables": form_fields(template)})
+        return out
+
+    @router.post("/brands/{brand_id}/jobs", status_code=201)
+    def api_submit(request: Request, brand_id: str, body: JobIn, principal: Principal = Depends(_api_user),
+                   session: Session = Depends(_db)) -> dict:  # fmt: skip
+        brand = _brand(session, principal, brand_id, "render")
+        template = _template(brand, body.template)
+        job = _queue_job(session, request, principal, brand, template, body.variables, aspect=body.aspect,
+                         deliveries=body.deliveries, seed=body.seed, duration=body.duration,
+                         resolution=body.resolution)  # fmt: skip
+        return _job_json(job)
+
+    @router.get("/brands/{brand_id}/jobs")
+    def api_jobs(brand_id: str, principal: Principal = Depends(_api_user), session: Session = Depends(_db)) -> list[dict]:
+        brand = _brand(session, principal, brand_id)
+        jobs = session.scalars(select(Job).where(Job.brand_id == brand.id).order_by(Job.id.desc()).limit(200))
+        return [_job_json(j) for j in jobs]
+
+    @router.get("/jobs/{job_id}")
+    def api_job(job_id: int, principal: Principal = Depends(_api_user), session: Session = Depends(_db)) -> dict:
+        return _job_json(_job(session, principal, job_id))
+
+    @router.post("/jobs/{job_id}/review", status_code=201)
+    def api_review(job_id: int, body: ReviewIn, principal: Principal = Depends(_api_user),
+                   session: Session = Depends(_db)) -> dict:  # fmt: skip
+        job = _job(session, principal, job_id, "approve")
+        review = _review(session, principal, job, body.verdict, body.comment)
+        return {"id": review.id, "job": job.id, "verdict": review.verdict, "comment": review.comment}
+
+    @router.get("/jobs/{job_id}/files/{index}")
+    def api_file(request: Request, job_id: int, index: int, principal: Principal = Depends(_api_user),
+                 session: Session = Depends(_db)) -> Response:  # fmt: skip
+        response = _file(request, _job(session, principal, job_id), index)
+        session.close()
+        return response
+
+    return router
+
