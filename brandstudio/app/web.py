@@ -17,7 +17,10 @@
 Every route that touches a brand checks the user's role on it with
 :func:`~brandstudio.app.access.require`; a brand (or a job of a brand) the user has no role on is
 answered 404, as if it did not exist. A file is served only as one of a job's outputs, by index:
-its path comes from the database, never from the request.
+its path comes from the database, never from the request. Downloads (``/jobs/<id>/files/<i>``,
+``/api/jobs/<id>/files/<i>``) of a brand whose profile sets ``[review] required = true`` are
+refused (403) until the job's latest review is an approval; the clip page's player reads
+``/jobs/<id>/preview/<i>``, which is not.
 
 Example:
     >>> app = create_app("sqlite:////srv/studio/brandstudio.db", Path("/srv/studio"))   # doctest: +SKIP
@@ -343,7 +346,11 @@ def _job(session: Session, principal: Principal, job_id: int, action: Action = "
 
 def _profile(request: Request, brand: Brand) -> BrandProfile:
     cache: dict = request.app.state.profiles
-    key = (brand.id, brand.profile_path)
+    try:
+        stamp = (Path(brand.profile_path) / "brand.toml").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (brand.id, brand.profile_path, stamp)  # an edited brand.toml (e.g. [review]) is read again
     if key not in cache:
         try:
             cache[key] = load_profile(brand.profile_path)
@@ -446,15 +453,29 @@ def _review(session: Session, principal: Principal, job: Job, verdict: str, comm
     return review
 
 
-def _job_json(job: Job) -> dict[str, Any]:
+def approved(job: Job) -> bool:
+    """Whether the job's latest verdict is an approval (a later "changes requested" undoes one)."""
+    if not job.reviews:
+        return False
+    return max(job.reviews, key=lambda r: (r.created_at, r.id)).verdict == "approved"
+
+
+def _review_required(request: Request, job: Job) -> bool:
+    return _profile(request, job.brand).spec.review.required
+
+
+def _job_json(job: Job, review_required: bool = False) -> dict[str, Any]:
     render = (job.result or {}).get("render") or {}
     return {
         "id": job.id, "brand": job.brand_id, "template": job.template, "variables": job.variables,
         "aspect": job.aspect, "deliveries": job.deliveries, "seed": job.seed, "duration": job.duration,
         "resolution": job.resolution, "status": job.status, "attempts": job.attempts, "progress": job.progress,
-        "error": job.error, "created_at": job.created_at.isoformat(),
+        "error": job.error, "created_at": job.created_at.isoformat(), "approved": approved(job),
+        "review_required": review_required,
+        "downloadable": job.status == "done" and (approved(job) or not review_required),
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "files": [{"index": i, "url": f"/jobs/{job.id}/files/{i}", "sha256": f.get("sha256"), "size": f.get("size")}
+        "files": [{"index": i, "url": f"/api/jobs/{job.id}/files/{i}", "page_url": f"/jobs/{job.id}/files/{i}",
+                   "sha256": f.get("sha256"), "size": f.get("size")}
                   for i, f in enumerate((job.result or {}).get("files", []))],
         "qc": render.get("qc"), "safety": render.get("safety"), "provenance": render.get("provenance"),
         "reviews": [{"verdict": r.verdict, "comment": r.comment, "user_id": r.user_id,
@@ -588,7 +609,8 @@ def _pages() -> APIRouter:
     def job_page(request: Request, job_id: int, principal: Principal = Depends(_signed_in),
                  session: Session = Depends(_db)) -> Response:  # fmt: skip
         job = _job(session, principal, job_id)
-        return _page(request, "job.html", {"job": job, "info": _job_json(job), "brand": job.brand,
+        info = _job_json(job, _review_required(request, job))
+        return _page(request, "job.html", {"job": job, "info": info, "brand": job.brand,
                                            "can_approve": can(principal, "approve", job.brand_id),
                                            "render": (job.result or {}).get("render") or {}})  # fmt: skip
 
@@ -610,8 +632,17 @@ def _pages() -> APIRouter:
     @router.get("/jobs/{job_id}/files/{index}")
     def job_file(request: Request, job_id: int, index: int, principal: Principal = Depends(_signed_in),
                  session: Session = Depends(_db)) -> Response:  # fmt: skip
-        response = _file(request, _job(session, principal, job_id), index)
+        response = _file(request, _job(session, principal, job_id), index, download=True)
         session.close()  # no transaction held while the file streams
+        return response
+
+    @router.get("/jobs/{job_id}/preview/{index}")
+    def job_preview(request: Request, job_id: int, index: int, principal: Principal = Depends(_signed_in),
+                    session: Session = Depends(_db)) -> Response:  # fmt: skip
+        """The clip page's player: for everyone who may see the brand, approved or not (the
+        reviewers must see a clip to approve it); not an API route, not a download link."""
+        response = _file(request, _job(session, principal, job_id), index, download=False)
+        session.close()
         return response
 
     @router.get("/tokens", response_class=HTMLResponse)
@@ -636,18 +667,24 @@ def _safe_next(target: str) -> str:
     return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/"
 
 
-def _file(request: Request, job: Job, index: int) -> Response:
+def _file(request: Request, job: Job, index: int, *, download: bool) -> Response:
     """One of a job's delivered files, by index: the path is the database's, and must lie in the
-    app's renders folder."""
+    app's renders folder. ``download``: refused (403) while the brand's ``[review] required``
+    and the job is not approved; the preview (the clip page's player) is not."""
     outputs = job.outputs or []
     if job.status != "done" or not 0 <= index < len(outputs):
         raise HTTPException(404, f"job {job.id} has no file {index}")
+    if download and not approved(job) and _review_required(request, job):
+        raise HTTPException(403, f"brand {job.brand_id} requires an approved clip ([review] required = true): "
+                                 f"job {job.id} is not approved yet; a reviewer approves it on its page, /jobs/{job.id}")  # fmt: skip
+    headers = {"Cache-Control": "private, no-store"} if not download else None
     renders = (request.app.state.settings.data_dir / RENDERS).resolve()
     path = Path(outputs[index]).resolve()
     if not path.is_relative_to(renders) or not path.is_file():
         raise HTTPException(404, f"the file of job {job.id} is gone")
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type, filename=path.name, content_disposition_type="inline")
+    return FileResponse(path, media_type=media_type, filename=path.name, headers=headers,
+                        content_disposition_type="attachment" if download else "inline")  # fmt: skip
 
 
 def _progress_stream(request: Request, job_id: int) -> StreamingResponse:
@@ -729,17 +766,21 @@ def _api() -> APIRouter:
         job = _queue_job(session, request, principal, brand, template, body.variables, aspect=body.aspect,
                          deliveries=body.deliveries, seed=body.seed, duration=body.duration,
                          resolution=body.resolution)  # fmt: skip
-        return _job_json(job)
+        return _job_json(job, _review_required(request, job))
 
     @router.get("/brands/{brand_id}/jobs")
-    def api_jobs(brand_id: str, principal: Principal = Depends(_api_user), session: Session = Depends(_db)) -> list[dict]:
+    def api_jobs(request: Request, brand_id: str, principal: Principal = Depends(_api_user),
+                 session: Session = Depends(_db)) -> list[dict]:  # fmt: skip
         brand = _brand(session, principal, brand_id)
+        required = _profile(request, brand).spec.review.required
         jobs = session.scalars(select(Job).where(Job.brand_id == brand.id).order_by(Job.id.desc()).limit(200))
-        return [_job_json(j) for j in jobs]
+        return [_job_json(j, required) for j in jobs]
 
     @router.get("/jobs/{job_id}")
-    def api_job(job_id: int, principal: Principal = Depends(_api_user), session: Session = Depends(_db)) -> dict:
-        return _job_json(_job(session, principal, job_id))
+    def api_job(request: Request, job_id: int, principal: Principal = Depends(_api_user),
+                session: Session = Depends(_db)) -> dict:  # fmt: skip
+        job = _job(session, principal, job_id)
+        return _job_json(job, _review_required(request, job))
 
     @router.post("/jobs/{job_id}/review", status_code=201)
     def api_review(job_id: int, body: ReviewIn, principal: Principal = Depends(_api_user),
@@ -751,7 +792,7 @@ def _api() -> APIRouter:
     @router.get("/jobs/{job_id}/files/{index}")
     def api_file(request: Request, job_id: int, index: int, principal: Principal = Depends(_api_user),
                  session: Session = Depends(_db)) -> Response:  # fmt: skip
-        response = _file(request, _job(session, principal, job_id), index)
+        response = _file(request, _job(session, principal, job_id), index, download=True)
         session.close()
         return response
 

@@ -219,7 +219,7 @@ def test_a_job_from_the_api_rendered_by_the_worker_streamed_downloaded_and_appro
     partial = page.get(f"/jobs/{job_id}/files/0", headers={"Range": "bytes=0-99"})
     assert partial.status_code == 206 and len(partial.content) == 100  # the <video> player seeks
     html = page.get(f"/jobs/{job_id}").text
-    assert f'<video controls preload="metadata" src="/jobs/{job_id}/files/0">' in html and "青岚 春茶" in html
+    assert f'preload="metadata" src="/jobs/{job_id}/preview/0">' in html and "青岚 春茶" in html
     assert page.get(f"/jobs/{job_id}/files/1").status_code == 404
     assert signed_in(site, "other").get(f"/jobs/{job_id}/files/0").status_code == 404
     # the reviewer approves on the page; the verdict and its audit event are written together
