@@ -44,11 +44,12 @@ from brandstudio.generation.conditioning import image_digest
 from brandstudio.generation.shots import summarize
 from brandstudio.progress import ProgressCallback
 
-__all__ = ["DEFAULT_OVERLAP", "TakePlan", "generate_long_take", "join_segments", "plan_take", "render_take"]
+__all__ = ["DEFAULT_OVERLAP", "TakePlan", "default_overlap", "generate_long_take", "join_segments", "plan_take", "render_take"]
 
 DEFAULT_OVERLAP = 8
 """Frames blended across each join (half a second at 16 fps): long enough to hide the handover,
-short enough that little of each generation is spent twice."""
+short enough that little of each generation is spent twice. Shorter generations get at most a
+quarter of their frames (:func:`default_overlap`)."""
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,24 @@ class TakePlan:
         return (0, *(s + 1 for s in self.starts[1:]))
 
 
-def plan_take(total: int, *, max_frames: int, overlap: int = DEFAULT_OVERLAP) -> TakePlan:
-    """The segments of a ``total``-frame take from generations of at most ``max_frames`` frames.
+def default_overlap(max_frames: int) -> int:
+    """:data:`DEFAULT_OVERLAP`, or a quarter of a shorter generation (at least 2 frames).
+
+    Example:
+        >>> default_overlap(81), default_overlap(17)
+        (8, 4)
+    """
+    return max(2, min(DEFAULT_OVERLAP, (max_frames - 1) // 4))
+
+
+def plan_take(total: int, *, max_frames: int, overlap: int | None = None) -> TakePlan:
+    """The segments of a ``total``-frame take from generations of at most ``max_frames`` frames,
+    joined over ``overlap`` frames (default: :func:`default_overlap`).
 
     Raises:
         RequestError: ``overlap`` leaves a segment nothing new to add (``max_frames - 1 - overlap < 1``).
     """
+    overlap = default_overlap(max_frames) if overlap is None else overlap
     if overlap < 0 or max_frames - 1 - overlap < 4:
         raise RequestError(
             f"a long take's overlap of {overlap} frames leaves too little of each {max_frames}-frame "
@@ -187,7 +200,7 @@ def generate_long_take(
     cache: SceneCache | None,
     preset: str | None = None,
     memory: str | None = None,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> Clip:
     """A ``total``-frame take of ``spec``'s scene, generated in segments of at most ``[model]
