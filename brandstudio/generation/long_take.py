@@ -116,24 +116,36 @@ def plan_take(total: int, *, max_frames: int, overlap: int | None = None) -> Tak
 def join_segments(segments: Sequence[np.ndarray], plan: TakePlan) -> np.ndarray:
     """The take from its generated segments: each later segment's first frame dropped, its next
     ``plan.overlap`` frames faded in over the take's last ones, the rest appended."""
-    first = segments[0]
-    take = np.empty((plan.total, *first.shape[1:]), np.uint8)
-    end = min(len(first), plan.total)
-    take[:end] = first[:end]
-    for seg, start in zip(segments[1:], plan.starts[1:], strict=True):
-        shared = end - start - 1  # frames of the overlap (the last segment may be cut shorter)
-        weights = (np.arange(1, shared + 1, dtype=np.float32) / (shared + 1))[:, None, None, None]
-        old, new = take[start + 1 : end].astype(np.float32), seg[1 : 1 + shared].astype(np.float32)
-        take[start + 1 : end] = np.clip(np.rint(old + weights * (new - old)), 0, 255).astype(np.uint8)
-        fresh = seg[1 + shared : 1 + shared + plan.total - end]
-        take[end : end + len(fresh)] = fresh
-        end += len(fresh)
-    if end != plan.total:
+    take = np.empty((plan.total, *segments[0].shape[1:]), np.uint8)
+    end = 0
+    for seg, start in zip(segments, plan.starts, strict=True):
+        end = _join(take, end, seg, start)
+    _check_length(end, plan.total)
+    return take
+
+
+def _join(take: np.ndarray, end: int, segment: np.ndarray, start: int) -> int:
+    """Join ``segment`` (its frame 0 stands for take frame ``start``) onto ``take[:end]`` in place;
+    return the new end. The first segment is copied as it is."""
+    if end == 0:
+        n = min(len(segment), len(take))
+        take[:n] = segment[:n]
+        return n
+    shared = end - start - 1  # frames of the overlap
+    weights = (np.arange(1, shared + 1, dtype=np.float32) / (shared + 1))[:, None, None, None]
+    old, new = take[start + 1 : end].astype(np.float32), segment[1 : 1 + shared].astype(np.float32)
+    take[start + 1 : end] = np.clip(np.rint(old + weights * (new - old)), 0, 255).astype(np.uint8)
+    fresh = segment[1 + shared : 1 + shared + len(take) - end]
+    take[end : end + len(fresh)] = fresh
+    return end + len(fresh)
+
+
+def _check_length(end: int, total: int) -> None:
+    if end != total:
         raise GenerationError(
-            f"the long take's segments made {end} frames, {plan.total} were needed",
+            f"the long take's segments made {end} frames, {total} were needed",
             fix="report this with the model id (a segment came back shorter than asked)",
         )
-    return take
 
 
 def render_take(
@@ -166,28 +178,29 @@ def render_take(
             "(Wan-AI/Wan2.2-TI2V-5B-Diffusers, or tiny-ti2v offline)",
         )  # fmt: skip
 
-    # 2. each segment from the take so far: its start frame is the take's frame plan.starts[i]
-    segments: list[np.ndarray] = []
+    # 2. each segment from the take so far (its start frame as shown: blends included), joined as it comes
+    take: np.ndarray | None = None
+    end = 0
     records: list[dict] = []
-    take = np.empty((0,), np.uint8)
     for i, (start, length) in enumerate(zip(plan.starts, plan.lengths, strict=True)):
         if on_segment is not None:
             on_segment(i, plan.segments)
-        image = np.ascontiguousarray(take[start]) if i else None
+        image = np.ascontiguousarray(take[start]) if take is not None else None
         seg_spec = dataclasses.replace(spec, num_frames=length, seed=(spec.seed + i) % 2**63)
         frames, status, key = generate(seg_spec, image)
         if len(frames) != length:
             raise GenerationError(f"segment {i} of the take: the model returned {len(frames)} frames, {length} were asked",
                                   fix="report this with the model id")  # fmt: skip
-        segments.append(frames)
-        take = join_segments(segments, dataclasses.replace(plan, total=min(plan.total, start + length),
-                                                           starts=plan.starts[: i + 1]))  # fmt: skip
+        if take is None:
+            take = np.empty((plan.total, *frames.shape[1:]), np.uint8)
+        end = _join(take, end, frames, start)
         records.append({
             "index": i, "seed": seg_spec.seed, "start": start, "generated_frames": length,
             "conditioning": f"take frame {start}" if i else "none",
             "condition_sha256": image_digest(image) if image is not None else None,
             "cache": status, "cache_key": key,
         })  # fmt: skip
+    _check_length(end, plan.total)
     return take, records
 
 
