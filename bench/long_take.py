@@ -39,11 +39,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def ti2v_profile(base: Path, dest: Path, max_frames: int) -> Path:
-    """A copy of ``base`` on ``tiny-ti2v`` (no LoRAs: they are for the T2V demo model)."""
+    """A copy of ``base`` on ``tiny-ti2v`` at 256x128 with flow shift 5 (no LoRAs: they are for
+    the T2V demo model)."""
     shutil.copytree(base, dest)
     text = (dest / "brand.toml").read_text(encoding="utf-8")
     text = text.replace('id = "tiny"', 'id = "tiny-ti2v"').replace("max_frames = 81", f"max_frames = {max_frames}")
     text = text.replace("height = 144", "height = 128")  # the Wan2.2 VAE: multiples of 32
+    text = re.sub(r"flow_shift = [0-9.]+", "flow_shift = 5.0", text)  # what tiny-ti2v is trained and sampled at
     text = re.sub(r"\[\[style\.loras\]\].*?(?=\n\[colour\])", "", text, flags=re.S)
     (dest / "brand.toml").write_text(text, encoding="utf-8")
     return dest
