@@ -181,18 +181,23 @@ def ti2v_take(tmp_path_factory):
     text = re.sub(r"\[\[style\.loras\]\].*?(?=\n\[colour\])", "", text, flags=re.S)  # LoRAs are for tiny-wan2.2
     (root / "brand.toml").write_text(text, encoding="utf-8")
     studio = BrandStudio(root, output_dir=root.parent / "renders", cache=root.parent / "scenes")
-    result = studio.render("product-hero", product="Night Roast", duration=3.0, aspect="16:9", resolution=64, seed=3)
-    return studio, result
+    events = []
+    result = studio.render("product-hero", product="Night Roast", duration=3.0, aspect="16:9", resolution=64, seed=3,
+                           on_progress=events.append)  # fmt: skip
+    return studio, result, events
 
 
 def test_a_long_take_renders_on_tiny_ti2v_from_chained_generations(ti2v_take):
-    studio, r = ti2v_take
+    studio, r, events = ti2v_take
     take = r.generation["take"]
     assert [s["conditioning"] for s in take["segments"]] == ["none"] + [f"take frame {s['start']}" for s in take["segments"][1:]]
     assert len(take["segments"]) == 4 and take["overlap"] == 4
     assert r.generation["num_frames"] == 48 and r.duration == pytest.approx(3.0)
     frames = decode_frames(r.path)
     assert len(frames) == round(3.0 * r.fps)
+    # the denoising steps say which segment they belong to
+    details = {e.detail.split(",")[0] for e in events if e.stage == "generation" and e.step}
+    assert details == {f"segment {i}/4" for i in range(1, 5)}
     # the second render of the same take finds every segment in the scene cache
     again = studio.render("product-hero", product="Night Roast", duration=3.0, aspect="16:9", resolution=64, seed=3,
                           output=r.path.with_name("again.mp4"))  # fmt: skip

@@ -42,7 +42,7 @@ from brandstudio.generation.cache import SceneCache
 from brandstudio.generation.clip import Clip, cached_frames, preset_settings, speed_record
 from brandstudio.generation.conditioning import image_digest
 from brandstudio.generation.shots import summarize
-from brandstudio.progress import ProgressCallback
+from brandstudio.progress import Progress, ProgressCallback
 
 __all__ = ["DEFAULT_OVERLAP", "TakePlan", "default_overlap", "generate_long_take", "join_segments", "plan_take", "render_take"]
 
@@ -225,13 +225,19 @@ def generate_long_take(
     """
     settings = preset_settings(profile, generator, preset)
     plan = plan_take(total, max_frames=profile.spec.model.max_frames, overlap=overlap)
+    segment = [0]  # which segment the denoising steps reported now belong to
+
+    def report(p: Progress) -> None:  # "segment 3/20, expert high" on every step
+        named = f"segment {segment[0] + 1}/{plan.segments}" + (f", {p.detail}" if p.detail else "")
+        on_progress(dataclasses.replace(p, detail=named))
 
     def generate(seg_spec, image):
         return cached_frames(generator, seg_spec, settings=settings, memory=memory or profile.spec.model.memory,
-                             cache=cache, image=image, on_progress=on_progress)  # fmt: skip
+                             cache=cache, image=image, on_progress=report if on_progress else None)  # fmt: skip
 
     frames, records = render_take(plan, spec, image_input=getattr(generator, "image_input", "none"),
-                                  model_id=generator.model_id, generate=generate)  # fmt: skip
+                                  model_id=generator.model_id, generate=generate,
+                                  on_segment=lambda i, n: segment.__setitem__(0, i))  # fmt: skip
     status = summarize(records)
     record = {
         **dataclasses.asdict(spec), "num_frames": total,
