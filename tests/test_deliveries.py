@@ -184,29 +184,38 @@ SMALL_DELIVERIES = (
 )
 
 
+def _delivery_campaign(make_profile, tmp_path, name: str, settings: str):
+    """A campaign of the product-hero template delivering "square" and "master" (small sizes),
+    with ``settings`` (TOML lines after the [campaign] table's own), and a studio on a pan
+    generator that counts its calls."""
+    from fixed_generators import PanGenerator
+
+    from brandstudio import BrandStudio
+    from brandstudio.campaign import load_campaign
+
+    profile = make_profile(edit=lambda t: t + SMALL_DELIVERIES)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        f'[campaign]\nname = "{name}"\nprofile = "{profile.as_posix()}"\ntemplate = "product-hero"\n'
+        f'deliveries = ["square", "master"]\n{settings}',
+        encoding="utf-8",
+    )  # fmt: skip
+    generator = PanGenerator()
+    return load_campaign(path), BrandStudio(profile, output_dir=tmp_path / "unused", generator=generator, cache=False), generator
+
+
 def test_a_campaign_delivers_each_job_every_way_from_one_generation_and_resumes(make_profile, tmp_path):
     """Two jobs × two deliveries: four probed files from two generator calls; the manifest and
     the audit log list each file with its hash; a re-run renders nothing; a delivery file gone
     makes its job (and only it) render again."""
-    from fixed_generators import PanGenerator
     from helpers import probe
 
-    from brandstudio import BrandStudio
-    from brandstudio.campaign import load_campaign, plan, read_manifest, run
+    from brandstudio.campaign import plan, read_manifest, run
 
-    profile = make_profile(edit=lambda t: t + SMALL_DELIVERIES)
-    path = tmp_path / "spot.toml"
-    path.write_text(
-        f'[campaign]\nname = "spot"\nprofile = "{profile.as_posix()}"\ntemplate = "product-hero"\n'
-        'deliveries = ["square", "master"]\n[defaults]\nduration = 1.0\naspect = "16:9"\nseed = 3\n'
-        '[matrix]\nproduct = ["Night Roast", "Day Roast"]\n',
-        encoding="utf-8",
-    )  # fmt: skip
-    c = load_campaign(path)
+    c, studio, generator = _delivery_campaign(make_profile, tmp_path, "spot", '[defaults]\nduration = 1.0\naspect = "16:9"\n'
+                                              'seed = 3\n[matrix]\nproduct = ["Night Roast", "Day Roast"]\n')  # fmt: skip
     assert [len(j.files) for j in c.jobs] == [2, 2]
     assert [f.name.split(".", 1)[1] for f in c.jobs[0].files] == ["square.mp4", "master.mov"]
-    generator = PanGenerator()
-    studio = BrandStudio(profile, output_dir=tmp_path / "unused", generator=generator, cache=False)
     summary = run(c, studio=studio, quiet=True)
     assert summary.exit_code == 0 and len(summary.rendered) == 2 and generator.calls == 2
     for job in c.jobs:
@@ -266,22 +275,13 @@ def test_a_campaign_on_shared_storage_publishes_every_delivery(make_profile, tmp
     """memory:// stands in for a bucket: each delivery and its sidecars arrive, staging is
     emptied, the manifest lists each URL with its size; one delivery gone there makes the job pending."""
     import fsspec
-    from fixed_generators import PanGenerator
 
-    from brandstudio import BrandStudio
-    from brandstudio.campaign import load_campaign, plan, read_manifest, run
+    from brandstudio.campaign import plan, read_manifest, run
 
-    profile = make_profile(edit=lambda t: t + SMALL_DELIVERIES)
-    path = tmp_path / "bucket.toml"
-    path.write_text(
-        f'[campaign]\nname = "bucket"\nprofile = "{profile.as_posix()}"\ntemplate = "product-hero"\n'
-        'output_dir = "memory://deliveries/spot"\ndeliveries = ["square", "master"]\n'
-        '[defaults]\nduration = 1.0\naspect = "16:9"\nseed = 3\n[defaults.variables]\nproduct = "Night Roast"\n',
-        encoding="utf-8",
-    )  # fmt: skip
-    c = load_campaign(path)
+    c, studio, _ = _delivery_campaign(make_profile, tmp_path, "bucket", 'output_dir = "memory://deliveries/spot"\n'
+                                      '[defaults]\nduration = 1.0\naspect = "16:9"\nseed = 3\n'
+                                      '[defaults.variables]\nproduct = "Night Roast"\n')  # fmt: skip
     (job,) = c.jobs
-    studio = BrandStudio(profile, output_dir=tmp_path / "unused", generator=PanGenerator(), cache=False)
     assert run(c, studio=studio, quiet=True).exit_code == 0
     fs = fsspec.filesystem("memory")
     try:
