@@ -163,7 +163,8 @@ def test_a_text_to_video_profile_refuses_a_take_longer_than_one_generation_befor
     with pytest.raises(RequestError) as info:
         studio.render("product-hero", product="Night Roast", duration=8.0, aspect="16:9")
     err = info.value
-    assert err.field == "model.id" and "text-to-video only" in err.message and "tiny-ti2v" in err.fix
+    assert err.field == "output.duration" and err.value == 8.0
+    assert "needs 129 frames" in err.message and "text-to-video only" in err.message and "tiny-ti2v" in err.fix
     assert studio._generator is None  # refused before the model was even loaded
     assert not any(tmp_path.rglob("*.mp4"))
 

@@ -77,13 +77,14 @@ def check_long_take(profile, duration: float) -> None:
     m = profile.spec.model
     model = m.id.lower()
     if model == "tiny" or ("t2v" in model and "ti2v" not in model):
+        frames = frames_to_generate(frames_for(duration, m.fps))
         raise RequestError(
-            f"a {duration:g} s clip is longer than one generation ({m.max_frames} frames at {m.fps} fps), and "
-            f"`{m.id}` is text-to-video only, so it cannot continue a take from its last frames",
-            profile=profile.id, file="brand.toml", field="model.id", value=m.id,
-            fix=f"ask for at most {(m.max_frames - 1) / m.fps:g} s, split the spot into shots "
-            "(a multi-shot template), or use a text+image model for long takes "
-            "(Wan-AI/Wan2.2-TI2V-5B-Diffusers, or tiny-ti2v offline)",
+            f"a {duration:g} s clip needs {frames} frames at {m.fps} fps, more than the {m.max_frames} the model "
+            f"makes in one generation, and `{m.id}` is text-to-video only, so it cannot continue a long take "
+            "from its last frames",
+            profile=profile.id, file="brand.toml", field="output.duration", value=duration,
+            fix=f"ask for at most {(m.max_frames - 1) / m.fps:g} s, split the spot into shots (a multi-shot "
+            "template), or use a text+image model for long takes (Wan-AI/Wan2.2-TI2V-5B-Diffusers, or tiny-ti2v offline)",
         )  # fmt: skip
 
 
