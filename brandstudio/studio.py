@@ -211,8 +211,8 @@ class BrandStudio:
                  on_progress: ProgressCallback | None) -> RenderResult:  # fmt: skip
         """Steps 5-12 for one delivery of the generated ``clip``."""
         # 5. post, as a plan: colour match, reframe, grade, upscale, retime, captions, logo (nothing runs yet)
-        chain = post.plan(clip.frames, brief, profile, model_fps=profile.spec.model.fps,
-                          shot_starts=clip.shot_starts, device=self.device)  # fmt: skip
+        chain = post.plan(clip.frames, brief, profile, model_fps=profile.spec.model.fps, shot_starts=clip.shot_starts,
+                          segment_starts=clip.segment_starts, device=self.device)  # fmt: skip
         n_out = chain.n_frames(len(clip.frames))
 
         # 6. frame safety: the NSFW check on sampled delivered frames (block stops here; blur joins the chain)
@@ -269,15 +269,21 @@ class BrandStudio:
     # -- one helper per step ----------------------------------------------------------------
 
     def _generate(self, brief: Brief, on_progress: ProgressCallback | None) -> generation.Clip:
-        """Step 4: the clip's frames at the model's rate (the grade's table is baked meanwhile)."""
+        """Step 4: the clip's frames at the model's rate (the grade's table is baked meanwhile):
+        one generation, the shots of a multi-shot template, or a long take's chained generations."""
         options = dict(profile=self.profile, cache=self.cache, preset=brief.preset, memory=brief.memory,
                        on_progress=on_progress)  # fmt: skip
         if brief.shots is not None:
             return generation.generate_shots(self.generator, brief.shots, template=brief.template,
                                              template_path=brief.template_path, aspect=brief.aspect, **options)  # fmt: skip
+        m = self.profile.spec.model
+        total = generation.frames_for(brief.generated_duration, m.fps)
+        duration = min(brief.generated_duration, m.max_frames / m.fps)  # a long take: each generation's length
         spec = generation.clip_spec(self.profile, self.generator, prompt=brief.prompt, negative=brief.negative,
-                                    seed=brief.seed, aspect=brief.aspect, duration=brief.generated_duration, preset=brief.preset)  # fmt: skip
-        post.bake_ahead(self.profile, (spec.num_frames, spec.height, spec.width, 3), self.device)
+                                    seed=brief.seed, aspect=brief.aspect, duration=duration, preset=brief.preset)  # fmt: skip
+        post.bake_ahead(self.profile, (max(total, spec.num_frames), spec.height, spec.width, 3), self.device)
+        if total > m.max_frames:
+            return generation.generate_long_take(self.generator, spec, total=total, **options)
         return generation.generate_clip(self.generator, spec, **options)
 
     def _result(self, brief, out, clip, sound, verdicts, credentials, report, n_out, timings) -> RenderResult:

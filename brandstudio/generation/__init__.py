@@ -9,7 +9,8 @@ The front door, plain values in and out::
     clip = generate_clip(generator, spec, profile=profile, cache=cache, on_progress=...)
     clip = generate_shots(generator, plan, profile=profile, template=..., template_path=...,
                           aspect=..., cache=cache)                # a multi-shot template
-    clip.frames, clip.cache, clip.cache_key, clip.record, clip.warnings, clip.shot_starts
+    clip = generate_long_take(generator, spec, total=frames, profile=profile, cache=cache)  # longer than one generation
+    clip.frames, clip.cache, clip.cache_key, clip.record, clip.warnings, clip.shot_starts, clip.segment_starts
 
 Inside, one module per concept: :mod:`~brandstudio.generation.base` (the contract),
 :mod:`~brandstudio.generation.wan` (the diffusers generator), :mod:`~brandstudio.generation.tiny`
@@ -18,12 +19,13 @@ Inside, one module per concept: :mod:`~brandstudio.generation.base` (the contrac
 :mod:`~brandstudio.generation.runtime` (applying them, with ``attention``, ``caching``,
 ``offload``, ``quantize``, ``parallel``, ``adapters`` and ``experts``),
 :mod:`~brandstudio.generation.cache` (the scene cache), :mod:`~brandstudio.generation.shots` and
-:mod:`~brandstudio.generation.cut` (multi-shot clips). Importing this package loads no torch.
+:mod:`~brandstudio.generation.cut` (multi-shot clips), :mod:`~brandstudio.generation.long_take`
+(one scene longer than a generation, chained). Importing this package loads no torch.
 
 Example:
     >>> from brandstudio.generation import Clip, generate_clip
     >>> sorted(Clip.__dataclass_fields__)
-    ['cache', 'cache_key', 'frames', 'record', 'shot_starts', 'warnings']
+    ['cache', 'cache_key', 'frames', 'record', 'segment_starts', 'shot_starts', 'warnings']
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from __future__ import annotations
 from .base import GenerationSpec, Generator, LoraAdapter
 from .cache import SceneCache
 from .checks import check
-from .clip import Clip, clip_spec, generate_clip, load_generator, prewarm
+from .clip import Clip, clip_spec, frames_for, generate_clip, load_generator, prewarm
+from .long_take import generate_long_take
 from .shots import generate_shots
 
 __all__ = [
@@ -42,7 +45,9 @@ __all__ = [
     "SceneCache",
     "check",
     "clip_spec",
+    "frames_for",
     "generate_clip",
+    "generate_long_take",
     "generate_shots",
     "load_generator",
     "prewarm",

@@ -49,7 +49,8 @@ def check(brief, profile) -> None:
 
     Raises:
         RequestError: a prompt longer than the text encoder reads, an unknown preset or memory
-            plan, ``fast`` without a distilled LoRA, or a clip longer than one generation.
+            plan, ``fast`` without a distilled LoRA, or a clip longer than one generation
+            on a text-to-video model (an image model makes it as a long take).
         TemplateError: a shot longer than one generation.
     """
     m = profile.spec.model
@@ -57,13 +58,34 @@ def check(brief, profile) -> None:
         check_prompt_lengths(brief, profile)
         preset_settings(profile, None, brief.preset)  # the family is unknown before loading: names only
         check_memory_plan(brief.memory or m.memory)
-        if brief.shots is None:
+        if brief.shots is None and frames_for(brief.generated_duration, m.fps) > m.max_frames:
+            check_long_take(profile, brief.generated_duration)  # one scene in chained generations
+        elif brief.shots is None:
             check_clip_frames(profile, frames_to_generate(frames_for(brief.generated_duration, m.fps)), brief.generated_duration)
         else:
             check_shot_lengths(
                 brief.shots, template=getattr(brief, "template", None), path=getattr(brief, "template_path", ""),
                 model_id=m.id, max_frames=m.max_frames, scene_frames=frames_for(profile.spec.output.duration, m.fps),
             )  # fmt: skip
+
+
+def check_long_take(profile, duration: float) -> None:
+    """Raise :class:`~brandstudio.errors.RequestError` when a clip longer than one generation is
+    asked of a model known to be text-to-video only: a long take continues each generation from
+    the last one's frames (:mod:`brandstudio.generation.long_take`). Other models are checked
+    once loaded, before their first generation."""
+    m = profile.spec.model
+    model = m.id.lower()
+    if model == "tiny" or ("t2v" in model and "ti2v" not in model):
+        frames = frames_to_generate(frames_for(duration, m.fps))
+        raise RequestError(
+            f"a {duration:g} s clip needs {frames} frames at {m.fps} fps, more than the {m.max_frames} the model "
+            f"makes in one generation, and `{m.id}` is text-to-video only, so it cannot continue a long take "
+            "from its last frames",
+            profile=profile.id, file="brand.toml", field="output.duration", value=duration,
+            fix=f"ask for at most {(m.max_frames - 1) / m.fps:g} s, split the spot into shots (a multi-shot "
+            "template), or use a text+image model for long takes (Wan-AI/Wan2.2-TI2V-5B-Diffusers, or tiny-ti2v offline)",
+        )  # fmt: skip
 
 
 def check_prompt_lengths(brief, profile) -> None:

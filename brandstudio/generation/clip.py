@@ -67,6 +67,9 @@ class Clip:
         warnings: what the caller should report (e.g. a continuation a text-only model cannot make).
         shot_starts: the first frame of each shot in ``frames`` (a multi-shot clip; else empty),
             so that a subject-aware reframe picks one window per shot.
+        segment_starts: the first frame of each generation of a long take (one scene made in
+            several chained generations, :mod:`brandstudio.generation.long_take`; else empty), so
+            that the post stage can pull each segment's colour back to the first's.
     """
 
     frames: np.ndarray = field(repr=False)
@@ -75,6 +78,7 @@ class Clip:
     record: dict[str, Any] = field(repr=False)
     warnings: tuple[str, ...] = ()
     shot_starts: tuple[int, ...] = ()
+    segment_starts: tuple[int, ...] = ()
 
 
 def load_generator(profile, *, device: str = "auto") -> Generator:

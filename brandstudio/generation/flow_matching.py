@@ -10,6 +10,11 @@ levels between two experts at ``boundary_ratio``: ``transformer`` denoises times
 scheduler's ``flow_shift``, the same warp the sampler uses, so training sees the noise levels
 inference visits (:func:`sample_sigmas`).
 
+Wan2.2 TI2V-5B (``expand_timesteps``) is told the timestep per token, and makes video from text
+or from a start image with the same weights: ``WanImageToVideoPipeline`` keeps the image's latent
+frame clean at every step and tells its tokens timestep 0. :func:`flow_matching_loss` trains
+that case too (``clean_first_frame``), with the loss on the frames the model has to make.
+
 :mod:`brandstudio.style` (LoRA training) and the demo model's trainer
 (:mod:`brandstudio.generation.tiny_training`) use these functions; they live in the generation
 layer because they are facts of the model family (its noise schedule and expert split).
@@ -112,6 +117,9 @@ def flow_matching_loss(
     text_embeds: torch.Tensor,
     sigmas: torch.Tensor,
     noise: torch.Tensor,
+    *,
+    expand_timesteps: bool = False,
+    clean_first_frame: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared error between the transformer's velocity and ``noise - latents``.
 
@@ -121,20 +129,52 @@ def flow_matching_loss(
         text_embeds: the text encoder's output ``(B, L, D)`` (as ``WanPipeline.encode_prompt``).
         sigmas: noise levels ``(B,)`` from :func:`sample_sigmas`.
         noise: standard Gaussian noise shaped like ``latents``.
+        expand_timesteps: tell the timestep per token, ``(B, seq_len)``, as ``WanPipeline`` and
+            ``WanImageToVideoPipeline`` do for a checkpoint with ``expand_timesteps`` (Wan2.2 TI2V).
+        clean_first_frame: ``(B,)`` bools, with ``expand_timesteps``: where true the sample is
+            image-to-video, as ``WanImageToVideoPipeline`` makes it: latent frame 0 is the clean
+            latent of the start image, its tokens' timestep is 0, and the loss leaves that frame
+            out (the pipeline puts the image latent back after every step, so what the model
+            predicts there is never used).
 
     Returns:
         A scalar float32 loss.
     """
+    import torch
     import torch.nn.functional as F
 
+    if clean_first_frame is not None and not expand_timesteps:
+        raise ValueError(
+            "clean_first_frame needs expand_timesteps: only then is the timestep given per token"
+        )
+    if clean_first_frame is not None and latents.shape[2] < 2:
+        raise ValueError("clean_first_frame needs latents of two frames or more: a still has nothing to make")
     s = sigmas.to(latents.device, latents.dtype).view(-1, 1, 1, 1, 1)
     noisy = (1.0 - s) * latents + s * noise
+    timestep = (sigmas * NUM_TRAIN_TIMESTEPS).to(latents.device)
+    frames_in_loss = None
+    if expand_timesteps:
+        frame_timesteps = timestep.view(-1, 1).repeat(1, latents.shape[2])  # (B, T)
+        if clean_first_frame is not None:
+            keep = clean_first_frame.to(latents.device).view(-1)
+            noisy[:, :, 0] = torch.where(keep.view(-1, 1, 1, 1), latents[:, :, 0], noisy[:, :, 0])
+            frame_timesteps[keep, 0] = 0.0
+            frames_in_loss = torch.ones_like(frame_timesteps)
+            frames_in_loss[keep, 0] = 0.0
+        # the tokens are (frame, row, column) in order, as the transformer flattens its patches
+        p_t, p_h, p_w = transformer.config.patch_size
+        per_frame = (latents.shape[3] // p_h) * (latents.shape[4] // p_w)
+        timestep = frame_timesteps[:, ::p_t].repeat_interleave(per_frame, dim=1)
     # the model's compute dtype (diffusers' ModelMixin.dtype skips the modules it keeps in float32)
     dtype = getattr(transformer, "dtype", None) or next(transformer.parameters()).dtype
     velocity = transformer(
         hidden_states=noisy.to(dtype),
-        timestep=(sigmas * NUM_TRAIN_TIMESTEPS).to(latents.device),
+        timestep=timestep,
         encoder_hidden_states=text_embeds.to(dtype),
         return_dict=False,
     )[0]
-    return F.mse_loss(velocity.float(), (noise - latents).float())
+    target = noise - latents
+    if frames_in_loss is None:
+        return F.mse_loss(velocity.float(), target.float())
+    weight = frames_in_loss.view(-1, 1, latents.shape[2], 1, 1).expand_as(target)
+    return ((velocity.float() - target.float()) ** 2 * weight).sum() / weight.sum()

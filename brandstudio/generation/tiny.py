@@ -31,14 +31,18 @@ scheduler           ``UniPCMultistepScheduler``: flow prediction, flow sigmas, s
 boundary_ratio      0.875
 ==================  ====================================================================
 
-``tiny-ti2v`` is the same at toy size for Wan2.2 TI2V-5B (with random weights: it still makes
-noise), the model that makes video from text
-*or* from text and a start image (multi-shot continuity, :mod:`brandstudio.generation.shots`): one
-``WanTransformer3DModel`` (in/out 48 channels), the Wan2.2 VAE layout (``is_residual``, patch 2,
-12 in/out channels, z_dim 48: 4x16x16 compression, so sizes are multiples of 32),
-``expand_timesteps=True`` (the start image's latent frame is kept clean), flow shift 5, saved as
-a ``WanPipeline`` like the real checkpoint; the generator builds a ``WanImageToVideoPipeline`` on
-the same components for image-conditioned shots. Built at ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-ti2v-v3``.
+``tiny-ti2v`` is the same at toy size for Wan2.2 TI2V-5B, the model that makes video from text
+*or* from text and a start image (multi-shot continuity and long takes,
+:mod:`brandstudio.generation.shots`): one ``WanTransformer3DModel`` (in/out 48 channels), the
+Wan2.2 VAE layout (``is_residual``, patch 2, 12 in/out channels, widths 8 to 32, z_dim 48:
+4x16x16 compression, so sizes are multiples of 32), ``expand_timesteps=True`` (the start image's
+latent frame is kept clean), flow shift 5, saved as a ``WanPipeline`` like the real checkpoint;
+the generator builds a ``WanImageToVideoPipeline`` on the same components for image-conditioned
+shots. Its weights are trained by the same trainer (``python -m
+brandstudio.generation.tiny_training --model tiny-ti2v``, which also teaches the transformer to
+continue from a clean first latent frame) and ship in ``brandstudio/generation/tiny_ti2v_weights/``;
+while that folder holds none it is built with random weights (seed 0: it makes noise). Built at
+``$BRANDSTUDIO_HOME/models/tiny-wan2.2-ti2v-v4-<digest>`` (``-seed<N>`` for random weights).
 
 Example:
     >>> from brandstudio.generation.tiny import tiny_model_dir, make_tiny_lora
@@ -71,10 +75,12 @@ __all__ = [
     "TINY_MODEL_VERSION",
     "TINY_TI2V_BASE_MODEL",
     "TINY_TI2V_VERSION",
+    "TINY_TI2V_WEIGHTS_DIR",
     "TINY_WEIGHTS_DIR",
     "build_tiny_model",
     "build_tiny_pipeline",
     "build_tiny_ti2v_model",
+    "build_tiny_ti2v_pipeline",
     "tiny_model_path",
     "tiny_model_version",
     "tiny_ti2v_model_dir",
@@ -91,8 +97,8 @@ TINY_MODEL_VERSION = 3
 TINY_TI2V_BASE_MODEL = "tiny-wan2.2-ti2v"
 """The model family of ``tiny-ti2v`` (toy Wan2.2 TI2V-5B: text or text + start image)."""
 
-TINY_TI2V_VERSION = 3
-"""Bump when the tiny TI2V architecture changes."""
+TINY_TI2V_VERSION = 4
+"""Bump when the tiny TI2V architecture changes (4: the VAE widens with depth, and is trained)."""
 
 TINY_DIMS: Mapping[str, int] = {"dim": 96, "heads": 2, "ffn_dim": 192, "num_layers": 3, "text_dim": 32}
 """Sizes of the tiny transformer experts (``dim`` = 2 heads x 48).
@@ -180,6 +186,37 @@ def _tiny_transformer(channels: int):
 TINY_WEIGHTS_DIR = Path(__file__).resolve().parent / "tiny_weights"
 """The trained weights of ``tiny`` (made by :mod:`brandstudio.generation.tiny_training`)."""
 
+TINY_TI2V_WEIGHTS_DIR = Path(__file__).resolve().parent / "tiny_ti2v_weights"
+"""The trained weights of ``tiny-ti2v`` (``python -m brandstudio.generation.tiny_training --model
+tiny-ti2v``); while the folder has none, ``tiny-ti2v`` is built with random weights (seed 0)."""
+
+WEIGHTS_FACTS_FILE = "training.json"
+"""Written next to trained weights: the run's settings, the losses, and the VAE's latent statistics."""
+
+
+def _is_trained(weights: Path) -> bool:
+    """Whether ``weights`` holds a finished training run (the trainer writes its facts file once
+    with the VAE alone, then with the transformers' stages, ``experts``, when it is done)."""
+    facts = Path(weights) / WEIGHTS_FACTS_FILE
+    return facts.is_file() and "experts" in json.loads(facts.read_text(encoding="utf-8"))
+
+
+def _vae_stats(weights: Path | None) -> dict:
+    """``latents_mean``/``latents_std`` of a trained VAE (in ``training.json``); ``{}`` for random ones."""
+    if weights is None:
+        return {}
+    facts = json.loads((Path(weights) / WEIGHTS_FACTS_FILE).read_text(encoding="utf-8"))
+    return {k: facts["vae"][k] for k in ("latents_mean", "latents_std")}
+
+
+def _load_weights(weights: Path, modules: Mapping) -> None:
+    """Load ``<name>.safetensors`` from ``weights`` into each of ``modules`` (name to module)."""
+    from safetensors.torch import load_model
+
+    for name, module in modules.items():
+        # load_model restores tied weights (UMT5's shared embedding) stored once
+        load_model(module, Path(weights) / f"{name}.safetensors", strict=True)
+
 
 def _tiny_vae(latents_mean=None, latents_std=None):
     """The tiny ``AutoencoderKLWan`` (the Wan2.1 layout: z_dim 16, 4x8x8), from the current torch seed."""
@@ -198,6 +235,40 @@ def _tiny_vae(latents_mean=None, latents_std=None):
     ).eval()
 
 
+def _tiny_wan_pipeline(*, seed: int | None, weights: Path | None, make_vae, experts: int, flow_shift: float,
+                       **config):  # fmt: skip
+    """A tiny ``WanPipeline``: its components drawn from ``torch.manual_seed(seed)`` (the caller's
+    RNG is left alone), then the trained ``weights`` loaded into them when given.
+
+    ``make_vae(latents_mean, latents_std)`` builds the VAE; the transformer(s) (``experts``: 1 or
+    2) take its latent channels; ``config`` goes to ``WanPipeline`` (``boundary_ratio``,
+    ``expand_timesteps``).
+    """
+    import torch
+    from diffusers import UniPCMultistepScheduler, WanPipeline
+
+    stats = _vae_stats(weights)
+    tokenizer = _build_tokenizer()
+    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
+        torch.manual_seed(seed or 0)
+        modules = {"text_encoder": _build_text_encoder(len(tokenizer))}
+        modules["vae"] = make_vae(stats.get("latents_mean"), stats.get("latents_std"))
+        for name in ("transformer", "transformer_2")[:experts]:
+            modules[name] = _tiny_transformer(modules["vae"].config.z_dim)
+    if weights is not None:
+        _load_weights(weights, modules)
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=flow_shift
+    )
+    return WanPipeline(
+        tokenizer=tokenizer,
+        scheduler=scheduler,
+        transformer_2=modules.pop("transformer_2", None),
+        **modules,
+        **config,
+    )
+
+
 def build_tiny_pipeline(*, seed: int | None = None, weights: Path | None = None):
     """Instantiate the tiny ``WanPipeline``: the trained weights, or random ones from ``seed``.
 
@@ -207,39 +278,10 @@ def build_tiny_pipeline(*, seed: int | None = None, weights: Path | None = None)
         weights: a folder of trained weights (``<component>.safetensors`` and
             ``training.json``); the default with no ``seed`` is :data:`TINY_WEIGHTS_DIR`.
     """
-    import torch
-    from diffusers import UniPCMultistepScheduler, WanPipeline
-    from safetensors.torch import load_model
-
     if seed is None and weights is None:
         weights = TINY_WEIGHTS_DIR
-    stats = {}
-    if weights is not None:
-        facts = json.loads((Path(weights) / "training.json").read_text(encoding="utf-8"))
-        stats = {k: facts["vae"][k] for k in ("latents_mean", "latents_std")}
-    tokenizer = _build_tokenizer()
-    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-        torch.manual_seed(seed or 0)
-        text_encoder = _build_text_encoder(len(tokenizer))
-        vae = _tiny_vae(stats.get("latents_mean"), stats.get("latents_std"))
-        transformer, transformer_2 = _tiny_transformer(16), _tiny_transformer(16)
-    if weights is not None:
-        for name, module in (("text_encoder", text_encoder), ("vae", vae), ("transformer", transformer),
-                             ("transformer_2", transformer_2)):  # fmt: skip
-            # load_model restores tied weights (UMT5's shared embedding) stored once
-            load_model(module, Path(weights) / f"{name}.safetensors", strict=True)
-    scheduler = UniPCMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=TINY_FLOW_SHIFT
-    )
-    return WanPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        scheduler=scheduler,
-        transformer=transformer,
-        transformer_2=transformer_2,
-        boundary_ratio=0.875,
-    )
+    return _tiny_wan_pipeline(seed=seed, weights=weights, make_vae=_tiny_vae, experts=2,
+                              flow_shift=TINY_FLOW_SHIFT, boundary_ratio=0.875)  # fmt: skip
 
 
 def _save(pipe, out_dir: Path, base_model: str, version, seed) -> Path:
@@ -285,15 +327,17 @@ def tiny_model_dir(*, seed: int | None = None) -> Path:
         >>> from diffusers import WanPipeline                        # doctest: +SKIP
         >>> pipe = WanPipeline.from_pretrained(tiny_model_dir())     # doctest: +SKIP
     """
-    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}-" + (f"seed{seed}" if seed is not None else _weights_digest())
+    name = f"{TINY_BASE_MODEL}-v{TINY_MODEL_VERSION}-" + (
+        f"seed{seed}" if seed is not None else _weights_digest()
+    )
     return _build_once(name, lambda out: build_tiny_model(out, seed=seed))
 
 
 @functools.cache
-def _weights_digest() -> str:
-    """The first 8 hex digits of the SHA-256 of the shipped weight files (names and bytes)."""
+def _weights_digest(weights: Path = TINY_WEIGHTS_DIR) -> str:
+    """The first 8 hex digits of the SHA-256 of a folder's shipped weight files (names and bytes)."""
     digest = hashlib.sha256()
-    for path in sorted(TINY_WEIGHTS_DIR.glob("*.safetensors")):
+    for path in sorted(weights.glob("*.safetensors")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:8]
@@ -320,48 +364,53 @@ def _build_once(name: str, build) -> Path:
     return final
 
 
-def _build_ti2v_pipeline(seed: int):
-    """The tiny TI2V ``WanPipeline`` (``expand_timesteps=True``), weights from ``torch.manual_seed(seed)``."""
-    import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline
+def _ti2v_seed(seed: int | None) -> int | None:
+    """The seed of a ``tiny-ti2v`` build: ``seed``; for the trained build (``None``) 0 while no
+    trained weights ship (the random build it had before it was trained)."""
+    return 0 if seed is None and not _is_trained(TINY_TI2V_WEIGHTS_DIR) else seed
+
+
+def _ti2v_vae(latents_mean=None, latents_std=None):
+    """The tiny Wan2.2 VAE (``is_residual``, patch 2, z_dim 48: 4x16x16), from the current torch seed."""
+    from diffusers import AutoencoderKLWan
 
     z_dim = 48  # as Wan2.2 TI2V-5B: the transformer's in/out channels are the VAE's latent channels
-    tokenizer = _build_tokenizer()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        text_encoder = _build_text_encoder(len(tokenizer))
-        vae = AutoencoderKLWan(  # the Wan2.2 VAE layout at toy width
-            base_dim=8,
-            decoder_base_dim=8,
-            z_dim=z_dim,
-            dim_mult=[1, 1, 1, 1],
-            num_res_blocks=1,
-            temperal_downsample=[False, True, True],
-            is_residual=True,
-            in_channels=12,
-            out_channels=12,
-            patch_size=2,
-            scale_factor_spatial=16,
-            latents_mean=[0.0] * z_dim,
-            latents_std=[1.0] * z_dim,
-        ).eval()
-        transformer = _tiny_transformer(z_dim)
-    scheduler = UniPCMultistepScheduler(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
-    )
-    return WanPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=vae,
-        scheduler=scheduler,
-        transformer=transformer,
-        transformer_2=None,
-        expand_timesteps=True,
-    )
+    return AutoencoderKLWan(  # the Wan2.2 VAE layout at toy width
+        base_dim=8,
+        decoder_base_dim=8,
+        z_dim=z_dim,
+        # widening with depth as the real one does (1, 2, 4, 4): a width of 8 all the way down
+        # left 8 channels for 48 latent ones, and half the reconstruction error after 150 steps
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+        is_residual=True,
+        in_channels=12,
+        out_channels=12,
+        patch_size=2,
+        scale_factor_spatial=16,
+        latents_mean=list(latents_mean) if latents_mean is not None else [0.0] * z_dim,
+        latents_std=list(latents_std) if latents_std is not None else [1.0] * z_dim,
+    ).eval()
 
 
-def build_tiny_ti2v_model(out_dir: Path, *, seed: int = 0) -> Path:
+def build_tiny_ti2v_pipeline(*, seed: int | None = None, weights: Path | None = None):
+    """Instantiate the tiny TI2V ``WanPipeline`` (``expand_timesteps=True``): the trained weights,
+    or random ones from ``seed``, as :func:`build_tiny_pipeline` does for ``tiny``. With neither,
+    the weights are those in :data:`TINY_TI2V_WEIGHTS_DIR` (random from seed 0 while it holds none).
+    """
+    if weights is None:
+        seed = _ti2v_seed(seed)
+        weights = TINY_TI2V_WEIGHTS_DIR if seed is None else None
+    return _tiny_wan_pipeline(seed=seed, weights=weights, make_vae=_ti2v_vae, experts=1, flow_shift=5.0,
+                              expand_timesteps=True)  # fmt: skip
+
+
+def build_tiny_ti2v_model(out_dir: Path, *, seed: int | None = None) -> Path:
     """Build the tiny TI2V pipeline and save it in diffusers format (safetensors) into ``out_dir``.
+
+    Without ``seed`` the weights are the trained ones in :data:`TINY_TI2V_WEIGHTS_DIR` (random
+    from seed 0 while none ship); with a ``seed`` they are random, as :func:`build_tiny_model`.
 
     Example:
         >>> import tempfile, pathlib, json
@@ -369,33 +418,50 @@ def build_tiny_ti2v_model(out_dir: Path, *, seed: int = 0) -> Path:
         >>> json.loads((d / "model_index.json").read_text())["expand_timesteps"]   # doctest: +SKIP
         True
     """
-    return _save(_build_ti2v_pipeline(seed), Path(out_dir), TINY_TI2V_BASE_MODEL, TINY_TI2V_VERSION, seed)
+    seed = _ti2v_seed(seed)
+    pipe = build_tiny_ti2v_pipeline(seed=seed)
+    return _save(
+        pipe, Path(out_dir), TINY_TI2V_BASE_MODEL, TINY_TI2V_VERSION, "trained" if seed is None else seed
+    )
 
 
-def tiny_ti2v_model_dir(*, seed: int = 0) -> Path:
+def _ti2v_build_name(seed: int | None) -> str:
+    """``<version>-<digest of the trained weights>``, or ``<version>-seed<N>`` for random weights."""
+    seed = _ti2v_seed(seed)
+    return f"{TINY_TI2V_VERSION}-" + (
+        f"seed{seed}" if seed is not None else _weights_digest(TINY_TI2V_WEIGHTS_DIR)
+    )
+
+
+def tiny_ti2v_model_dir(*, seed: int | None = None) -> Path:
     """The directory of ``tiny-ti2v``, built on first use like :func:`tiny_model_dir`.
 
+    ``$BRANDSTUDIO_HOME/models/tiny-wan2.2-ti2v-v4-<digest>`` for the trained weights (the digest
+    is of their files, so a build from older weights is never reused), ``...-seed<N>`` for random
+    weights (``seed=N``, or seed 0 while no trained weights ship).
+
     Example:
-        >>> tiny_ti2v_model_dir().name                               # doctest: +SKIP
-        'tiny-wan2.2-ti2v-v3'
+        >>> tiny_ti2v_model_dir(seed=1).name                         # doctest: +SKIP
+        'tiny-wan2.2-ti2v-v4-seed1'
     """
-    name = f"{TINY_TI2V_BASE_MODEL}-v{TINY_TI2V_VERSION}" + (f"-seed{seed}" if seed else "")
+    seed = _ti2v_seed(seed)
+    name = f"{TINY_TI2V_BASE_MODEL}-v{_ti2v_build_name(seed)}"
     return _build_once(name, lambda out: build_tiny_ti2v_model(out, seed=seed))
 
 
 _TINY_MODELS = {
     "tiny": (tiny_model_dir, lambda: f"{TINY_MODEL_VERSION}-{_weights_digest()}"),
-    "tiny-ti2v": (tiny_ti2v_model_dir, lambda: str(TINY_TI2V_VERSION)),
+    "tiny-ti2v": (tiny_ti2v_model_dir, lambda: _ti2v_build_name(None)),
 }
 
 
 def tiny_model_version(model_id: str) -> str | None:
     """The build of an offline tiny model id (part of its scene-cache identity: the architecture's
-    version and, for the trained ``tiny``, its weights' digest), else ``None``.
+    version and its trained weights' digest, or ``seed<N>`` for random weights), else ``None``.
 
     Example:
-        >>> tiny_model_version("tiny-ti2v"), tiny_model_version("Wan-AI/Wan2.2-T2V-A14B-Diffusers")
-        ('3', None)
+        >>> tiny_model_version("tiny-ti2v")[:2], tiny_model_version("Wan-AI/Wan2.2-T2V-A14B-Diffusers")
+        ('4-', None)
     """
     return _TINY_MODELS[model_id][1]() if model_id in _TINY_MODELS else None
 

@@ -1,33 +1,45 @@
-"""Train the offline demo model (``tiny``) so that it makes moving colour instead of noise.
+"""Train the offline demo models (``tiny``, ``tiny-ti2v``) so that they make moving colour instead of noise.
 
-The tiny Wan2.2 MoE of :mod:`brandstudio.generation.tiny` has the real architecture at toy size.
-Random weights make noise; these weights are learned here, on a CPU, in minutes, from
-procedural footage (:mod:`brandstudio.generation.procedural`: drifting gradients, soft discs, a
-wandering light, with captions naming the colours and the motion):
+The tiny Wan2.2 models of :mod:`brandstudio.generation.tiny` have the real architectures at toy
+size: ``tiny`` is T2V-A14B (two experts), ``tiny-ti2v`` is TI2V-5B (one transformer, the Wan2.2
+VAE, text *or* text and a start image). Random weights make noise; these weights are learned
+here, on a CPU, in minutes, from procedural footage (:mod:`brandstudio.generation.procedural`:
+drifting gradients, soft discs, a wandering light, with captions naming the colours and the
+motion):
 
-1. build the random pipeline (:func:`brandstudio.generation.tiny.build_tiny_pipeline`);
+1. build the random pipeline (:func:`brandstudio.generation.tiny.build_tiny_pipeline`,
+   :func:`~brandstudio.generation.tiny.build_tiny_ti2v_pipeline`);
 2. train the VAE as an autoencoder on procedural clips and stills (L2 + L1 reconstruction of
    the posterior mean with a little noise added, so that the decoder tolerates imperfect latents);
 3. measure its reconstruction PSNR on held-out scenes, and the per-channel mean and standard
    deviation of its latents (``latents_mean`` / ``latents_std``: the transformer works on unit
    variance latents, as with the real Wan VAE);
 4. encode the transformer's training clips and their captions once;
-5. train each expert by flow matching on its own noise range (split at ``boundary_ratio``,
-   :mod:`brandstudio.generation.flow_matching`, the same loss ``lora train`` uses), with a tenth
-   of the captions dropped so that classifier-free guidance has an unconditional branch;
-6. write ``text_encoder``/``vae``/``transformer``/``transformer_2`` ``.safetensors`` and
+5. train the transformer by flow matching (:mod:`brandstudio.generation.flow_matching`, the same
+   loss ``lora train`` uses) on every noise level, with a tenth of the captions dropped so that
+   classifier-free guidance has an unconditional branch; then, for ``tiny``, each expert on its
+   own noise range (split at ``boundary_ratio``). ``tiny-ti2v`` (``expand_timesteps``) is told
+   the timestep per token, and in a share of its draws (``first_frame_share``) latent frame 0 is
+   kept clean at timestep 0 and left out of the loss, as ``WanImageToVideoPipeline`` conditions
+   on a start image: one model learns to make a first shot from text and to continue from a
+   frame (a long take's next segment starts from the last frame of the one before);
+6. write ``text_encoder``/``vae``/``transformer``(/``transformer_2``) ``.safetensors`` and
    ``training.json`` (what was trained, how long, the losses and the PSNR) into the weights
-   folder :func:`brandstudio.generation.tiny.build_tiny_model` loads.
+   folder :func:`brandstudio.generation.tiny.build_tiny_model` (or ``build_tiny_ti2v_model``) loads.
 
-The shipped weights in ``brandstudio/generation/tiny_weights/`` were made by::
+The shipped weights in ``brandstudio/generation/tiny_weights/`` and ``tiny_ti2v_weights/`` were made by::
 
     python -m brandstudio.generation.tiny_training
+    python -m brandstudio.generation.tiny_training --model tiny-ti2v
 
 Example:
     >>> from brandstudio.generation.tiny_training import DemoModelTraining, train_demo_model
     >>> facts = train_demo_model(tmp_dir, DemoModelTraining.toy())      # doctest: +SKIP
     >>> facts["vae"]["psnr_db"] > 10                                     # doctest: +SKIP
     True
+    >>> facts = train_demo_model(tmp_dir, DemoModelTraining.toy("tiny-ti2v"))  # doctest: +SKIP
+    >>> list(facts["experts"])                                           # doctest: +SKIP
+    ['transformer']
 """
 
 from __future__ import annotations
@@ -45,35 +57,57 @@ import numpy as np
 from brandstudio.files import write_bytes_atomic
 from brandstudio.generation.flow_matching import expert_sigma_ranges, flow_matching_loss, sample_sigmas
 from brandstudio.generation.procedural import random_scene, render_scene, scene_caption
-from brandstudio.generation.tiny import TINY_WEIGHTS_DIR, build_tiny_pipeline
+from brandstudio.generation.tiny import (
+    TINY_TI2V_WEIGHTS_DIR,
+    TINY_WEIGHTS_DIR,
+    build_tiny_pipeline,
+    build_tiny_ti2v_pipeline,
+)
 
 __all__ = ["DemoModelTraining", "psnr", "train_demo_model"]
 
 COMPONENTS = ("text_encoder", "vae", "transformer", "transformer_2")
-"""The weight files of the trained model (the tokenizer and scheduler have no weights)."""
+"""The weight files of a trained model (the tokenizer and scheduler have no weights); a
+one-transformer model (``tiny-ti2v``) has no ``transformer_2``."""
 
 FACTS_FILE = "training.json"
+
+ENCODE_BATCH = 4
+"""Clips the VAE encodes per call when the transformer's data is made."""
+
+DEMO_MODELS: dict[str, tuple[Callable[..., object], Path]] = {
+    "tiny": (build_tiny_pipeline, TINY_WEIGHTS_DIR),
+    "tiny-ti2v": (build_tiny_ti2v_pipeline, TINY_TI2V_WEIGHTS_DIR),
+}
+"""Each trainable demo model: its pipeline builder (``seed=`` random, ``weights=`` trained) and
+the folder its shipped weights live in."""
 
 
 @dataclass(frozen=True)
 class DemoModelTraining:
-    """How the demo model is trained (the defaults made the shipped weights).
+    """How a demo model is trained (the defaults made the shipped ``tiny``, :meth:`ti2v` ``tiny-ti2v``).
 
     Attributes:
+        model: which demo model: ``"tiny"`` or ``"tiny-ti2v"`` (:data:`DEMO_MODELS`).
         vae_still_steps, vae_clip_steps: the autoencoder's two phases (stills, then clips).
         vae_batch, vae_size, vae_lr, vae_latent_noise: its batch of stills, still size
             ``(width, height)``, learning rate, and the noise added to its latents.
         vae_frames, vae_clip_crop: frames (1 + 4k) and crop size of the second phase's clips.
         clips, clip_frames, sizes: the transformer's data: how many procedural clips, how many
-            frames each (1 + 4k), and the ``(width, height)`` sizes they are drawn at.
-        shared_steps: steps of the one transformer both experts start from, on every noise level.
-        expert_steps: steps of each expert on its own noise range after that.
+            frames each (1 + 4k), and the ``(width, height)`` sizes they are drawn at (multiples of
+            the VAE's spatial factor times the patch: 16 for ``tiny``, 32 for ``tiny-ti2v``).
+        shared_steps: steps on every noise level: of the one transformer both experts start
+            from, or all the training of a one-transformer model.
+        expert_steps: steps of each expert on its own noise range after that (two experts only).
         transformer_batch, transformer_lr: batch and peak learning rate of both stages.
         caption_dropout: the share of captions replaced by the empty prompt.
+        first_frame_share: the share of clip draws trained to continue from their first frame
+            (image-to-video, for an ``expand_timesteps`` model; the others are text-to-video).
         held_out: scenes kept out of training for the PSNR figure.
         seed: every draw (scenes, noise, initial weights).
     """
 
+    model: str = "tiny"
     vae_still_steps: int = 2500
     vae_clip_steps: int = 400
     vae_batch: int = 8
@@ -90,15 +124,40 @@ class DemoModelTraining:
     transformer_batch: int = 8
     transformer_lr: float = 1e-3
     caption_dropout: float = 0.1
+    first_frame_share: float = 0.0
     held_out: int = 16
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.model not in DEMO_MODELS:
+            raise ValueError(f"model must be one of {sorted(DEMO_MODELS)}, got {self.model!r}")
+
     @classmethod
-    def toy(cls) -> DemoModelTraining:
+    def ti2v(cls) -> DemoModelTraining:
+        """``tiny-ti2v``'s training (made its shipped weights): about 30 minutes on 2 CPU cores.
+
+        Its VAE compresses 4x16x16, so its sizes are multiples of 32 (both orientations of 256x160
+        and 256x128, around a 16:9 profile's 256x144) and its clip crops 48x48 (32x32 would be 2x2
+        latents, nearly all border). Its VAE costs a third of ``tiny``'s, and a transformer step
+        half of one of ``tiny``'s even on clips twice as long (256x160x33 is 360 tokens, 256x144x17
+        720 for ``tiny``), so it trains on 33-frame clips (2 s, nearer a long take's segment), on
+        twice the scenes, and for 6000 steps, what fits the half hour. Half its clip draws continue
+        from their first frame, the rest (and the stills) are text-to-video.
+        """
+        return cls(model="tiny-ti2v", vae_still_steps=3000, vae_clip_steps=400, vae_clip_crop=(48, 48),
+                   clips=640, clip_frames=33, sizes=((256, 160), (160, 256), (256, 128), (128, 256)),
+                   shared_steps=6000, expert_steps=0, first_frame_share=0.5)  # fmt: skip
+
+    @classmethod
+    def toy(cls, model: str = "tiny") -> DemoModelTraining:
         """A run of seconds at toy size, for tests."""
-        return cls(vae_still_steps=4, vae_clip_steps=2, vae_batch=2, vae_size=(32, 32), vae_frames=5,
-                   vae_clip_crop=(16, 16), clips=4, clip_frames=5, sizes=((64, 32),),
-                   shared_steps=3, expert_steps=2, transformer_batch=2, held_out=2)  # fmt: skip
+        toy = cls(vae_still_steps=4, vae_clip_steps=2, vae_batch=2, vae_size=(32, 32), vae_frames=5,
+                  vae_clip_crop=(16, 16), clips=4, clip_frames=5, sizes=((64, 32),),
+                  shared_steps=3, expert_steps=2, transformer_batch=2, held_out=2)  # fmt: skip
+        if model == "tiny-ti2v":  # sizes in multiples of 32; one transformer; 2 latent frames
+            return replace(toy, model=model, vae_clip_crop=(32, 32), sizes=((64, 32),), shared_steps=6,
+                           expert_steps=0, first_frame_share=0.5)  # fmt: skip
+        return replace(toy, model=model)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -295,6 +354,22 @@ def _measure_vae(vae, cfg: DemoModelTraining) -> dict:
     }
 
 
+def _encode_scenes(vae, scenes: list, frames: int, size: tuple[int, int], mean, std) -> list:
+    """``scenes`` rendered at ``size`` for ``frames`` frames, as normalised latents, a few per VAE
+    call: its small convolutions use the cores far better on a batch (4 clips cost about what one
+    does alone)."""
+    import torch
+
+    out = []
+    for start in range(0, len(scenes), ENCODE_BATCH):
+        chunk = scenes[start : start + ENCODE_BATCH]
+        x = torch.stack(
+            [_to_tensor(render_scene(s, frames=frames, width=size[0], height=size[1])) for s in chunk]
+        )
+        out.extend((vae.encode(x).latent_dist.mode() - mean) / std)
+    return out
+
+
 def _encode_data(pipe, cfg: DemoModelTraining, stats: dict, log: Callable[[str], None]):
     """Step 4: the transformer's clips as normalised latents, grouped by size, and caption embeddings."""
     import torch
@@ -305,14 +380,16 @@ def _encode_data(pipe, cfg: DemoModelTraining, stats: dict, log: Callable[[str],
     groups = []
     with torch.no_grad():
         for size in cfg.sizes:
-            latents, captions = [], []
-            for i in range(cfg.clips // len(cfg.sizes)):
-                # a fifth are stills: the LoRAs of brand profiles train on single frames
-                frames = 1 if i % 5 == 4 else cfg.clip_frames
-                x, caps = _scene_batch(rng, 1, frames, size)
-                z = (pipe.vae.encode(x).latent_dist.mode() - mean) / std
-                latents.append(z[0])
-                captions.append(caps[0])
+            scenes = [random_scene(rng) for _ in range(cfg.clips // len(cfg.sizes))]
+            # a fifth are stills: the LoRAs of brand profiles train on single frames
+            frames = [1 if i % 5 == 4 else cfg.clip_frames for i in range(len(scenes))]
+            latents = [None] * len(scenes)
+            for length in sorted(set(frames)):
+                same = [i for i, f in enumerate(frames) if f == length]
+                encoded = _encode_scenes(pipe.vae, [scenes[i] for i in same], length, size, mean, std)
+                for i, latent in zip(same, encoded, strict=True):
+                    latents[i] = latent
+            captions = [scene_caption(s) for s in scenes]
             embeds = pipe.encode_prompt(captions, do_classifier_free_guidance=False, max_sequence_length=512)[
                 0
             ]
@@ -323,8 +400,13 @@ def _encode_data(pipe, cfg: DemoModelTraining, stats: dict, log: Callable[[str],
 
 
 def _train_expert(transformer, low: float, high: float, groups, empty, shift: float, steps: int, lr: float,
-                  cfg: DemoModelTraining, name: str, log: Callable[[str], None]) -> list[float]:  # fmt: skip
-    """Step 5: a transformer, by flow matching on noise levels in ``[low, high]``."""
+                  cfg: DemoModelTraining, name: str, log: Callable[[str], None], *,
+                  expand_timesteps: bool = False) -> list[float]:  # fmt: skip
+    """Step 5: a transformer, by flow matching on noise levels in ``[low, high]``.
+
+    With ``expand_timesteps`` (TI2V) the timestep is told per token, as the pipelines do, and
+    ``cfg.first_frame_share`` of the clips continue from their first latent frame, kept clean.
+    """
     import torch
 
     gen = torch.Generator().manual_seed(cfg.seed + 4)
@@ -345,7 +427,13 @@ def _train_expert(transformer, low: float, high: float, groups, empty, shift: fl
         text[drop] = empty
         sigmas = sample_sigmas(len(idx), low=low, high=high, shift=shift, generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
-        loss = flow_matching_loss(transformer, x0, text, sigmas, noise)
+        from_image = None
+        if expand_timesteps and cfg.first_frame_share and x0.shape[2] > 1:
+            # image-to-video draws: a clip's first latent frame is the latent of its first frame
+            # alone (the VAE is causal), just what the pipeline makes of a start image
+            from_image = torch.rand(len(idx), generator=gen) < cfg.first_frame_share
+        loss = flow_matching_loss(transformer, x0, text, sigmas, noise, expand_timesteps=expand_timesteps,
+                                  clean_first_frame=from_image)  # fmt: skip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)
@@ -390,15 +478,35 @@ def _curve(losses: list[float]) -> list[float]:
     return [round(float(s.mean()), 5) for s in spans]
 
 
+def _check_sizes(pipe, cfg: DemoModelTraining) -> None:
+    """Raise a ``ValueError`` for a training size the model cannot generate at (before minutes are spent)."""
+    multiple = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
+    bad = [f"{w}x{h}" for w, h in cfg.sizes if w % multiple or h % multiple]
+    if bad:
+        raise ValueError(
+            f"{cfg.model} generates at multiples of {multiple} pixels; sizes {', '.join(bad)} are not"
+        )
+    vae_multiple = pipe.vae_scale_factor_spatial
+    crops = [f"{w}x{h}" for w, h in (cfg.vae_size, cfg.vae_clip_crop) if w % vae_multiple or h % vae_multiple]
+    if crops:
+        raise ValueError(f"{cfg.model}'s VAE needs multiples of {vae_multiple}; {', '.join(crops)} are not")
+
+
+def _components(pipe) -> list[str]:
+    """The pipeline's weighted components (:data:`COMPONENTS` less a missing ``transformer_2``)."""
+    return [name for name in COMPONENTS if getattr(pipe, name, None) is not None]
+
+
 def train_demo_model(out_dir: Path, config: DemoModelTraining | None = None, *, keep_vae: bool = False,
                      resume_experts: bool = False, log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """Train the demo model's weights into ``out_dir``; returns the training facts.
+    """Train a demo model's weights into ``out_dir``; returns the training facts.
 
     Args:
         out_dir: the folder to write ``<component>.safetensors`` and ``training.json`` into.
-        config: the run's sizes; ``DemoModelTraining()`` made the shipped weights,
-            ``DemoModelTraining.toy()`` runs in seconds.
-        resume_experts: start both experts from the ones a previous run wrote into ``out_dir``
+        config: the model and the run's sizes; ``DemoModelTraining()`` made the shipped ``tiny``
+            weights, ``DemoModelTraining.ti2v()`` the ``tiny-ti2v`` ones, ``DemoModelTraining.toy()``
+            (``toy("tiny-ti2v")``) runs in seconds.
+        resume_experts: start the transformer(s) from the ones a previous run wrote into ``out_dir``
             (with ``keep_vae``: their latents are that VAE's) and train them on; the shared stage
             runs only if ``config.shared_steps`` asks for it. The loss curves of the runs are kept.
         keep_vae: reuse the VAE a previous run trained into ``out_dir`` (its step 2 is written
@@ -417,7 +525,9 @@ def train_demo_model(out_dir: Path, config: DemoModelTraining | None = None, *, 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         # 1. the random pipeline of the current architecture
-        pipe = build_tiny_pipeline(seed=cfg.seed)
+        build_pipeline, _ = DEMO_MODELS[cfg.model]
+        pipe = build_pipeline(seed=cfg.seed)
+        _check_sizes(pipe, cfg)
         pipe.text_encoder.requires_grad_(False)
         # 2. the VAE (or the one a previous run of this folder trained, with keep_vae)
         t0 = time.perf_counter()
@@ -446,27 +556,35 @@ def train_demo_model(out_dir: Path, config: DemoModelTraining | None = None, *, 
         encode_seconds = time.perf_counter() - t0
         # 5. one transformer on every noise level, then each expert from it on its own range (as
         # Wan2.2's experts start from one Wan2.1 model): the shared stage is where the footage is
-        # learned, and it costs one model's steps rather than two
+        # learned, and it costs one model's steps rather than two. A one-transformer model
+        # (TI2V) is that stage alone.
         shift = float(pipe.scheduler.config.flow_shift)
+        expand_timesteps = bool(pipe.config.get("expand_timesteps"))
+        names = [name for name in _components(pipe) if name.startswith("transformer")]
+        ranges = expert_sigma_ranges(pipe.config.boundary_ratio) if len(names) > 1 else {}
         experts = {}
         if resume_experts:
             experts = json.loads((out_dir / FACTS_FILE).read_text(encoding="utf-8"))["experts"]
-            for name in ("transformer", "transformer_2"):
+            for name in names:
                 load_model(getattr(pipe, name), out_dir / f"{name}.safetensors", strict=True)
         if cfg.shared_steps:
+            stage = "shared" if ranges else "transformer"
             t0 = time.perf_counter()
             shared = _train_expert(pipe.transformer, 0.0, 1.0, groups, empty, shift, cfg.shared_steps,
-                                   cfg.transformer_lr, cfg, "shared", log)  # fmt: skip
-            pipe.transformer_2.load_state_dict(pipe.transformer.state_dict())
-            experts["shared"] = _stage_facts(
-                experts.get("shared"), (0.0, 1.0), time.perf_counter() - t0, shared
-            )
-        for name, (low, high) in expert_sigma_ranges(pipe.config.boundary_ratio).items():
+                                   cfg.transformer_lr, cfg, stage, log,
+                                   expand_timesteps=expand_timesteps)  # fmt: skip
+            if ranges:
+                pipe.transformer_2.load_state_dict(pipe.transformer.state_dict())
+            experts[stage] = _stage_facts(experts.get(stage), (0.0, 1.0), time.perf_counter() - t0, shared)
+        for name, (low, high) in ranges.items():
             t0 = time.perf_counter()
             losses = _train_expert(getattr(pipe, name), low, high, groups, empty, shift, cfg.expert_steps,
                                    cfg.transformer_lr * 0.3, cfg, name, log)  # fmt: skip
             experts[name] = _stage_facts(experts.get(name), (low, high), time.perf_counter() - t0, losses)
     # 6. the files
+    data = "brandstudio.generation.procedural: drifting gradients, soft discs and a light, captioned"
+    if expand_timesteps:
+        data += f"; {cfg.first_frame_share:.0%} of clip draws continue from their first frame"
     runs = [*earlier_runs, {"config": asdict(cfg), "seconds": round(time.perf_counter() - began, 1)}]
     facts = {
         "config": asdict(cfg),
@@ -483,37 +601,43 @@ def train_demo_model(out_dir: Path, config: DemoModelTraining | None = None, *, 
         },  # fmt: skip
         "encode_seconds": round(encode_seconds, 1),
         "experts": experts,
-        "data": "brandstudio.generation.procedural: drifting gradients, soft discs and a light, captioned",
+        "data": data,
     }
-    _save_weights(pipe, out_dir, facts)
+    _save_weights(pipe, out_dir, facts, components=_components(pipe))
     return facts
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Train the offline demo model's weights (minutes on a CPU).")
+    ap = argparse.ArgumentParser(description="Train an offline demo model's weights (minutes on a CPU).")
+    ap.add_argument("--model", choices=sorted(DEMO_MODELS), default="tiny",
+                    help="which demo model (default: tiny; tiny-ti2v takes a start image)")  # fmt: skip
     ap.add_argument(
-        "--out", type=Path, default=TINY_WEIGHTS_DIR, help="weights folder (default: the shipped one)"
+        "--out", type=Path, default=None, help="weights folder (default: the model's shipped one)"
     )
     ap.add_argument("--toy", action="store_true", help="a run of seconds at toy size")
     ap.add_argument("--keep-vae", action="store_true", help="reuse the VAE already trained into --out")
     ap.add_argument("--resume-experts", action="store_true",
-                    help="with --keep-vae: train the experts already in --out further")  # fmt: skip
+                    help="with --keep-vae: train the transformer(s) already in --out further")  # fmt: skip
     ap.add_argument("--vae-still-steps", type=int, default=None)
     ap.add_argument("--shared-steps", type=int, default=None)
     ap.add_argument("--expert-steps", type=int, default=None)
     args = ap.parse_args(argv)
-    cfg = DemoModelTraining.toy() if args.toy else DemoModelTraining()
+    if args.toy:
+        cfg = DemoModelTraining.toy(args.model)
+    else:
+        cfg = DemoModelTraining.ti2v() if args.model == "tiny-ti2v" else DemoModelTraining()
     for field in ("vae_still_steps", "shared_steps", "expert_steps"):
         if getattr(args, field) is not None:
             cfg = replace(cfg, **{field: getattr(args, field)})
+    out = args.out or DEMO_MODELS[args.model][1]
     facts = train_demo_model(
-        args.out,
+        out,
         cfg,
         keep_vae=args.keep_vae,
         resume_experts=args.resume_experts,
         log=lambda s: print(s, flush=True),
     )
-    print(f"wrote {args.out} in {facts['seconds']:.0f} s; VAE PSNR {facts['vae']['psnr_db']} dB")
+    print(f"wrote {out} in {facts['seconds']:.0f} s; VAE PSNR {facts['vae']['psnr_db']} dB")
     return 0
 
 

@@ -7,6 +7,7 @@ Each effect is a small frozen dataclass with ``apply(frames) -> frames``
 effect              module
 ==================  =========================================================================
 ``ColourMatch``     :mod:`.match` — colour transfer to a reference still or frame 0
+``TakeMatch``       :mod:`.take_match` — a long take's segments pulled back to the first one's colour
 ``Reframe``         :mod:`.reframe` — crop to the aspect ratio (centre, saliency, faces)
 ``Grade``           :mod:`.grade` — the brand's 3D LUT (fast kernels; :mod:`.grade_torch` on GPU)
 ``Upscale``         :mod:`.upscale` — to the delivery size (Lanczos, bicubic, Real-ESRGAN :mod:`.sr`)
@@ -37,6 +38,7 @@ from .plan import bake_ahead, check, clip_label, delivery_size, grade_of, plan, 
 from .reframe import Reframe
 from .stream import PostChain, run_stream
 from .subtitles import Cue, write_srt, write_vtt
+from .take_match import TakeMatch
 from .upscale import Upscale
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "PostChain",
     "Reframe",
     "RegionLabel",
+    "TakeMatch",
     "Upscale",
     "bake_ahead",
     "check",

@@ -34,6 +34,7 @@ from .match import ColourMatch, load_reference
 from .reframe import Reframe, delivery_size
 from .stream import PostChain
 from .subtitles import Cue
+from .take_match import TakeMatch
 from .upscale import Upscale
 
 __all__ = ["bake_ahead", "check", "clip_label", "delivery_size", "grade_of", "plan", "plan_retime", "with_label"]
@@ -109,18 +110,23 @@ def plan(
     *,
     model_fps: float,
     shot_starts: Sequence[int] = (),
+    segment_starts: Sequence[int] = (),
     device: str = "auto",
 ) -> PostChain:
     """The post stage's effects for the generated ``frames``, as a :class:`PostChain`.
 
     ``frames`` are only read for their count, the colour-match reference (frame 0 unless the
-    profile names a still) and the reframe's subject windows. ``shot_starts``: the first frame
-    of each shot of a multi-shot clip, so that a subject-aware reframe picks one window per shot.
+    profile names a still), a long take's segment statistics and the reframe's subject windows.
+    ``shot_starts``: the first frame of each shot of a multi-shot clip, so that a subject-aware
+    reframe picks one window per shot. ``segment_starts``: the first frame of each generation
+    of a long take, each pulled back to the first one's colour (``[colour] take_match``).
     """
     spec = profile.spec
     width, height = delivery_size(brief.aspect, brief.resolution)
     safe = spec.captions.safe_area[brief.aspect]
     source: list[Effect] = []
+    if len(segment_starts) > 1 and spec.colour.take_match != "off":  # a long take's drift, segment by segment
+        source.append(TakeMatch.planned(frames, segment_starts, spec.colour.take_match))
     if spec.colour.match != "off":  # drifting colour pulled back to the still or frame 0
         ref = load_reference(profile.path("colour.reference")) if spec.colour.reference else frames[0]
         source.append(ColourMatch(spec.colour.match, ref, spec.colour.match_strength))

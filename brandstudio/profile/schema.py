@@ -249,6 +249,11 @@ class ColourSection(_Section):
         "off", description="match every frame's colours to `reference` (or the first frame) before the LUT"
     )
     match_strength: float = Field(1.0, ge=0, le=1)
+    take_match: Literal["reinhard", "chroma", "off"] = Field(
+        "reinhard",
+        description="a long take (one scene in several chained generations): each segment's colour "
+        "pulled back to the first segment's (chroma: colour only, lightness kept)",
+    )
 
     @field_validator("palette", mode="before")
     @classmethod
