@@ -20,6 +20,16 @@ How a job ends:
 - the worker stopped (``stop_event`` set, SIGTERM, Ctrl-C): the job is released to the queue,
   unfinished, its attempt not counted, and what it wrote is deleted.
 
+**The database going away** (a restart, a network cut, SQLite's file unreachable) does not stop
+the worker: a heartbeat that cannot reach it is skipped (the render goes on), reporting the end
+of a job (:func:`~.queue.finish`, :func:`~.queue.fail`) is tried again with a growing pause (up
+to :data:`DB_RETRY_MAX_S`) until the database answers or the worker is stopped, and the loop
+waits the same way between turns. A lease that ran out meanwhile is still the worker's unless
+another worker took the job back; if one did, the report is refused
+(:class:`~brandstudio.errors.LeaseLost`) and the files are removed, so a job is never stored
+twice nor half. A finish whose commit was applied but whose answer was lost is recognised when
+it is tried again (the job is already done by this worker): its files are kept.
+
 Example (the loop in a thread, as ``brandstudio serve`` runs it)::
 
     stop = threading.Event()
@@ -38,6 +48,8 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..batch import JobDefaults, Studio, execute_job, make_job
@@ -49,7 +61,7 @@ from .db import Brand, Job, make_engine, sessions
 from .migrate import check_schema
 from .queue import DEFAULT_LEASE_S, claim, fail, finish, heartbeat, release, requeue_expired, worker_name
 
-__all__ = ["RENDERS", "StudioFactory", "Worker", "WorkerStopped", "job_dir", "run_worker"]
+__all__ = ["DB_DOWN", "RENDERS", "StudioFactory", "Worker", "WorkerStopped", "job_dir", "run_worker"]
 
 log = logging.getLogger("brandstudio.app.worker")
 
@@ -57,6 +69,10 @@ log = logging.getLogger("brandstudio.app.worker")
 RENDERS = "renders"
 #: the least time between two progress heartbeats
 PROGRESS_EVERY_S = 1.0
+#: the errors of a database that cannot be reached (or, on SQLite, is locked past the busy timeout)
+DB_DOWN = (OperationalError, InterfaceError)
+#: the first and the longest pause before trying an unreachable database again
+DB_RETRY_FIRST_S, DB_RETRY_MAX_S = 0.2, 10.0
 
 #: makes the studio of a brand, given its row and the brand's render folder
 StudioFactory = Callable[[Brand, Path], Studio]
@@ -105,6 +121,9 @@ class _Lease:
                 heartbeat(self.session_factory, self.job_id, self.worker_id, self.lease_s, progress=progress)
             except LeaseLost as exc:
                 self.lost = exc
+            except DB_DOWN as exc:  # the render goes on; the next beat tries again
+                log.warning("job %s: heartbeat skipped, the database does not answer: %s", self.job_id,
+                            _first_line(exc))  # fmt: skip
             self.last = time.monotonic()
 
     def _keep(self) -> None:
@@ -143,8 +162,18 @@ class Worker:
     def run(self, poll_seconds: float = 2.0, *, max_jobs: int | None = None) -> int:
         """Work until ``stop_event`` is set (or ``max_jobs`` are done); the number of jobs worked."""
         worked = 0
+        pause = DB_RETRY_FIRST_S
         while not self.stop_event.is_set() and (max_jobs is None or worked < max_jobs):
-            if self.run_once():
+            try:
+                got = self.run_once()
+            except DB_DOWN as exc:
+                log.warning("worker %s: the database does not answer (%s); trying again in %.1f s",
+                            self.worker_id, _first_line(exc), pause)  # fmt: skip
+                self.stop_event.wait(pause)
+                pause = min(pause * 2, DB_RETRY_MAX_S)
+                continue
+            pause = DB_RETRY_FIRST_S
+            if got:
                 worked += 1
             else:
                 self.stop_event.wait(poll_seconds)
@@ -172,7 +201,8 @@ class Worker:
                     known = isinstance(exc, BrandStudioError)
                     error_type, message = type(exc).__name__, str(exc) if known else f"{type(exc).__name__}: {exc}"
                     self._report(lambda: fail(self.session_factory, job.id, self.worker_id, error_type=error_type,
-                                              message=message, expected=known, retry=not known), out)  # fmt: skip
+                                              message=message, expected=known, retry=not known), out,
+                                 job_id=job.id)  # fmt: skip
                     return
                 outcome = execute_job(self._studio(job.brand_id), batch_job, self._on_progress(lease), worker=self.worker_id)
             if lease.lost is not None or outcome.error_type == "LeaseLost":
@@ -182,30 +212,58 @@ class Worker:
                 result = {"render": outcome.result.model_dump(mode="json"), "files": list(outcome.files),
                           "seconds": outcome.seconds, "worker": self.worker_id}  # fmt: skip
                 self._report(lambda: finish(self.session_factory, job.id, self.worker_id, result=result,
-                                            outputs=[f["output"] for f in outcome.files]), out, keep=True)  # fmt: skip
+                                            outputs=[f["output"] for f in outcome.files]), out, keep=True,
+                             job_id=job.id)  # fmt: skip
             else:
                 self._report(lambda: fail(self.session_factory, job.id, self.worker_id, error_type=outcome.error_type,
                                           message=outcome.message or "", expected=outcome.expected,
-                                          retry=not outcome.expected), out)  # fmt: skip
+                                          retry=not outcome.expected), out, job_id=job.id)  # fmt: skip
         except (WorkerStopped, KeyboardInterrupt, SystemExit) as stop:
             log.info("job %s: worker stopping, the job goes back to the queue", job.id)
             try:
                 release(self.session_factory, job.id, self.worker_id)
             except LeaseLost:
                 pass
+            except DB_DOWN as exc:  # its lease runs out and the queue takes it back
+                log.warning("job %s: not released, the database does not answer: %s", job.id, _first_line(exc))
             shutil.rmtree(out, ignore_errors=True)
             if not isinstance(stop, WorkerStopped):
                 raise
             self.stop_event.set()
 
-    def _report(self, report: Callable[[], Any], out: Path, *, keep: bool = False) -> None:
-        try:
-            report()
-        except LeaseLost as exc:
-            log.warning("%s", exc.message)
-            keep = False
+    def _report(self, report: Callable[[], Any], out: Path, *, keep: bool = False, job_id: int | None = None) -> None:
+        """Tell the queue how a job ended, trying again while the database does not answer (see
+        the module docstring); the files in ``out`` are kept only with a finish that was stored."""
+        pause, tried_before = DB_RETRY_FIRST_S, False
+        while True:
+            try:
+                report()
+                break
+            except LeaseLost as exc:
+                if keep and tried_before and self._finished_by_me(job_id):
+                    break  # the last try was stored, only its answer was lost
+                log.warning("%s", exc.message)
+                keep = False
+                break
+            except DB_DOWN as exc:
+                if self.stop_event.is_set():  # the job stays running; its lease runs out and the queue
+                    log.warning("job %s: not reported, the worker is stopping", job_id)  # takes it back
+                    keep = False
+                    break
+                log.warning("job %s: cannot report the end, the database does not answer (%s); again in %.1f s",
+                            job_id, _first_line(exc), pause)  # fmt: skip
+                tried_before = True
+                self.stop_event.wait(pause)
+                pause = min(pause * 2, DB_RETRY_MAX_S)
         if not keep:
             shutil.rmtree(out, ignore_errors=True)
+
+    def _finished_by_me(self, job_id: int | None) -> bool:
+        if job_id is None:
+            return False
+        with self.session_factory() as session:
+            row = session.execute(select(Job.status, Job.worker).where(Job.id == job_id)).first()
+        return row is not None and tuple(row) == ("done", self.worker_id)
 
     def _on_progress(self, lease: _Lease) -> Callable[[Progress], None]:
         def on_progress(progress: Progress) -> None:
@@ -234,6 +292,10 @@ class Worker:
         return make_job(f"app job {job.id}", {k: v for k, v in settings.items() if v is not None},
                         template=job.template, output_dir=out, deliveries=deliveries,
                         defaults=JobDefaults(variables=dict(job.variables)))  # fmt: skip
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def run_worker(
