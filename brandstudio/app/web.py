@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import hmac
 import json
 import mimetypes
@@ -79,6 +80,14 @@ COOKIE = "brandstudio_session"
 MAX_BODY_BYTES = 64 * 1024
 #: a session lasts this long without signing in again
 SESSION_SECONDS = 12 * 3600
+#: the largest CSV of briefs an editor may upload, and its most rows (the header not counted)
+MAX_BRIEF_BYTES, MAX_BRIEF_ROWS = 1 << 20, 500
+#: the body limit of the briefs routes: the CSV and the form around it
+MAX_BRIEF_BODY = MAX_BRIEF_BYTES + 64 * 1024
+#: how long a previewed plan may be confirmed
+PLAN_SECONDS = 3600
+#: the columns of a brief that are not template variables (``output`` is read and ignored: the app names files)
+BRIEF_SETTINGS = ("aspect", "seed", "template", "duration", "resolution", "output")
 #: the longest review comment
 MAX_COMMENT = 5000
 #: how often the progress stream reads the job
@@ -203,8 +212,10 @@ class _LimitBody:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length")
-        too_large = JSONResponse({"detail": f"the request body is over {self.max_bytes} bytes"}, status_code=413)
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        limit = max(self.max_bytes, MAX_BRIEF_BODY) if scope["path"].split("/")[-2:-1] == ["briefs"] or \
+            scope["path"].endswith("/briefs") else self.max_bytes  # fmt: skip
+        too_large = JSONResponse({"detail": f"the request body is over {limit} bytes"}, status_code=413)
+        if length is not None and (not length.isdigit() or int(length) > limit):
             return await too_large(scope, receive, send)
         seen = 0
         started = False
@@ -213,7 +224,7 @@ class _LimitBody:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > limit:
                 raise _BodyTooLarge()
             return message
 
@@ -402,6 +413,28 @@ def _queue_job(
     deliveries, the numbers) and queue it with its audit event; :class:`InputError` naming the
     field otherwise, with nothing stored."""
     require(principal, "render", brand)
+    checked = _checked_job(request, brand, template, raw, aspect=aspect, deliveries=deliveries, seed=seed,
+                           duration=duration, resolution=resolution)  # fmt: skip
+    job = _submit_checked(session, principal, brand, checked)
+    session.commit()
+    return job
+
+
+def _submit_checked(session: Session, principal: Principal, brand: Brand, checked: dict[str, Any],
+                    **audit: Any) -> Job:  # fmt: skip
+    """Queue a job checked by :func:`_checked_job`, with its ``job.submit`` audit event (not committed)."""
+    job = submit(session, brand=brand.id, created_by=principal.user_id, **checked)
+    session.add(AuditEvent(user_id=principal.user_id, brand_id=brand.id, action="job.submit", target=f"job:{job.id}",
+                           details={"template": checked["template"], "variables": checked["variables"], **audit}))  # fmt: skip
+    return job
+
+
+def _checked_job(
+    request: Request, brand: Brand, template: PromptTemplate, raw: dict[str, Any], *, aspect: str | None,
+    deliveries: list[str], seed: Any, duration: Any, resolution: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The arguments of :func:`~.queue.submit` for a render request, checked as the render will
+    check them; :class:`InputError` naming the field otherwise."""
     try:
         variables = template.coerce(raw)
     except BrandStudioError as exc:
@@ -426,12 +459,80 @@ def _queue_job(
         RenderRequest.from_arguments(template=template.name, variables=variables, aspect=aspect, **numbers)
     except BrandStudioError as exc:
         raise InputError(exc.field or "request", exc.message) from None
-    job = submit(session, brand=brand.id, template=template.name, variables=variables, aspect=aspect,
-                 deliveries=deliveries, created_by=principal.user_id, **numbers)  # fmt: skip
-    session.add(AuditEvent(user_id=principal.user_id, brand_id=brand.id, action="job.submit", target=f"job:{job.id}",
-                           details={"template": template.name, "variables": variables}))  # fmt: skip
+    return {"template": template.name, "variables": variables, "aspect": aspect, "deliveries": list(deliveries),
+            **numbers}  # fmt: skip
+
+
+def _brief_plan(request: Request, brand: Brand, template: PromptTemplate, data: bytes, filename: str) -> dict[str, Any]:
+    """The plan of an uploaded CSV of briefs: one row per job (its source line, variables,
+    aspect, the other settings, and its problem if it cannot be a job), nothing stored. A file
+    that cannot be read as briefs (too big, not UTF-8, malformed, an unknown column) is
+    :class:`InputError` (422) naming the line or column."""
+    from ..campaign.briefs import parse_briefs
+    from ..errors import CampaignError
+
+    name = Path(filename or "briefs.csv").name[:200] or "briefs.csv"
+    if len(data) > MAX_BRIEF_BYTES:
+        raise HTTPException(413, f"{name} is {len(data)} bytes; the limit is {MAX_BRIEF_BYTES} bytes "
+                                 f"({MAX_BRIEF_ROWS} rows): split it into several files")  # fmt: skip
+    try:
+        rows = parse_briefs(data, Path(name), name, max_rows=MAX_BRIEF_ROWS)
+    except CampaignError as exc:
+        raise InputError("csv", exc.message) from None
+    known = set(template.spec.variables) | set(BRIEF_SETTINGS)
+    columns = sorted({c for r in rows for c in r.values})
+    if unknown := [c for c in columns if c not in known]:
+        raise InputError(f"csv.{unknown[0]}", f"{name}: column {unknown[0]!r} is neither a variable of template "
+                         f"{template.name!r} ({', '.join(template.spec.variables) or 'none'}) nor one of "
+                         f"{', '.join(BRIEF_SETTINGS)}")  # fmt: skip
+    plan = []
+    for row in rows:
+        values = dict(row.values)
+        settings = {k: values.pop(k) for k in BRIEF_SETTINGS if k in values}
+        settings.pop("output", None)
+        entry: dict[str, Any] = {"source": row.source, "variables": values, "aspect": settings.get("aspect"),
+                                 "settings": settings, "problem": row.problem, "job": None}  # fmt: skip
+        if entry["problem"] is None and settings.get("template", template.name) != template.name:
+            entry["problem"] = (f"{row.source}: template: this upload is for template {template.name!r}, "
+                                f"the row names {settings['template']!r}")  # fmt: skip
+        if entry["problem"] is None:
+            try:
+                entry["job"] = _checked_job(request, brand, template, values, aspect=settings.get("aspect"),
+                                            deliveries=[], seed=settings.get("seed"),
+                                            duration=settings.get("duration"), resolution=settings.get("resolution"))  # fmt: skip
+            except InputError as exc:
+                entry["problem"] = f"{row.source}: {exc.field}: {exc.message}"
+        plan.append(entry)
+    good = [e["job"] for e in plan if e["job"] is not None]
+    token = request.app.state.signer.dumps(
+        {"brand": brand.id, "template": template.name, "file": name, "plan": secrets.token_hex(8),
+         "sha256": hashlib.sha256(data).hexdigest(), "jobs": good}, salt="brandstudio-briefs")  # fmt: skip
+    return {"file": name, "rows": plan, "good": len(good), "bad": len(plan) - len(good), "plan": token,
+            "template": template.name, "brand": brand.id}  # fmt: skip
+
+
+def _submit_plan(session: Session, request: Request, principal: Principal, brand: Brand, template: PromptTemplate,
+                 token: str) -> list[Job]:  # fmt: skip
+    """Queue the good rows of a previewed plan in one transaction, with one ``briefs.submit`` audit
+    event (and each job's ``job.submit``); a plan is confirmed once."""
+    require(principal, "render", brand)
+    try:
+        plan = request.app.state.signer.loads(token, salt="brandstudio-briefs", max_age=PLAN_SECONDS)
+    except BadSignature:
+        raise InputError("plan", "the plan is unknown or older than an hour: upload the CSV again") from None
+    if (plan.get("brand"), plan.get("template")) != (brand.id, template.name):
+        raise InputError("plan", f"the plan is for {plan.get('brand')}/{plan.get('template')}, not {brand.id}/{template.name}")
+    target = f"briefs:{plan['plan']}"
+    if session.scalar(select(AuditEvent.id).where(AuditEvent.action == "briefs.submit", AuditEvent.target == target)):
+        raise HTTPException(409, "this plan was already submitted: its jobs are in the brand's job list")
+    if not plan["jobs"]:
+        raise InputError("plan", "no row of the CSV can be a job: nothing to submit")
+    jobs = [_submit_checked(session, principal, brand, checked, briefs=plan["file"]) for checked in plan["jobs"]]
+    session.add(AuditEvent(user_id=principal.user_id, brand_id=brand.id, action="briefs.submit", target=target,
+                           details={"file": plan["file"], "sha256": plan["sha256"], "template": template.name,
+                                    "jobs": [j.id for j in jobs]}))  # fmt: skip
     session.commit()
-    return job
+    return jobs
 
 
 def _review(session: Session, principal: Principal, job: Job, verdict: str, comment: str) -> Review:
@@ -590,6 +691,48 @@ def _pages() -> APIRouter:
                                             "aspects": ASPECT_RATIOS, "deliveries": _delivery_names(_profile(request, brand)),
                                             "values": values, "error": error}, status=status)  # fmt: skip
 
+    @router.get("/brands/{brand_id}/templates/{name}/briefs", response_class=HTMLResponse)
+    def briefs_form(request: Request, brand_id: str, name: str, principal: Principal = Depends(_signed_in),
+                    session: Session = Depends(_db)) -> Response:  # fmt: skip
+        brand = _brand(session, principal, brand_id, "render")
+        return _briefs_page(request, brand, _template(brand, name), None, None)
+
+    @router.post("/brands/{brand_id}/templates/{name}/briefs", response_class=HTMLResponse)
+    async def briefs_preview(request: Request, brand_id: str, name: str, principal: Principal = Depends(_signed_in),
+                             session: Session = Depends(_db)) -> Response:  # fmt: skip
+        brand = _brand(session, principal, brand_id, "render")
+        template = _template(brand, name)
+        session.rollback()
+        form = await request.form()
+        upload = form.get("csv")
+        if upload is None or isinstance(upload, str):
+            return _briefs_page(request, brand, template, None, InputError("csv", "choose a CSV file"), status=422)
+        data = await upload.read(MAX_BRIEF_BYTES + 1)
+        try:
+            plan = await run_in_threadpool(_brief_plan, request, brand, template, data, upload.filename or "")
+        except InputError as exc:
+            return _briefs_page(request, brand, template, None, exc, status=422)
+        return _briefs_page(request, brand, template, plan, None)
+
+    @router.post("/brands/{brand_id}/templates/{name}/briefs/confirm")
+    async def briefs_confirm(request: Request, brand_id: str, name: str, principal: Principal = Depends(_signed_in),
+                             session: Session = Depends(_db)) -> Response:  # fmt: skip
+        brand = _brand(session, principal, brand_id, "render")
+        template = _template(brand, name)
+        form = await request.form()
+        try:
+            await run_in_threadpool(_submit_plan, session, request, principal, brand, template, str(form.get("plan", "")))
+        except InputError as exc:
+            session.rollback()
+            return _briefs_page(request, brand, template, None, exc, status=422)
+        return RedirectResponse(f"/brands/{brand.id}/jobs", status_code=303)
+
+    def _briefs_page(request: Request, brand: Brand, template: PromptTemplate, plan: dict | None,
+                     error: InputError | None, status: int = 200) -> Response:  # fmt: skip
+        return _page(request, "briefs.html", {"brand": brand, "template": template, "plan": plan, "error": error,
+                                              "max_bytes": MAX_BRIEF_BYTES, "max_rows": MAX_BRIEF_ROWS,
+                                              "settings": BRIEF_SETTINGS}, status=status)  # fmt: skip
+
     @router.get("/brands/{brand_id}/jobs", response_class=HTMLResponse)
     def jobs_page(request: Request, brand_id: str, principal: Principal = Depends(_signed_in),
                   session: Session = Depends(_db)) -> Response:  # fmt: skip
@@ -732,6 +875,12 @@ class JobIn(BaseModel):
     resolution: int | None = None
 
 
+class PlanIn(BaseModel):
+    """A previewed plan of briefs to queue: the ``plan`` token its preview gave."""
+
+    plan: str = Field(min_length=1, max_length=MAX_BRIEF_BODY)
+
+
 class ReviewIn(BaseModel):
     verdict: Literal["approved", "changes_requested"]
     comment: str = Field("", max_length=MAX_COMMENT)
@@ -767,6 +916,27 @@ def _api() -> APIRouter:
                          deliveries=body.deliveries, seed=body.seed, duration=body.duration,
                          resolution=body.resolution)  # fmt: skip
         return _job_json(job, _review_required(request, job))
+
+    @router.post("/brands/{brand_id}/templates/{name}/briefs")
+    async def api_briefs_preview(request: Request, brand_id: str, name: str, principal: Principal = Depends(_api_user),
+                                 session: Session = Depends(_db)) -> dict:  # fmt: skip
+        """The plan of a CSV of briefs (multipart field ``csv``), nothing stored; ``plan`` is the
+        token to confirm it with."""
+        brand = _brand(session, principal, brand_id, "render")
+        template = _template(brand, name)
+        session.rollback()
+        upload = (await request.form()).get("csv")
+        if upload is None or isinstance(upload, str):
+            raise InputError("csv", "send the CSV as the multipart file field 'csv'")
+        data = await upload.read(MAX_BRIEF_BYTES + 1)
+        return await run_in_threadpool(_brief_plan, request, brand, template, data, upload.filename or "")
+
+    @router.post("/brands/{brand_id}/templates/{name}/briefs/confirm", status_code=201)
+    def api_briefs_confirm(request: Request, brand_id: str, name: str, body: PlanIn,
+                           principal: Principal = Depends(_api_user), session: Session = Depends(_db)) -> dict:  # fmt: skip
+        brand = _brand(session, principal, brand_id, "render")
+        jobs = _submit_plan(session, request, principal, brand, _template(brand, name), body.plan)
+        return {"jobs": [j.id for j in jobs]}
 
     @router.get("/brands/{brand_id}/jobs")
     def api_jobs(request: Request, brand_id: str, principal: Principal = Depends(_api_user),

@@ -1,0 +1,95 @@
+"""Uploading a CSV of briefs in the review app: the plan is shown before anything runs (a bad
+row has its problem and is not queued), a confirm (CSRF-checked) queues the good rows in one
+transaction with an audit event, once; a malformed or oversized CSV is refused with nothing stored."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason='the review app needs its extra: pip install "brandstudio[app]"')
+pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/app is not on pytest's pythonpath
+import test_web  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+from test_web import A, api, csrf_of, signed_in  # noqa: E402
+
+from brandstudio.app.db import AuditEvent, Job  # noqa: E402
+from brandstudio.app.web import MAX_BRIEF_BYTES  # noqa: E402
+
+site = test_web.site  # the fixture: two brands, their users, the app
+
+URL = f"/brands/{A}/templates/product-hero/briefs"
+GOOD = "product,aspect,seed\n夜烘 Night Roast,9:16,7\nDay Roast,1:1,\nCold Brew,2:7,\n"  # 2:7: a bad aspect
+
+
+def jobs_of(site) -> int:
+    with site["Session"]() as session:
+        return session.scalar(select(func.count()).select_from(Job).where(Job.brand_id == A))
+
+
+def test_preview_shows_the_plan_and_a_bad_row_then_confirm_queues_the_good_rows_once(site):
+    c = signed_in(site, "editor")
+    form = c.get(URL)
+    assert form.status_code == 200 and 'enctype="multipart/form-data"' in form.text
+    page = c.post(URL, data={"csrf": csrf_of(form.text)}, files={"csv": ("spring.csv", GOOD.encode(), "text/csv")})
+    assert page.status_code == 200, page.text
+    assert "夜烘 Night Roast" in page.text and "2 job(s) to queue" in page.text and "1 row(s) with a problem" in page.text
+    assert "spring.csv:4: aspect" in page.text  # the bad row, its line and column
+    assert jobs_of(site) == 0  # nothing runs before the confirm
+    plan = __import__("re").search(r'name="plan" value="([^"]+)"', page.text).group(1)
+    assert c.post(f"{URL}/confirm", data={"plan": plan}).status_code == 403  # no CSRF token
+    assert c.post(f"{URL}/confirm", data={"plan": plan, "csrf": "forged"}).status_code == 403
+    assert jobs_of(site) == 0
+    res = c.post(f"{URL}/confirm", data={"plan": plan, "csrf": csrf_of(page.text)})
+    assert res.status_code == 303 and res.headers["location"] == f"/brands/{A}/jobs"
+    with site["Session"]() as session:
+        jobs = session.scalars(select(Job).where(Job.brand_id == A).order_by(Job.id)).all()
+        assert [(j.variables["product"], j.aspect, j.seed) for j in jobs] == [("夜烘 Night Roast", "9:16", 7),
+                                                                              ("Day Roast", "1:1", None)]
+        assert {j.created_by for j in jobs} == {site["users"]["editor"]}
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "briefs.submit"))
+        assert event.user_id == site["users"]["editor"] and event.details["jobs"] == [j.id for j in jobs]
+        assert event.details["file"] == "spring.csv"
+    again = c.post(f"{URL}/confirm", data={"plan": plan, "csrf": csrf_of(page.text)})
+    assert again.status_code == 409 and jobs_of(site) == 2  # a plan is queued once
+
+
+@pytest.mark.parametrize(("csv", "says"), [
+    (b"product,\nA,B\n", "an empty column name"),
+    (b"product\nA\x00\n", "null byte (\\x00) on line 2"),
+    (b"product,product\nA,B\n", "duplicate columns"),
+    (b"product,flavour\nA,B\n", "flavour"),                                # not a variable of the template
+    (b"product\n\xff\xfe\n", "UTF-8"),
+    (b"product\n" + b"x\n" * 501, "too many rows"),
+])  # fmt: skip
+def test_a_malformed_csv_is_422_naming_where_and_nothing_is_stored(site, csv, says):
+    c = signed_in(site, "editor")
+    res = c.post(URL, data={"csrf": csrf_of(c.get(URL).text)}, files={"csv": ("b.csv", csv, "text/csv")})
+    assert res.status_code == 422 and says in res.text, res.text
+    res = api(site, "editor").post(f"/api{URL}", files={"csv": ("b.csv", csv, "text/csv")})
+    assert res.status_code == 422 and says in res.json()["detail"] and res.json()["field"].startswith("csv")
+    assert jobs_of(site) == 0
+
+
+def test_an_oversized_upload_is_413(site):
+    big = b"product\n" + b"x" * (MAX_BRIEF_BYTES + 10) + b"\n"
+    res = api(site, "editor").post(f"/api{URL}", files={"csv": ("big.csv", big, "text/csv")})
+    assert res.status_code == 413
+    assert jobs_of(site) == 0
+
+
+def test_the_api_previews_then_confirms_and_a_reviewer_may_not(site):
+    c = api(site, "editor")
+    plan = c.post(f"/api{URL}", files={"csv": ("p.csv", GOOD.encode(), "text/csv")}).json()
+    assert (plan["good"], plan["bad"]) == (2, 1) and plan["rows"][2]["problem"].startswith("p.csv:4: aspect")
+    assert plan["rows"][0]["variables"] == {"product": "夜烘 Night Roast"} and plan["rows"][0]["aspect"] == "9:16"
+    assert api(site, "reviewer").post(f"/api{URL}/confirm", json={"plan": plan["plan"]}).status_code == 403
+    assert api(site, "other").post(f"/api{URL}/confirm", json={"plan": plan["plan"]}).status_code == 404
+    assert c.post(f"/api{URL}/confirm", json={"plan": plan["plan"] + "x"}).status_code == 422
+    assert jobs_of(site) == 0
+    res = c.post(f"/api{URL}/confirm", json={"plan": plan["plan"]})
+    assert res.status_code == 201 and len(res.json()["jobs"]) == 2 and jobs_of(site) == 2
