@@ -14,10 +14,15 @@ validated, before any render:
   (hashing is I/O bound; reading and checking every tensor is not). Only passing verdicts are
   cached: a bad file is read (and refused) again, so replacing it is all it takes.
 
-Readers: ``.safetensors`` through safetensors' torch reader, one tensor at a time (bf16 and fp8
-included, which numpy cannot hold); anything else through ``torch.load(weights_only=True)``
-(tensors and plain containers only: a pickle that would run code is refused by torch). A stage
-that already has its own safe reader passes it as ``read`` (:mod:`brandstudio.post.sr` does).
+Readers: a ``.safetensors`` file is checked on its raw bytes, with numpy and no torch (so that
+validating a profile never loads torch): the format is a JSON header of tensor names, dtypes and
+byte offsets, then the data; a float is NaN or ±inf exactly when its exponent bits are all ones,
+which a bit mask finds for every float dtype safetensors stores (f64, f32, f16, bf16, and fp8
+E5M2; fp8 E4M3 has no inf and one NaN pattern), read through a memory map a slice at a time.
+A header that does not parse falls back to safetensors' own torch reader, which reports it.
+Anything else goes through ``torch.load(weights_only=True)`` (tensors and plain containers
+only: a pickle that would run code is refused by torch). A stage that already has its own safe
+reader passes it as ``read`` (:mod:`brandstudio.post.sr` does).
 
 Example:
     >>> import os, tempfile, torch
@@ -42,6 +47,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .errors import AssetError
 from .files import brandstudio_home, sha256_file, write_json_atomic
@@ -147,11 +154,65 @@ def nonfinite_tensors(path: str | Path, *, read: Reader | None = None) -> list[B
     ``read`` yields ``(name, tensor)`` pairs (default: :func:`read_tensors`). No cache: this
     always reads the file (see :func:`check_finite`).
     """
+    path = Path(path)
+    if read is None and path.suffix.lower() == ".safetensors":
+        scanned = _scan_safetensors(path)
+        if scanned is not None:
+            return scanned
     bad = []
-    for name, tensor in (read or read_tensors)(Path(path)):
+    for name, tensor in (read or read_tensors)(path):
         nan, inf = count_nonfinite(tensor)
         if nan or inf:
             bad.append(BadTensor(name, nan, inf, int(tensor.numel())))
+    return bad
+
+
+#: safetensors float dtypes: (unsigned view, exponent mask, mantissa mask); NaN/inf = exponent all ones
+_FLOAT_BITS = {
+    "F64": (np.uint64, 0x7FF0000000000000, 0x000FFFFFFFFFFFFF),
+    "F32": (np.uint32, 0x7F800000, 0x007FFFFF),
+    "F16": (np.uint16, 0x7C00, 0x03FF),
+    "BF16": (np.uint16, 0x7F80, 0x007F),
+    "F8_E5M2": (np.uint8, 0x7C, 0x03),
+    "F8_E4M3": (np.uint8, 0x78, 0x07),  # no inf: the one NaN pattern is exponent and mantissa all ones
+}
+#: elements checked at a time (bounds the temporary masks of a large tensor)
+_SCAN_CHUNK = 1 << 24
+
+
+def _scan_safetensors(path: Path) -> list[BadTensor] | None:
+    """The non-finite tensors of a ``.safetensors`` file from its raw bytes, or None when its
+    header does not parse (then the torch reader reports the damage)."""
+    try:
+        with open(path, "rb") as fh:
+            (length,) = np.frombuffer(fh.read(8), "<u8")
+            header = json.loads(fh.read(int(length)))
+        data = np.memmap(path, np.uint8, mode="r", offset=8 + int(length)) if path.stat().st_size > 8 + length else None
+        entries = [(k, v) for k, v in header.items() if k != "__metadata__"]
+        spans = [(k, v["dtype"], *map(int, v["data_offsets"]), int(np.prod(v["shape"], dtype=np.int64))) for k, v in entries]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    bad = []
+    for name, dtype, begin, end, count in spans:
+        if dtype not in _FLOAT_BITS or count == 0:
+            continue  # integers and bools are always finite
+        view, exponent, mantissa = _FLOAT_BITS[dtype]
+        width = np.dtype(view).itemsize
+        if data is None or end - begin != count * width or end > len(data):
+            return None  # offsets that do not fit the file: let the torch reader say so
+        bits = data[begin:end].view(f"<u{width}")
+        nan = inf = 0
+        for start in range(0, count, _SCAN_CHUNK):
+            chunk = bits[start : start + _SCAN_CHUNK]
+            special = (chunk & view(exponent)) == view(exponent)
+            if dtype == "F8_E4M3":
+                nan += int(np.count_nonzero(special & ((chunk & view(mantissa)) == view(mantissa))))
+                continue
+            infinite = special & ((chunk & view(mantissa)) == 0)
+            inf += int(np.count_nonzero(infinite))
+            nan += int(np.count_nonzero(special)) - int(np.count_nonzero(infinite))
+        if nan or inf:
+            bad.append(BadTensor(name, nan, inf, count))
     return bad
 
 

@@ -114,6 +114,41 @@ def test_finite_verdict_is_cached_by_file_hash(make_profile, weights_cache, monk
     assert len(reads) == 3 and len(list(weights_cache.glob("*.finite.json"))) == 1
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16,
+                                   torch.float8_e5m2, torch.float8_e4m3fn])
+def test_safetensors_are_checked_on_their_bits_as_torch_counts_them(dtype, tmp_path):
+    """The numpy scan of a .safetensors file finds exactly the NaN and ±inf torch finds, in every
+    float dtype (fp8 E4M3 has no inf: torch turns inf into NaN there), and integers never count."""
+    rng = np.random.default_rng(0)
+    values = torch.from_numpy(rng.normal(0, 100, (37, 11)).astype(np.float32))
+    spots = rng.choice(407, 17, replace=False)  # 9 NaN, 5 inf, 3 -inf, at distinct places
+    values.view(-1)[spots[:9]] = float("nan")
+    values.view(-1)[spots[9:14]] = float("inf")
+    values.view(-1)[spots[14:]] = float("-inf")
+    tensors = {"w": values.to(dtype), "clean": torch.ones(5, dtype=dtype), "ids": torch.arange(7),
+               "scalar": torch.tensor(float("nan")).to(dtype)}  # fmt: skip
+    path = tmp_path / "w.safetensors"
+    save_file(tensors, str(path))
+    expected = {name: weights_module.count_nonfinite(t) for name, t in tensors.items()}
+    scanned = {b.name: (b.nan, b.inf) for b in weights_module.nonfinite_tensors(path)}
+    assert scanned == {name: c for name, c in expected.items() if any(c)}
+    assert sum(scanned["w"]) >= 9 and "clean" not in scanned and "ids" not in scanned
+    # a header that does not parse is left to safetensors' own reader, which reports it
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(Exception):  # noqa: B017 - safetensors' own error type
+        weights_module.nonfinite_tensors(path)
+
+
+def test_validating_a_profile_with_a_cold_verdict_cache_loads_no_torch(tmp_path):
+    code = ("import sys, brandstudio; brandstudio.load_profile('brand_profiles/aurora-coffee'); "
+            "print(sorted(m for m in ('torch', 'diffusers', 'safetensors.torch') if m in sys.modules))")  # fmt: skip
+    env = {**os.environ, "BRANDSTUDIO_WEIGHTS_CACHE": str(tmp_path / "cold")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert out.stdout.strip() == "[]"
+    assert len(list((tmp_path / "cold").glob("*.finite.json"))) == 1  # its LoRA was read, and passed
+
+
 def test_inf_in_upscaler_weights_is_refused(make_profile, tmp_path):
     net = SRVGGNetCompact(num_feat=4, num_conv=1, upscale=2)
     state = {k: v.clone() for k, v in net.state_dict().items()}
