@@ -11,7 +11,9 @@ package holds the parts below the web pages:
 - :mod:`~.passwords`: argon2id password hashes;
 - :mod:`~.access`: who may view, render, review, approve or administer which brand;
 - :mod:`~.queue`: submitting, claiming under a lease, heartbeats, finishing, and the jobs of
-  workers that died going back to the queue.
+  workers that died going back to the queue;
+- :mod:`~.worker`: the worker that renders queued jobs in its process, one at a time, and
+  :mod:`~.ray_worker`: the same on a Ray cluster's actors, a batch of one brand's jobs at a time.
 
 It needs the ``app`` extra: ``pip install "brandstudio[app]"``. ``import brandstudio`` does not
 import it.
