@@ -56,16 +56,19 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..deliveries import DELIVERY_PRESETS, find_delivery
 from ..errors import AccessDenied, BrandStudioError
 from ..profile import ASPECT_RATIOS, BrandProfile, load_profile
+from ..prompts.brief import make_brief
 from ..prompts.templates import MAX_VALUE_LENGTH, PromptTemplate, TemplateLibrary
 from ..request import RenderRequest
+from ..safety import rules_of, screen
 from .access import Action, Principal, allowed, can, require
 from .admin import create_api_token, seed_brands, user_for_token
-from .db import ApiToken, AuditEvent, Brand, Job, Review, User, make_engine, sessions
+from .db import ApiToken, AuditEvent, Brand, BriefUpload, Job, Review, User, make_engine, sessions
 from .migrate import check_schema
 from .passwords import verify_password
 from .queue import submit
@@ -434,7 +437,8 @@ def _checked_job(
     deliveries: list[str], seed: Any, duration: Any, resolution: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """The arguments of :func:`~.queue.submit` for a render request, checked as the render will
-    check them; :class:`InputError` naming the field otherwise."""
+    check them (the variables, the aspect, the deliveries, the brief, the brand's safety rules on
+    its every text); :class:`InputError` naming the field otherwise."""
     try:
         variables = template.coerce(raw)
     except BrandStudioError as exc:
@@ -456,7 +460,11 @@ def _checked_job(
         except (TypeError, ValueError):
             raise InputError(key, f"{key} must be a number, got {value!r}") from None
     try:
-        RenderRequest.from_arguments(template=template.name, variables=variables, aspect=aspect, **numbers)
+        render_request = RenderRequest.from_arguments(template=template.name, variables=variables, aspect=aspect,
+                                                      **numbers)  # fmt: skip
+        # the render's first and third steps, here so that a brief the brand's rules block is never queued
+        brief = make_brief(render_request, profile, _templates(brand))
+        screen(brief, rules_of(profile), profile=profile.id)
     except BrandStudioError as exc:
         raise InputError(exc.field or "request", exc.message) from None
     return {"template": template.name, "variables": variables, "aspect": aspect, "deliveries": list(deliveries),
@@ -522,16 +530,23 @@ def _submit_plan(session: Session, request: Request, principal: Principal, brand
         raise InputError("plan", "the plan is unknown or older than an hour: upload the CSV again") from None
     if (plan.get("brand"), plan.get("template")) != (brand.id, template.name):
         raise InputError("plan", f"the plan is for {plan.get('brand')}/{plan.get('template')}, not {brand.id}/{template.name}")
-    target = f"briefs:{plan['plan']}"
-    if session.scalar(select(AuditEvent.id).where(AuditEvent.action == "briefs.submit", AuditEvent.target == target)):
-        raise HTTPException(409, "this plan was already submitted: its jobs are in the brand's job list")
     if not plan["jobs"]:
         raise InputError("plan", "no row of the CSV can be a job: nothing to submit")
+    already = HTTPException(409, "this plan was already submitted: its jobs are in the brand's job list")
+    if session.get(BriefUpload, plan["plan"]) is not None:
+        raise already
     jobs = [_submit_checked(session, principal, brand, checked, briefs=plan["file"]) for checked in plan["jobs"]]
-    session.add(AuditEvent(user_id=principal.user_id, brand_id=brand.id, action="briefs.submit", target=target,
-                           details={"file": plan["file"], "sha256": plan["sha256"], "template": template.name,
-                                    "jobs": [j.id for j in jobs]}))  # fmt: skip
-    session.commit()
+    job_ids = [j.id for j in jobs]
+    session.add(BriefUpload(plan_id=plan["plan"], brand_id=brand.id, user_id=principal.user_id, template=template.name,
+                            file=plan["file"], sha256=plan["sha256"], jobs=job_ids))  # fmt: skip
+    session.add(AuditEvent(user_id=principal.user_id, brand_id=brand.id, action="briefs.submit",
+                           target=f"briefs:{plan['plan']}", details={"file": plan["file"], "sha256": plan["sha256"],
+                                                                     "template": template.name, "jobs": job_ids}))  # fmt: skip
+    try:
+        session.commit()
+    except IntegrityError:  # a confirmation of the same plan committed first: its jobs stand, these go
+        session.rollback()
+        raise already from None
     return jobs
 
 
