@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import mimetypes
 import os
 import secrets
@@ -72,9 +73,11 @@ from .db import ApiToken, AuditEvent, Brand, BriefUpload, Job, Review, User, mak
 from .migrate import check_schema
 from .passwords import verify_password
 from .queue import submit
-from .worker import RENDERS
+from .worker import DB_DOWN, RENDERS
 
 __all__ = ["COOKIE", "MAX_BODY_BYTES", "InputError", "WebSettings", "create_app", "form_fields"]
+
+log = logging.getLogger("brandstudio.app.web")
 
 HERE = Path(__file__).resolve().parent
 #: the session cookie's name
@@ -95,6 +98,8 @@ BRIEF_SETTINGS = ("aspect", "seed", "template", "duration", "resolution", "outpu
 MAX_COMMENT = 5000
 #: how often the progress stream reads the job
 SSE_POLL_S = 0.5
+#: while the database does not answer: the ``Retry-After`` of a 503, and the progress stream's pause
+DB_RETRY_AFTER_S = 5
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -186,9 +191,21 @@ def create_app(
     async def _input(request: Request, exc: InputError) -> Response:
         return _error(request, 422, exc.message, field=exc.field)
 
+    for down in DB_DOWN:  # a restart or an outage of the database: say so, not 500 with a traceback
+        app.add_exception_handler(down, _database_down)
+
     app.include_router(_pages())
     app.include_router(_api(), prefix="/api")
     return app
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After`` while the database does not answer; nothing was stored (the
+    request's transaction never committed), so the same request may simply be sent again."""
+    log.warning("%s %s: the database does not answer: %s", request.method, request.url.path,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)  # fmt: skip
+    return _error(request, 503, "the database does not answer (restarting, or unreachable): nothing was "
+                  "stored; try again in a few seconds", headers={"Retry-After": str(DB_RETRY_AFTER_S)})  # fmt: skip
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -854,7 +871,13 @@ def _progress_stream(request: Request, job_id: int) -> StreamingResponse:
         last = None
         idle = 0.0
         while True:
-            state = await run_in_threadpool(_state, session_factory, job_id)
+            try:
+                state = await run_in_threadpool(_state, session_factory, job_id)
+            except DB_DOWN:  # the stream stays open and the page keeps its last progress until it answers
+                state = last
+                yield ": the database does not answer\n\n"
+                await asyncio.sleep(DB_RETRY_AFTER_S)
+                continue
             if state is None:
                 return
             if state != last:
