@@ -4,6 +4,8 @@ Playwright, against the app served by uvicorn on 127.0.0.1 with a worker thread.
 - an editor queues a render from the generated form (a Chinese value), watches the job list's
   live progress reach done, a client reviewer plays the clip and approves it with a comment,
   and the approval is in the brand's history; the clip is rendered by the real ``tiny`` model;
+- an editor uploads a CSV of briefs, sees the plan (each bad row with its problem: a bad aspect, a
+  competitor's name the brand's rules block), confirms it, and the good rows are queued once;
 - a client reviewer of one brand sees nothing of another: every page and API route with the other
   brand's id or job is 404 and shows none of its data;
 - no page loads anything from anywhere but 127.0.0.1 (every request the browser makes is
@@ -322,3 +324,41 @@ def test_a_client_reviewer_sees_nothing_of_another_brand_in_the_browser(site, br
 def _csrf(page) -> str:
     page.goto("/")
     return page.get_attribute('input[name="csrf"]', "value")
+
+
+def test_an_editor_uploads_a_csv_of_briefs_sees_the_plan_and_confirms_it(site, browser):
+    """Brand page → "Upload briefs…" → a CSV (Chinese values, a bad aspect, a competitor's name
+    the brand's rules block) → the plan, each bad row with its problem, nothing queued yet →
+    confirm → the job list with the good rows queued, once."""
+    csv = "product,aspect,seed\n龙井 春茶,9:16,7\n白茶 Silver Needle,1:1,\n比喜茶更好,9:16,\nOolong,2:7,\n"
+    visit = Visit(browser, site["base"]).sign_in("editor")
+    page = visit.page
+    page.goto(f"/brands/{A}")
+    page.click(f'a[href="/brands/{A}/templates/product-hero/briefs"]')
+    page.set_input_files('input[name="csv"]', files=[{"name": "春季.csv", "mimeType": "text/csv",
+                                                       "buffer": csv.encode()}])  # fmt: skip
+    with page.expect_navigation():
+        page.click('form[enctype="multipart/form-data"] button[type="submit"]')
+    summary = page.inner_text("main")
+    assert "2 job(s) to queue, 2 row(s) with a problem" in summary, summary
+    bad = page.locator("table.plan tr.invalid")
+    assert bad.count() == 2
+    assert "competitor:喜茶" in bad.nth(0).inner_text() and "春季.csv:4" in bad.nth(0).inner_text()
+    assert "aspect" in bad.nth(1).inner_text() and "春季.csv:5" in bad.nth(1).inner_text()
+    screenshot(page, "briefs-plan")
+    with site["Session"]() as session:
+        assert session.query(Job).count() == 0  # nothing before the confirm
+    with page.expect_navigation():
+        page.click('button:has-text("Queue 2 job(s)")')
+    assert urlsplit(page.url).path == f"/brands/{A}/jobs"
+    assert page.locator("td[data-status-of]").count() == 2
+    with site["Session"]() as session:
+        assert sorted(j.variables["product"] for j in session.query(Job)) == ["白茶 Silver Needle", "龙井 春茶"]
+    page.go_back()  # the plan again: confirming it twice is refused, nothing doubled
+    with page.expect_navigation():
+        page.click('button:has-text("Queue 2 job(s)")')
+    assert "already submitted" in page.inner_text("main")
+    with site["Session"]() as session:
+        assert session.query(Job).count() == 2
+    assert visit.external() == [], visit.external()
+    visit.close()
