@@ -61,16 +61,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..deliveries import DELIVERY_PRESETS, find_delivery
-from ..errors import AccessDenied, BrandStudioError
+from ..errors import AccessDenied, AppError, BrandStudioError
 from ..profile import ASPECT_RATIOS, BrandProfile, load_profile
 from ..prompts.brief import make_brief
 from ..prompts.templates import MAX_VALUE_LENGTH, PromptTemplate, TemplateLibrary
 from ..request import RenderRequest
 from ..safety import rules_of, screen
 from .access import Action, Principal, allowed, can, require
-from .admin import create_api_token, seed_brands, user_for_token
-from .db import ApiToken, AuditEvent, Brand, BriefUpload, Job, Review, User, make_engine, sessions
+from .admin import create_api_token, create_user, seed_brands, set_role, user_for_token
+from .db import ROLES, ApiToken, AuditEvent, Brand, BriefUpload, Job, Review, User, make_engine, sessions
 from .migrate import check_schema
+from .passwords import MIN_LENGTH as MIN_PASSWORD
 from .passwords import verify_password
 from .queue import submit
 from .worker import DB_DOWN, RENDERS
@@ -820,6 +821,34 @@ def _pages() -> APIRouter:
         session.close()
         return response
 
+    @router.get("/admin/users", response_class=HTMLResponse)
+    def users_page(request: Request, principal: Principal = Depends(_signed_in),
+                   session: Session = Depends(_db)) -> Response:  # fmt: skip
+        _require_admin(principal, "manage users")
+        return _users_page(request, session)
+
+    @router.post("/admin/users", response_class=HTMLResponse)
+    async def users_add(request: Request, principal: Principal = Depends(_signed_in),
+                        session: Session = Depends(_db)) -> Response:  # fmt: skip
+        _require_admin(principal, "add users")
+        form = await request.form()
+        values = {k: str(form.get(k, "")) for k in ("email", "display_name", "password")}
+        try:
+            await run_in_threadpool(create_user, request.app.state.Session, values["email"], values["password"],
+                                    display_name=values["display_name"].strip()[:200] or None,
+                                    is_admin=form.get("admin") == "on", actor=principal.user_id)  # fmt: skip
+        except AppError as exc:
+            values.pop("password")
+            return _users_page(request, session, InputError(exc.field or "user", exc.message), values, status=422)
+        return RedirectResponse("/admin/users", status_code=303)
+
+    @router.post("/admin/users/{user_id}/roles")
+    async def users_role(request: Request, user_id: int, principal: Principal = Depends(_signed_in)) -> Response:
+        _require_admin(principal, "change roles")
+        form = await request.form()
+        _change_role(request, principal, user_id, str(form.get("brand", "")), str(form.get("role", "")))
+        return RedirectResponse("/admin/users", status_code=303)
+
     @router.get("/tokens", response_class=HTMLResponse)
     def tokens_page(request: Request, principal: Principal = Depends(_signed_in),
                     session: Session = Depends(_db)) -> Response:  # fmt: skip
@@ -835,6 +864,32 @@ def _pages() -> APIRouter:
         return _page(request, "tokens.html", {"tokens": tokens, "new_token": token})
 
     return router
+
+
+def _require_admin(principal: Principal, what: str) -> None:
+    if not principal.is_admin:
+        raise AccessDenied(f"{principal.email} may not {what}", field="action", value="admin",
+                           fix="only an agency admin may do this")  # fmt: skip
+
+
+def _users_page(request: Request, session: Session, error: InputError | None = None,
+                values: dict[str, str] | None = None, status: int = 200) -> Response:  # fmt: skip
+    users = session.scalars(select(User).order_by(User.email)).all()
+    brands = session.scalars(select(Brand).order_by(Brand.id)).all()
+    return _page(request, "users.html", {"users": users, "brands": brands, "roles": ROLES, "error": error,
+                                         "values": values or {}, "min_password": MIN_PASSWORD}, status)  # fmt: skip
+
+
+def _change_role(request: Request, principal: Principal, user_id: int, brand_id: str, role: str) -> str | None:
+    """Set a user's role on a brand ("" or "none": no role) as an admin, audited; 404 for an
+    unknown user, 422 naming the field for an unknown brand or role."""
+    try:
+        return set_role(request.app.state.Session, principal.user_id, user_id, brand_id,
+                        None if role in ("", "none") else role)  # fmt: skip
+    except AppError as exc:
+        if exc.field == "user":
+            raise HTTPException(404, exc.message) from None
+        raise InputError(exc.field or "role", exc.message) from None
 
 
 def _safe_next(target: str) -> str:
@@ -919,6 +974,18 @@ class PlanIn(BaseModel):
     plan: str = Field(min_length=1, max_length=MAX_BRIEF_BODY)
 
 
+class RoleIn(BaseModel):
+    """A user's role on a brand: ``editor``, ``reviewer``, or ``null`` for none."""
+
+    brand: str = Field(min_length=1, max_length=64)
+    role: Literal["editor", "reviewer"] | None
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "name": user.display_name, "admin": user.is_admin,
+            "roles": {m.brand_id: m.role for m in user.memberships}}  # fmt: skip
+
+
 class ReviewIn(BaseModel):
     verdict: Literal["approved", "changes_requested"]
     comment: str = Field("", max_length=MAX_COMMENT)
@@ -989,6 +1056,21 @@ def _api() -> APIRouter:
                 session: Session = Depends(_db)) -> dict:  # fmt: skip
         job = _job(session, principal, job_id)
         return _job_json(job, _review_required(request, job))
+
+    @router.get("/users")
+    def api_users(principal: Principal = Depends(_api_user), session: Session = Depends(_db)) -> list[dict]:
+        """Every user with their roles (agency admins only)."""
+        _require_admin(principal, "list users")
+        return [_user_json(u) for u in session.scalars(select(User).order_by(User.id))]
+
+    @router.post("/users/{user_id}/roles")
+    def api_set_role(request: Request, user_id: int, body: RoleIn, principal: Principal = Depends(_api_user)) -> dict:
+        """Give a user a role on a brand, or none (``"role": null``), audited (agency admins only)."""
+        _require_admin(principal, "change roles")
+        before = _change_role(request, principal, user_id, body.brand, body.role or "")
+        with request.app.state.Session() as session:
+            return {**_user_json(session.get(User, user_id)), "changed": {"brand": body.brand, "from": before,
+                                                                           "to": body.role}}  # fmt: skip
 
     @router.post("/jobs/{job_id}/review", status_code=201)
     def api_review(job_id: int, body: ReviewIn, principal: Principal = Depends(_api_user),

@@ -297,7 +297,7 @@ def test_a_client_reviewer_sees_nothing_of_another_brand_in_the_browser(site, br
             checked += 1
         for method in methods - {"HEAD"}:
             if path.startswith("/api/"):
-                kw = {"data": json.dumps({"template": "product-hero", "verdict": "approved"}),
+                kw = {"data": json.dumps({"template": "product-hero", "verdict": "approved", "plan": "x"}),
                       "headers": {**bearer, "Content-Type": "application/json"}}  # fmt: skip
             elif method == "POST":
                 kw = {"form": {"csrf": _csrf(page), "verdict": "approved", "var.product": "x"}}

@@ -109,9 +109,10 @@ def test_sign_in_out_and_the_cookie(site):
 def test_every_page_post_refuses_a_forged_or_missing_csrf_token(site):
     c = signed_in(site, "admin")
     posts = [path for path, methods in app_routes(site["app"]) if "POST" in methods and not path.startswith("/api/")]
-    assert set(posts) >= {"/login", "/logout", "/jobs/{job_id}/review", "/brands/{brand_id}/templates/{name}"}
+    assert set(posts) >= {"/login", "/logout", "/jobs/{job_id}/review", "/brands/{brand_id}/templates/{name}",
+                          "/admin/users", "/admin/users/{user_id}/roles"}
     for route in posts:
-        path = route.format(brand_id=A, job_id=site["job_b"], name="product-hero")
+        path = route.format(brand_id=A, job_id=site["job_b"], name="product-hero", user_id=site["users"]["reviewer"])
         for form in ({"csrf": "forged-token"}, {}):
             res = c.post(path, data={**form, "verdict": "approved", "comment": "ok", "var.product": "x"})
             assert res.status_code == 403, (path, res.status_code)
@@ -135,7 +136,7 @@ def test_a_reviewer_of_one_brand_gets_404_on_every_route_of_another(site):
         for method in methods - {"HEAD"}:
             kw = {}
             if method == "POST":
-                kw = {"json": {"template": "product-hero", "verdict": "approved"}} if c is rest else \
+                kw = {"json": {"template": "product-hero", "verdict": "approved", "plan": "x"}} if c is rest else \
                     {"data": {"csrf": csrf, "verdict": "approved", "var.product": "x"}}  # fmt: skip
             res = c.request(method, _fill(path, site["job_b"]), **kw)
             assert res.status_code == 404, (method, path, res.status_code, res.text[:200])
