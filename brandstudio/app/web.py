@@ -70,6 +70,7 @@ from ..safety import rules_of, screen
 from .access import Action, Principal, allowed, can, require
 from .admin import create_api_token, create_user, seed_brands, set_role, user_for_token
 from .db import ROLES, ApiToken, AuditEvent, Brand, BriefUpload, Job, Review, User, make_engine, sessions
+from .handout import approved
 from .migrate import check_schema
 from .passwords import MIN_LENGTH as MIN_PASSWORD
 from .passwords import verify_password
@@ -585,13 +586,6 @@ def _review(session: Session, principal: Principal, job: Job, verdict: str, comm
                            target=f"job:{job.id}", details={"comment": comment}))  # fmt: skip
     session.commit()
     return review
-
-
-def approved(job: Job) -> bool:
-    """Whether the job's latest verdict is an approval (a later "changes requested" undoes one)."""
-    if not job.reviews:
-        return False
-    return max(job.reviews, key=lambda r: (r.created_at, r.id)).verdict == "approved"
 
 
 def _review_required(request: Request, job: Job) -> bool:

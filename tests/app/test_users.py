@@ -16,7 +16,7 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 sys.path.insert(0, str(Path(__file__).parent))  # tests/app is not on pytest's pythonpath
 import test_web  # noqa: E402
 from sqlalchemy import select  # noqa: E402
-from test_web import A, B, PASSWORD, api, client, csrf_of, signed_in  # noqa: E402
+from test_web import PASSWORD, A, B, api, client, csrf_of, signed_in  # noqa: E402
 
 from brandstudio.app.db import AuditEvent, Membership, User  # noqa: E402
 

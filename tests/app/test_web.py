@@ -18,10 +18,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from brandstudio.app.admin import create_api_token, create_user  # noqa: E402
-from brandstudio.app.db import AuditEvent, Job, Review, make_engine, sessions  # noqa: E402
+from brandstudio.app.db import AuditEvent, Brand, Job, Review, make_engine, sessions  # noqa: E402
 from brandstudio.app.queue import submit  # noqa: E402
 from brandstudio.app.web import COOKIE, create_app  # noqa: E402
 from brandstudio.app.worker import Worker  # noqa: E402
+from brandstudio.profile import load_profile  # noqa: E402
 from brandstudio.studio import BrandStudio  # noqa: E402
 
 PASSWORD = "correct horse battery"
@@ -221,6 +222,9 @@ def test_a_job_from_the_api_rendered_by_the_worker_streamed_downloaded_and_appro
     assert partial.status_code == 206 and len(partial.content) == 100  # the <video> player seeks
     html = page.get(f"/jobs/{job_id}").text
     assert f'preload="metadata" src="/jobs/{job_id}/preview/0">' in html and "青岚 春茶" in html
+    with site["Session"]() as session:
+        fingerprint = load_profile(session.get(Brand, A).profile_path).fingerprint
+    assert f"<code data-fingerprint>{fingerprint[:16]}</code>" in html  # the brand version it was made with
     assert page.get(f"/jobs/{job_id}/files/1").status_code == 404
     assert signed_in(site, "other").get(f"/jobs/{job_id}/files/0").status_code == 404
     # the reviewer approves on the page; the verdict and its audit event are written together
