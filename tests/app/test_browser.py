@@ -46,7 +46,8 @@ from brandstudio.app.worker import Worker, job_dir  # noqa: E402
 
 PASSWORD = "correct horse battery"
 A, B = "qinglan-tea", "aurora-coffee"  # the client reviewer of A may see nothing of B
-EMAILS = {"editor": "li@agency.example", "reviewer": "mei@qinglan.example", "other": "bob@aurora.example"}
+EMAILS = {"editor": "li@agency.example", "reviewer": "mei@qinglan.example", "other": "bob@aurora.example",
+          "admin": "admin@agency.example"}
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-default-apps", "--disable-sync"]  # fmt: skip
@@ -362,3 +363,29 @@ def test_an_editor_uploads_a_csv_of_briefs_sees_the_plan_and_confirms_it(site, b
         assert session.query(Job).count() == 2
     assert visit.external() == [], visit.external()
     visit.close()
+
+
+def test_an_admin_gives_a_client_a_role_on_the_users_page_and_it_applies_at_once(site, browser):
+    """Admin: Users → give Bob (Aurora's reviewer) the reviewer role on Qinglan → Bob's next page
+    lists Qinglan; the change is in Qinglan's history with the admin's name."""
+    bob = Visit(browser, site["base"]).sign_in("other")
+    assert "青岚茶" not in bob.page.inner_text("main")
+    admin = Visit(browser, site["base"]).sign_in("admin")
+    page = admin.page
+    page.click('a[href="/admin/users"]')
+    row = page.locator(f'tr[data-user="{EMAILS["other"]}"]')
+    assert "aurora-coffee: reviewer" in row.inner_text().replace("\n", " ")
+    row.locator('select[name="brand"]').select_option(A)
+    row.locator('select[name="role"]').select_option("reviewer")
+    screenshot(page, "users")
+    with page.expect_navigation():
+        row.locator('button[type="submit"]').click()
+    assert f"{A}: reviewer" in page.locator(f'tr[data-user="{EMAILS["other"]}"]').inner_text().replace("\n", " ")
+    bob.page.reload()
+    assert "青岚茶 Qinglan Tea" in bob.page.inner_text("main")
+    page.goto(f"/brands/{A}/history")
+    change = page.locator("tr", has_text="role.change").first.inner_text()
+    assert EMAILS["other"] in change and "no role → reviewer" in change
+    assert admin.external() == [] and bob.external() == []
+    for visit in (admin, bob):
+        visit.close()
