@@ -202,10 +202,13 @@ def _pg_error():
 def _restart_postgres() -> None:
     pg_dir = os.environ["BRANDSTUDIO_PG_DIR"]
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")) or [Path(shutil.which("pg_ctl") or "pg_ctl")]
-    cmd = [str(bins[-1]), "-D", f"{pg_dir}/data", "-m", "fast", "-w", "-t", "60", "restart"]
+    # -l: the restarted server logs to the file, as .ci/postgres.sh started it; without it the server
+    # would hold this process's stdout open and pg_ctl's output would never reach its end
+    cmd = [str(bins[-1]), "-D", f"{pg_dir}/data", "-l", f"{pg_dir}/server.log", "-m", "fast", "-w", "-t", "60", "restart"]
     if os.getuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=90)
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=90)
 
 
 @pytest.mark.parametrize("when", ["mid-render", "at the finish"])
