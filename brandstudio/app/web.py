@@ -64,7 +64,7 @@ from ..deliveries import DELIVERY_PRESETS, find_delivery
 from ..errors import AccessDenied, AppError, BrandStudioError
 from ..profile import ASPECT_RATIOS, BrandProfile, load_profile
 from ..prompts.brief import make_brief
-from ..prompts.templates import MAX_VALUE_LENGTH, PromptTemplate, TemplateLibrary
+from ..prompts.templates import PromptTemplate, TemplateLibrary
 from ..request import RenderRequest
 from ..safety import rules_of, screen
 from .access import Action, Principal, allowed, can, require
@@ -405,19 +405,26 @@ def _template(brand: Brand, name: str) -> PromptTemplate:
 
 def form_fields(template: PromptTemplate) -> list[dict[str, Any]]:
     """The form inputs of a template's declared variables: type → input kind, choices → a
-    select, limits → ``maxlength`` / ``step``, no default → required."""
+    select, limits → ``min`` / ``max`` / ``step`` on a number, ``minlength`` / ``maxlength`` on a
+    text (and the declared limits in words, ``hint``), no default → required. The browser's check
+    is a convenience: the server checks every value again (:meth:`PromptTemplate.coerce`)."""
     fields = []
     for name, var in template.spec.variables.items():
-        field: dict[str, Any] = {"name": name, "label": var.description or name, "type": var.type,
-                                 "required": var.required, "default": var.default, "choices": list(var.choices)}  # fmt: skip
+        # the declared limits in words, beside the label: "5 to 70", "at most 40 characters"
+        hint = var.limits_text().removeprefix("of ").removeprefix("from ")
+        field: dict[str, Any] = {
+            "name": name, "label": var.description or name, "type": var.type, "hint": hint,
+            "required": var.required, "default": var.default, "choices": list(var.choices),
+        }  # fmt: skip
         if var.choices:
             field["kind"] = "select"
         elif var.type == "bool":
             field["kind"] = "checkbox"
         elif var.type in ("int", "float"):
             field["kind"], field["step"] = "number", "1" if var.type == "int" else "any"
+            field["min"], field["max"] = var.min, var.max
         else:
-            field["kind"], field["maxlength"] = "text", MAX_VALUE_LENGTH
+            field["kind"], field["minlength"], field["maxlength"] = "text", var.min_length, var.max_chars
         fields.append(field)
     return fields
 

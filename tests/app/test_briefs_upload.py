@@ -143,3 +143,36 @@ def test_confirming_one_plan_from_many_clients_at_once_queues_its_jobs_once(site
     with site["Session"]() as session:
         assert session.scalar(select(func.count()).select_from(BriefUpload)) == 1
         assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "briefs.submit")) == 1
+
+
+def test_a_row_outside_a_variables_limits_is_that_rows_problem_and_is_not_queued(site):
+    """The shared promo template's discount is an int from 5 to 70: a row with 150 (or a product
+    name over its 40 characters) is shown with its problem, the rest are queued."""
+    url = f"/brands/{A}/templates/promo/briefs"
+    csv = "product,discount\nNight Roast,70\nDay Roast,150\nCold Brew,5\nLong,4\n" + "x" * 41 + ",20\n"
+    c = signed_in(site, "editor")
+    page = c.post(
+        url, data={"csrf": csrf_of(c.get(url).text)}, files={"csv": ("promo.csv", csv.encode(), "text/csv")}
+    )
+    assert page.status_code == 200, page.text
+    assert "2 job(s) to queue" in page.text and "3 row(s) with a problem" in page.text
+    says = "promo.csv:3: variables.discount: variable 'discount' of template 'promo' "
+    says += "must be at most 70, got 150"
+    assert says.replace("'", "&#39;") in page.text  # the row, the variable, the value and the limit
+    upload = {"csv": ("promo.csv", csv.encode(), "text/csv")}
+    plan = api(site, "editor").post(f"/api{url}", files=upload).json()
+    problems = {r["source"]: r["problem"] for r in plan["rows"] if r["problem"]}
+    assert problems == {
+        "promo.csv:3": says,
+        "promo.csv:5": "promo.csv:5: variables.discount: variable 'discount' of template 'promo' "
+        "must be at least 5, got 4",
+        "promo.csv:6": "promo.csv:6: variables.product: variable 'product' of template 'promo' "
+        "is 41 characters long; the limit is 40",
+    }
+    assert jobs_of(site) == 0
+    res = c.post(f"{url}/confirm", data={"plan": plan["plan"], "csrf": csrf_of(page.text)})
+    assert res.status_code == 303 and jobs_of(site) == 2
+    with site["Session"]() as session:
+        jobs = session.scalars(select(Job).where(Job.brand_id == A).order_by(Job.id)).all()
+        queued = [(j.variables["product"], j.variables["discount"]) for j in jobs]
+        assert queued == [("Night Roast", 70), ("Cold Brew", 5)]

@@ -175,6 +175,55 @@ def test_the_form_comes_from_the_template_and_bad_values_are_422_naming_the_fiel
     assert ok.status_code == 303 and ok.headers["location"].startswith("/jobs/")
 
 
+def test_variable_limits_reach_the_form_and_the_server_still_checks_them(site):
+    """The shared promo template's limits (discount an int from 5 to 70; product at most 40
+    characters) are the form's min/max/maxlength attributes and its hint; a request that
+    bypasses the browser is refused by the server, 422 naming the variable, nothing stored."""
+    c = signed_in(site, "editor")
+    url = f"/brands/{A}/templates/promo"
+    form = c.get(url).text
+    discount = re.search(r'<input type="number" name="var.discount"[^>]*>', form).group(0)
+    assert all(attr in discount for attr in ('min="5"', 'max="70"', 'step="1"', "required"))
+    assert re.search(r'<input type="text" name="var.product"[^>]*maxlength="40"', form)
+    assert re.search(r'<input type="text" name="var.accent"[^>]*maxlength="300"', form)  # no limit declared
+    assert 'minlength="' not in form  # none declared
+    assert "(5 to 70)" in form and "(at most 40 characters)" in form  # the limits beside the label
+    csrf = csrf_of(form)
+    for value, says in (("150", "must be at most 70, got 150"), ("4", "must be at least 5, got 4")):
+        res = c.post(url, data={"csrf": csrf, "var.product": "春茶", "var.discount": value})
+        assert res.status_code == 422 and "variables.discount" in res.text and says in res.text, res.text
+        assert re.search(r'<label class="invalid">[^<]*<code>discount</code>', res.text)
+        kept = f'name="var.discount" step="1" min="5" max="70" value="{value}"'  # the value is kept
+        assert kept in res.text
+    res = c.post(url, data={"csrf": csrf, "var.product": "茶" * 41, "var.discount": "20"})
+    assert res.status_code == 422 and "variables.product" in res.text and "the limit is 40" in res.text
+    rest = api(site, "editor")
+    for variables, field, says in (
+        ({"product": "x", "discount": 71}, "variables.discount", "must be at most 70, got 71"),
+        ({"product": "x", "discount": "-5"}, "variables.discount", "must be at least 5, got -5"),
+        ({"product": "x", "discount": 20, "headline": "h" * 41}, "variables.headline", "the limit is 40"),
+    ):
+        res = rest.post(f"/api/brands/{A}/jobs", json={"template": "promo", "variables": variables})
+        assert res.status_code == 422, res.text
+        assert res.json()["field"] == field and says in res.json()["detail"]
+    with site["Session"]() as session:
+        assert session.scalars(select(Job).where(Job.brand_id == A)).all() == []  # nothing stored half-way
+    listed = {t["name"]: t for t in rest.get(f"/api/brands/{A}/templates").json()}
+    fields = {f["name"]: f for f in listed["promo"]["variables"]}
+    limits = (fields["discount"]["min"], fields["discount"]["max"], fields["discount"]["hint"])
+    assert limits == (5, 70, "5 to 70") and fields["product"]["maxlength"] == 40
+    # the limits themselves are fine
+    ok = c.post(url, data={"csrf": csrf, "var.product": "春茶", "var.discount": "70"})
+    assert ok.status_code == 303 and ok.headers["location"].startswith("/jobs/")
+    ok = rest.post(
+        f"/api/brands/{A}/jobs", json={"template": "promo", "variables": {"product": "x", "discount": 5}}
+    )
+    assert ok.status_code == 201, ok.text
+    with site["Session"]() as session:
+        jobs = session.scalars(select(Job).where(Job.brand_id == A).order_by(Job.id)).all()
+        assert [j.variables["discount"] for j in jobs] == [70, 5]
+
+
 def test_openapi_document(site):
     doc = client(site).get("/api/openapi.json").json()
     assert {"/api/brands", "/api/brands/{brand_id}/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/review"} <= set(doc["paths"])
