@@ -1,4 +1,4 @@
-"""Setting the app up: brands seeded from a folder of profiles, users, API tokens.
+"""Setting the app up: brands seeded from a folder of profiles, users and their roles, API tokens.
 
 What ``brandstudio serve`` does before it listens, and what a test or an admin script calls.
 Tokens are ``bst_`` + 32 random bytes (URL-safe base64); only their SHA-256 is stored (a token
@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from ..errors import AppError, BrandStudioError
 from ..profile import PROFILE_FILE, load_profile
-from .db import ApiToken, AuditEvent, Brand, Membership, User, utcnow
+from .db import ROLES, ApiToken, AuditEvent, Brand, Membership, User, utcnow
 from .passwords import hash_password
 
-__all__ = ["TOKEN_PREFIX", "create_api_token", "create_user", "hash_token", "seed_brands", "user_for_token"]
+__all__ = ["TOKEN_PREFIX", "create_api_token", "create_user", "hash_token", "seed_brands", "set_role", "user_for_token"]
 
 TOKEN_PREFIX = "bst_"
 
@@ -65,9 +65,11 @@ def create_user(
     display_name: str | None = None,
     is_admin: bool = False,
     roles: Mapping[str, str] | None = None,
+    actor: int | None = None,
 ) -> int:
     """Add a user (admin, or with a role per brand id); the new user's id. An existing e-mail
-    address is an :class:`~brandstudio.errors.AppError`."""
+    address is an :class:`~brandstudio.errors.AppError`. ``actor``: the admin who added them (for
+    the audit log; None when the system did, as ``serve`` does for the first admin)."""
     email = email.strip().lower()
     if "@" not in email:
         raise AppError(f"{email!r} is not an e-mail address", field="email", value=email)
@@ -80,10 +82,45 @@ def create_user(
         session.flush()
         for brand, role in (roles or {}).items():
             session.add(Membership(user_id=user.id, brand_id=brand, role=role))
-        session.add(AuditEvent(action="user.add", target=f"user:{user.id}",
+        session.add(AuditEvent(user_id=actor, action="user.add", target=f"user:{user.id}",
                                details={"email": email, "admin": is_admin, "roles": dict(roles or {})}))  # fmt: skip
         session.commit()
         return user.id
+
+
+def set_role(session_factory: SessionFactory, actor: int, user_id: int, brand_id: str, role: str | None) -> str | None:
+    """Give ``user_id`` the ``role`` ("editor" or "reviewer") on ``brand_id``, or none (``None``):
+    one transaction with its ``role.change`` audit event (who, when, from, to); the role held
+    before. The change applies from the user's next request (a principal is read per request).
+
+    Example:
+        >>> set_role(Session, actor=1, user_id=7, brand_id="qinglan-tea", role="reviewer")  # doctest: +SKIP
+        'editor'
+    """
+    if role is not None and role not in ROLES:
+        raise AppError(f"role must be one of {', '.join(ROLES)} (or none), got {role!r}", field="role", value=role,
+                       fix="editor: render and review; reviewer: view and approve")  # fmt: skip
+    with session_factory() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise AppError(f"no user {user_id}", field="user", value=user_id)
+        if session.get(Brand, brand_id) is None:
+            raise AppError(f"no brand {brand_id!r}", field="brand", value=brand_id)
+        membership = session.scalar(select(Membership).where(Membership.user_id == user_id,
+                                                             Membership.brand_id == brand_id))  # fmt: skip
+        before = membership.role if membership is not None else None
+        if before == role:
+            return before
+        if membership is None:
+            session.add(Membership(user_id=user_id, brand_id=brand_id, role=role))
+        elif role is None:
+            session.delete(membership)
+        else:
+            membership.role = role
+        session.add(AuditEvent(user_id=actor, brand_id=brand_id, action="role.change", target=f"user:{user_id}",
+                               details={"email": user.email, "from": before, "to": role}))  # fmt: skip
+        session.commit()
+        return before
 
 
 def hash_token(token: str) -> str:

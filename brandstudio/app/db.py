@@ -14,6 +14,7 @@ Tables::
     reviews        a verdict on a job's clip: "approved" or "changes_requested", with a comment
     audit_events   who did what, when, to what (approvals, rejections, role changes, ...)
     api_tokens     bearer tokens for /api, stored as SHA-256 hashes
+    brief_uploads  a confirmed CSV of briefs: its plan id (unique: a plan queues its jobs once)
 
 Text columns are Unicode (a Chinese brand name, caption variable or comment round-trips on
 SQLite and PostgreSQL alike); JSON columns are JSONB on PostgreSQL and are written without
@@ -73,6 +74,7 @@ from ..errors import AppError
 __all__ = [
     "DB_FILE",
     "ApiToken",
+    "BriefUpload",
     "JOB_STATUSES",
     "ROLES",
     "SQLITE_BUSY_TIMEOUT_S",
@@ -312,6 +314,23 @@ class ApiToken(Base):
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
 
     user: Mapped[User] = relationship()
+
+
+class BriefUpload(Base):
+    """A CSV of briefs whose plan was confirmed: the plan's id is the primary key, so two
+    confirmations of one plan (a double click, two tabs, a replayed form) cannot both queue its
+    jobs, whatever the database's isolation level: the second insert fails on the key."""
+
+    __tablename__ = "brief_uploads"
+
+    plan_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    brand_id: Mapped[str] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    template: Mapped[str] = mapped_column(Unicode(200))
+    file: Mapped[str] = mapped_column(Unicode(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    jobs: Mapped[list[Any]] = mapped_column(default=list)  # the ids of the jobs it queued
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 def default_url(data_dir: Path) -> URL:

@@ -12,7 +12,7 @@ A new revision, after changing the models in :mod:`~brandstudio.app.db`::
     from brandstudio.app.migrate import alembic_config, upgrade
     upgrade("sqlite:////tmp/scratch.db")  # a scratch database at the current head
     command.revision(alembic_config("sqlite:////tmp/scratch.db"), message="what changed",
-                     autogenerate=True, rev_id="0002")
+                     autogenerate=True, rev_id="0004")
     # then read the new file in migrations/versions/ and fix what autogenerate got wrong
 
 Example:

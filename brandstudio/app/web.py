@@ -34,6 +34,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import mimetypes
 import os
 import secrets
@@ -56,22 +57,29 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..deliveries import DELIVERY_PRESETS, find_delivery
-from ..errors import AccessDenied, BrandStudioError
+from ..errors import AccessDenied, AppError, BrandStudioError
 from ..profile import ASPECT_RATIOS, BrandProfile, load_profile
-from ..prompts.templates import MAX_VALUE_LENGTH, PromptTemplate, TemplateLibrary
+from ..prompts.brief import make_brief
+from ..prompts.templates import PromptTemplate, TemplateLibrary
 from ..request import RenderRequest
+from ..safety import rules_of, screen
 from .access import Action, Principal, allowed, can, require
-from .admin import create_api_token, seed_brands, user_for_token
-from .db import ApiToken, AuditEvent, Brand, Job, Review, User, make_engine, sessions
+from .admin import create_api_token, create_user, seed_brands, set_role, user_for_token
+from .db import ROLES, ApiToken, AuditEvent, Brand, BriefUpload, Job, Review, User, make_engine, sessions
+from .handout import approved
 from .migrate import check_schema
+from .passwords import MIN_LENGTH as MIN_PASSWORD
 from .passwords import verify_password
 from .queue import submit
-from .worker import RENDERS
+from .worker import DB_DOWN, RENDERS
 
 __all__ = ["COOKIE", "MAX_BODY_BYTES", "InputError", "WebSettings", "create_app", "form_fields"]
+
+log = logging.getLogger("brandstudio.app.web")
 
 HERE = Path(__file__).resolve().parent
 #: the session cookie's name
@@ -92,6 +100,8 @@ BRIEF_SETTINGS = ("aspect", "seed", "template", "duration", "resolution", "outpu
 MAX_COMMENT = 5000
 #: how often the progress stream reads the job
 SSE_POLL_S = 0.5
+#: while the database does not answer: the ``Retry-After`` of a 503, and the progress stream's pause
+DB_RETRY_AFTER_S = 5
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -183,9 +193,21 @@ def create_app(
     async def _input(request: Request, exc: InputError) -> Response:
         return _error(request, 422, exc.message, field=exc.field)
 
+    for down in DB_DOWN:  # a restart or an outage of the database: say so, not 500 with a traceback
+        app.add_exception_handler(down, _database_down)
+
     app.include_router(_pages())
     app.include_router(_api(), prefix="/api")
     return app
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After`` while the database does not answer; nothing was stored (the
+    request's transaction never committed), so the same request may simply be sent again."""
+    log.warning("%s %s: the database does not answer: %s", request.method, request.url.path,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)  # fmt: skip
+    return _error(request, 503, "the database does not answer (restarting, or unreachable): nothing was "
+                  "stored; try again in a few seconds", headers={"Retry-After": str(DB_RETRY_AFTER_S)})  # fmt: skip
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -383,19 +405,26 @@ def _template(brand: Brand, name: str) -> PromptTemplate:
 
 def form_fields(template: PromptTemplate) -> list[dict[str, Any]]:
     """The form inputs of a template's declared variables: type → input kind, choices → a
-    select, limits → ``maxlength`` / ``step``, no default → required."""
+    select, limits → ``min`` / ``max`` / ``step`` on a number, ``minlength`` / ``maxlength`` on a
+    text (and the declared limits in words, ``hint``), no default → required. The browser's check
+    is a convenience: the server checks every value again (:meth:`PromptTemplate.coerce`)."""
     fields = []
     for name, var in template.spec.variables.items():
-        field: dict[str, Any] = {"name": name, "label": var.description or name, "type": var.type,
-                                 "required": var.required, "default": var.default, "choices": list(var.choices)}  # fmt: skip
+        # the declared limits in words, beside the label: "5 to 70", "at most 40 characters"
+        hint = var.limits_text().removeprefix("of ").removeprefix("from ")
+        field: dict[str, Any] = {
+            "name": name, "label": var.description or name, "type": var.type, "hint": hint,
+            "required": var.required, "default": var.default, "choices": list(var.choices),
+        }  # fmt: skip
         if var.choices:
             field["kind"] = "select"
         elif var.type == "bool":
             field["kind"] = "checkbox"
         elif var.type in ("int", "float"):
             field["kind"], field["step"] = "number", "1" if var.type == "int" else "any"
+            field["min"], field["max"] = var.min, var.max
         else:
-            field["kind"], field["maxlength"] = "text", MAX_VALUE_LENGTH
+            field["kind"], field["minlength"], field["maxlength"] = "text", var.min_length, var.max_chars
         fields.append(field)
     return fields
 
@@ -434,7 +463,8 @@ def _checked_job(
     deliveries: list[str], seed: Any, duration: Any, resolution: Any,
 ) -> dict[str, Any]:  # fmt: skip
     """The arguments of :func:`~.queue.submit` for a render request, checked as the render will
-    check them; :class:`InputError` naming the field otherwise."""
+    check them (the variables, the aspect, the deliveries, the brief, the brand's safety rules on
+    its every text); :class:`InputError` naming the field otherwise."""
     try:
         variables = template.coerce(raw)
     except BrandStudioError as exc:
@@ -456,7 +486,11 @@ def _checked_job(
         except (TypeError, ValueError):
             raise InputError(key, f"{key} must be a number, got {value!r}") from None
     try:
-        RenderRequest.from_arguments(template=template.name, variables=variables, aspect=aspect, **numbers)
+        render_request = RenderRequest.from_arguments(template=template.name, variables=variables, aspect=aspect,
+                                                      **numbers)  # fmt: skip
+        # the render's first and third steps, here so that a brief the brand's rules block is never queued
+        brief = make_brief(render_request, profile, _templates(brand))
+        screen(brief, rules_of(profile), profile=profile.id)
     except BrandStudioError as exc:
         raise InputError(exc.field or "request", exc.message) from None
     return {"template": template.name, "variables": variables, "aspect": aspect, "deliveries": list(deliveries),
@@ -522,16 +556,23 @@ def _submit_plan(session: Session, request: Request, principal: Principal, brand
         raise InputError("plan", "the plan is unknown or older than an hour: upload the CSV again") from None
     if (plan.get("brand"), plan.get("template")) != (brand.id, template.name):
         raise InputError("plan", f"the plan is for {plan.get('brand')}/{plan.get('template')}, not {brand.id}/{template.name}")
-    target = f"briefs:{plan['plan']}"
-    if session.scalar(select(AuditEvent.id).where(AuditEvent.action == "briefs.submit", AuditEvent.target == target)):
-        raise HTTPException(409, "this plan was already submitted: its jobs are in the brand's job list")
     if not plan["jobs"]:
         raise InputError("plan", "no row of the CSV can be a job: nothing to submit")
+    already = HTTPException(409, "this plan was already submitted: its jobs are in the brand's job list")
+    if session.get(BriefUpload, plan["plan"]) is not None:
+        raise already
     jobs = [_submit_checked(session, principal, brand, checked, briefs=plan["file"]) for checked in plan["jobs"]]
-    session.add(AuditEvent(user_id=principal.user_id, brand_id=brand.id, action="briefs.submit", target=target,
-                           details={"file": plan["file"], "sha256": plan["sha256"], "template": template.name,
-                                    "jobs": [j.id for j in jobs]}))  # fmt: skip
-    session.commit()
+    job_ids = [j.id for j in jobs]
+    session.add(BriefUpload(plan_id=plan["plan"], brand_id=brand.id, user_id=principal.user_id, template=template.name,
+                            file=plan["file"], sha256=plan["sha256"], jobs=job_ids))  # fmt: skip
+    session.add(AuditEvent(user_id=principal.user_id, brand_id=brand.id, action="briefs.submit",
+                           target=f"briefs:{plan['plan']}", details={"file": plan["file"], "sha256": plan["sha256"],
+                                                                     "template": template.name, "jobs": job_ids}))  # fmt: skip
+    try:
+        session.commit()
+    except IntegrityError:  # a confirmation of the same plan committed first: its jobs stand, these go
+        session.rollback()
+        raise already from None
     return jobs
 
 
@@ -552,13 +593,6 @@ def _review(session: Session, principal: Principal, job: Job, verdict: str, comm
                            target=f"job:{job.id}", details={"comment": comment}))  # fmt: skip
     session.commit()
     return review
-
-
-def approved(job: Job) -> bool:
-    """Whether the job's latest verdict is an approval (a later "changes requested" undoes one)."""
-    if not job.reviews:
-        return False
-    return max(job.reviews, key=lambda r: (r.created_at, r.id)).verdict == "approved"
 
 
 def _review_required(request: Request, job: Job) -> bool:
@@ -788,6 +822,34 @@ def _pages() -> APIRouter:
         session.close()
         return response
 
+    @router.get("/admin/users", response_class=HTMLResponse)
+    def users_page(request: Request, principal: Principal = Depends(_signed_in),
+                   session: Session = Depends(_db)) -> Response:  # fmt: skip
+        _require_admin(principal, "manage users")
+        return _users_page(request, session)
+
+    @router.post("/admin/users", response_class=HTMLResponse)
+    async def users_add(request: Request, principal: Principal = Depends(_signed_in),
+                        session: Session = Depends(_db)) -> Response:  # fmt: skip
+        _require_admin(principal, "add users")
+        form = await request.form()
+        values = {k: str(form.get(k, "")) for k in ("email", "display_name", "password")}
+        try:
+            await run_in_threadpool(create_user, request.app.state.Session, values["email"], values["password"],
+                                    display_name=values["display_name"].strip()[:200] or None,
+                                    is_admin=form.get("admin") == "on", actor=principal.user_id)  # fmt: skip
+        except AppError as exc:
+            values.pop("password")
+            return _users_page(request, session, InputError(exc.field or "user", exc.message), values, status=422)
+        return RedirectResponse("/admin/users", status_code=303)
+
+    @router.post("/admin/users/{user_id}/roles")
+    async def users_role(request: Request, user_id: int, principal: Principal = Depends(_signed_in)) -> Response:
+        _require_admin(principal, "change roles")
+        form = await request.form()
+        _change_role(request, principal, user_id, str(form.get("brand", "")), str(form.get("role", "")))
+        return RedirectResponse("/admin/users", status_code=303)
+
     @router.get("/tokens", response_class=HTMLResponse)
     def tokens_page(request: Request, principal: Principal = Depends(_signed_in),
                     session: Session = Depends(_db)) -> Response:  # fmt: skip
@@ -803,6 +865,32 @@ def _pages() -> APIRouter:
         return _page(request, "tokens.html", {"tokens": tokens, "new_token": token})
 
     return router
+
+
+def _require_admin(principal: Principal, what: str) -> None:
+    if not principal.is_admin:
+        raise AccessDenied(f"{principal.email} may not {what}", field="action", value="admin",
+                           fix="only an agency admin may do this")  # fmt: skip
+
+
+def _users_page(request: Request, session: Session, error: InputError | None = None,
+                values: dict[str, str] | None = None, status: int = 200) -> Response:  # fmt: skip
+    users = session.scalars(select(User).order_by(User.email)).all()
+    brands = session.scalars(select(Brand).order_by(Brand.id)).all()
+    return _page(request, "users.html", {"users": users, "brands": brands, "roles": ROLES, "error": error,
+                                         "values": values or {}, "min_password": MIN_PASSWORD}, status)  # fmt: skip
+
+
+def _change_role(request: Request, principal: Principal, user_id: int, brand_id: str, role: str) -> str | None:
+    """Set a user's role on a brand ("" or "none": no role) as an admin, audited; 404 for an
+    unknown user, 422 naming the field for an unknown brand or role."""
+    try:
+        return set_role(request.app.state.Session, principal.user_id, user_id, brand_id,
+                        None if role in ("", "none") else role)  # fmt: skip
+    except AppError as exc:
+        if exc.field == "user":
+            raise HTTPException(404, exc.message) from None
+        raise InputError(exc.field or "role", exc.message) from None
 
 
 def _safe_next(target: str) -> str:
@@ -839,7 +927,13 @@ def _progress_stream(request: Request, job_id: int) -> StreamingResponse:
         last = None
         idle = 0.0
         while True:
-            state = await run_in_threadpool(_state, session_factory, job_id)
+            try:
+                state = await run_in_threadpool(_state, session_factory, job_id)
+            except DB_DOWN:  # the stream stays open and the page keeps its last progress until it answers
+                state = last
+                yield ": the database does not answer\n\n"
+                await asyncio.sleep(DB_RETRY_AFTER_S)
+                continue
             if state is None:
                 return
             if state != last:
@@ -879,6 +973,18 @@ class PlanIn(BaseModel):
     """A previewed plan of briefs to queue: the ``plan`` token its preview gave."""
 
     plan: str = Field(min_length=1, max_length=MAX_BRIEF_BODY)
+
+
+class RoleIn(BaseModel):
+    """A user's role on a brand: ``editor``, ``reviewer``, or ``null`` for none."""
+
+    brand: str = Field(min_length=1, max_length=64)
+    role: Literal["editor", "reviewer"] | None
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "name": user.display_name, "admin": user.is_admin,
+            "roles": {m.brand_id: m.role for m in user.memberships}}  # fmt: skip
 
 
 class ReviewIn(BaseModel):
@@ -951,6 +1057,21 @@ def _api() -> APIRouter:
                 session: Session = Depends(_db)) -> dict:  # fmt: skip
         job = _job(session, principal, job_id)
         return _job_json(job, _review_required(request, job))
+
+    @router.get("/users")
+    def api_users(principal: Principal = Depends(_api_user), session: Session = Depends(_db)) -> list[dict]:
+        """Every user with their roles (agency admins only)."""
+        _require_admin(principal, "list users")
+        return [_user_json(u) for u in session.scalars(select(User).order_by(User.id))]
+
+    @router.post("/users/{user_id}/roles")
+    def api_set_role(request: Request, user_id: int, body: RoleIn, principal: Principal = Depends(_api_user)) -> dict:
+        """Give a user a role on a brand, or none (``"role": null``), audited (agency admins only)."""
+        _require_admin(principal, "change roles")
+        before = _change_role(request, principal, user_id, body.brand, body.role or "")
+        with request.app.state.Session() as session:
+            return {**_user_json(session.get(User, user_id)), "changed": {"brand": body.brand, "from": before,
+                                                                           "to": body.role}}  # fmt: skip
 
     @router.post("/jobs/{job_id}/review", status_code=201)
     def api_review(job_id: int, body: ReviewIn, principal: Principal = Depends(_api_user),

@@ -5,6 +5,7 @@ transaction with an audit event, once; a malformed or oversized CSV is refused w
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import test_web  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from test_web import A, api, csrf_of, signed_in  # noqa: E402
 
-from brandstudio.app.db import AuditEvent, Job  # noqa: E402
+from brandstudio.app.db import AuditEvent, BriefUpload, Job  # noqa: E402
 from brandstudio.app.web import MAX_BRIEF_BYTES  # noqa: E402
 
 site = test_web.site  # the fixture: two brands, their users, the app
@@ -93,3 +94,85 @@ def test_the_api_previews_then_confirms_and_a_reviewer_may_not(site):
     assert jobs_of(site) == 0
     res = c.post(f"/api{URL}/confirm", json={"plan": plan["plan"]})
     assert res.status_code == 201 and len(res.json()["jobs"]) == 2 and jobs_of(site) == 2
+
+
+def test_a_row_the_brands_safety_rules_block_is_a_problem_in_the_preview_and_never_queued(site):
+    # qinglan-tea blocks its competitors' names (喜茶) and health claims (减肥) in any text of a brief
+    csv = "product\n龙井 Longjing\n比喜茶更好的茶\n减肥茶\n".encode()
+    plan = api(site, "editor").post(f"/api{URL}", files={"csv": ("s.csv", csv, "text/csv")}).json()
+    assert (plan["good"], plan["bad"]) == (1, 2)
+    problems = [r["problem"] for r in plan["rows"]]
+    assert problems[0] is None
+    # the first text that matches is named: the prompt the variable went into
+    assert problems[1].startswith("s.csv:3: prompt: safety rule 'competitor:喜茶' blocked the render")
+    assert problems[2].startswith("s.csv:4: prompt: safety rule") and "'减肥'" in problems[2]
+    res = api(site, "editor").post(f"/api{URL}/confirm", json={"plan": plan["plan"]})
+    assert res.status_code == 201 and len(res.json()["jobs"]) == 1
+    with site["Session"]() as session:
+        assert [j.variables["product"] for j in session.scalars(select(Job).where(Job.brand_id == A))] == ["龙井 Longjing"]
+
+
+def test_the_form_and_the_api_refuse_a_blocked_brief_with_422_naming_the_field(site):
+    c = signed_in(site, "editor")
+    form_url = f"/brands/{A}/templates/product-hero"
+    res = c.post(form_url, data={"csrf": csrf_of(c.get(form_url).text), "var.product": "喜茶 同款"})
+    assert res.status_code == 422 and "competitor:喜茶" in res.text
+    res = api(site, "editor").post(f"/api/brands/{A}/jobs", json={"template": "product-hero",
+                                                                  "variables": {"product": "喜茶 同款"}})  # fmt: skip
+    assert res.status_code == 422 and res.json()["field"] == "prompt" and "competitor:喜茶" in res.json()["detail"]
+    assert jobs_of(site) == 0
+
+
+def test_confirming_one_plan_from_many_clients_at_once_queues_its_jobs_once(site):
+    plan = api(site, "editor").post(f"/api{URL}", files={"csv": ("p.csv", GOOD.encode(), "text/csv")}).json()["plan"]
+    clients = [api(site, "editor") for _ in range(6)]
+    start = threading.Barrier(len(clients))
+    codes: list[int] = []
+
+    def confirm(c) -> None:
+        start.wait()
+        codes.append(c.post(f"/api{URL}/confirm", json={"plan": plan}).status_code)
+
+    threads = [threading.Thread(target=confirm, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(codes) == [201] + [409] * (len(clients) - 1)
+    assert jobs_of(site) == 2
+    with site["Session"]() as session:
+        assert session.scalar(select(func.count()).select_from(BriefUpload)) == 1
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "briefs.submit")) == 1
+
+
+def test_a_row_outside_a_variables_limits_is_that_rows_problem_and_is_not_queued(site):
+    """The shared promo template's discount is an int from 5 to 70: a row with 150 (or a product
+    name over its 40 characters) is shown with its problem, the rest are queued."""
+    url = f"/brands/{A}/templates/promo/briefs"
+    csv = "product,discount\nNight Roast,70\nDay Roast,150\nCold Brew,5\nLong,4\n" + "x" * 41 + ",20\n"
+    c = signed_in(site, "editor")
+    page = c.post(
+        url, data={"csrf": csrf_of(c.get(url).text)}, files={"csv": ("promo.csv", csv.encode(), "text/csv")}
+    )
+    assert page.status_code == 200, page.text
+    assert "2 job(s) to queue" in page.text and "3 row(s) with a problem" in page.text
+    says = "promo.csv:3: variables.discount: variable 'discount' of template 'promo' "
+    says += "must be at most 70, got 150"
+    assert says.replace("'", "&#39;") in page.text  # the row, the variable, the value and the limit
+    upload = {"csv": ("promo.csv", csv.encode(), "text/csv")}
+    plan = api(site, "editor").post(f"/api{url}", files=upload).json()
+    problems = {r["source"]: r["problem"] for r in plan["rows"] if r["problem"]}
+    assert problems == {
+        "promo.csv:3": says,
+        "promo.csv:5": "promo.csv:5: variables.discount: variable 'discount' of template 'promo' "
+        "must be at least 5, got 4",
+        "promo.csv:6": "promo.csv:6: variables.product: variable 'product' of template 'promo' "
+        "is 41 characters long; the limit is 40",
+    }
+    assert jobs_of(site) == 0
+    res = c.post(f"{url}/confirm", data={"plan": plan["plan"], "csrf": csrf_of(page.text)})
+    assert res.status_code == 303 and jobs_of(site) == 2
+    with site["Session"]() as session:
+        jobs = session.scalars(select(Job).where(Job.brand_id == A).order_by(Job.id)).all()
+        queued = [(j.variables["product"], j.variables["discount"]) for j in jobs]
+        assert queued == [("Night Roast", 70), ("Cold Brew", 5)]

@@ -4,6 +4,8 @@ Playwright, against the app served by uvicorn on 127.0.0.1 with a worker thread.
 - an editor queues a render from the generated form (a Chinese value), watches the job list's
   live progress reach done, a client reviewer plays the clip and approves it with a comment,
   and the approval is in the brand's history; the clip is rendered by the real ``tiny`` model;
+- an editor uploads a CSV of briefs, sees the plan (each bad row with its problem: a bad aspect, a
+  competitor's name the brand's rules block), confirms it, and the good rows are queued once;
 - a client reviewer of one brand sees nothing of another: every page and API route with the other
   brand's id or job is 404 and shows none of its data;
 - no page loads anything from anywhere but 127.0.0.1 (every request the browser makes is
@@ -44,7 +46,8 @@ from brandstudio.app.worker import Worker, job_dir  # noqa: E402
 
 PASSWORD = "correct horse battery"
 A, B = "qinglan-tea", "aurora-coffee"  # the client reviewer of A may see nothing of B
-EMAILS = {"editor": "li@agency.example", "reviewer": "mei@qinglan.example", "other": "bob@aurora.example"}
+EMAILS = {"editor": "li@agency.example", "reviewer": "mei@qinglan.example", "other": "bob@aurora.example",
+          "admin": "admin@agency.example"}
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-default-apps", "--disable-sync"]  # fmt: skip
@@ -295,7 +298,7 @@ def test_a_client_reviewer_sees_nothing_of_another_brand_in_the_browser(site, br
             checked += 1
         for method in methods - {"HEAD"}:
             if path.startswith("/api/"):
-                kw = {"data": json.dumps({"template": "product-hero", "verdict": "approved"}),
+                kw = {"data": json.dumps({"template": "product-hero", "verdict": "approved", "plan": "x"}),
                       "headers": {**bearer, "Content-Type": "application/json"}}  # fmt: skip
             elif method == "POST":
                 kw = {"form": {"csrf": _csrf(page), "verdict": "approved", "var.product": "x"}}
@@ -322,3 +325,67 @@ def test_a_client_reviewer_sees_nothing_of_another_brand_in_the_browser(site, br
 def _csrf(page) -> str:
     page.goto("/")
     return page.get_attribute('input[name="csrf"]', "value")
+
+
+def test_an_editor_uploads_a_csv_of_briefs_sees_the_plan_and_confirms_it(site, browser):
+    """Brand page → "Upload briefs…" → a CSV (Chinese values, a bad aspect, a competitor's name
+    the brand's rules block) → the plan, each bad row with its problem, nothing queued yet →
+    confirm → the job list with the good rows queued, once."""
+    csv = "product,aspect,seed\n龙井 春茶,9:16,7\n白茶 Silver Needle,1:1,\n比喜茶更好,9:16,\nOolong,2:7,\n"
+    visit = Visit(browser, site["base"]).sign_in("editor")
+    page = visit.page
+    page.goto(f"/brands/{A}")
+    page.click(f'a[href="/brands/{A}/templates/product-hero/briefs"]')
+    page.set_input_files('input[name="csv"]', files=[{"name": "春季.csv", "mimeType": "text/csv",
+                                                       "buffer": csv.encode()}])  # fmt: skip
+    with page.expect_navigation():
+        page.click('form[enctype="multipart/form-data"] button[type="submit"]')
+    summary = page.inner_text("main")
+    assert "2 job(s) to queue, 2 row(s) with a problem" in summary, summary
+    bad = page.locator("table.plan tr.invalid")
+    assert bad.count() == 2
+    assert "competitor:喜茶" in bad.nth(0).inner_text() and "春季.csv:4" in bad.nth(0).inner_text()
+    assert "aspect" in bad.nth(1).inner_text() and "春季.csv:5" in bad.nth(1).inner_text()
+    screenshot(page, "briefs-plan")
+    with site["Session"]() as session:
+        assert session.query(Job).count() == 0  # nothing before the confirm
+    with page.expect_navigation():
+        page.click('button:has-text("Queue 2 job(s)")')
+    assert urlsplit(page.url).path == f"/brands/{A}/jobs"
+    assert page.locator("td[data-status-of]").count() == 2
+    with site["Session"]() as session:
+        assert sorted(j.variables["product"] for j in session.query(Job)) == ["白茶 Silver Needle", "龙井 春茶"]
+    page.go_back()  # the plan again: confirming it twice is refused, nothing doubled
+    with page.expect_navigation():
+        page.click('button:has-text("Queue 2 job(s)")')
+    assert "already submitted" in page.inner_text("main")
+    with site["Session"]() as session:
+        assert session.query(Job).count() == 2
+    assert visit.external() == [], visit.external()
+    visit.close()
+
+
+def test_an_admin_gives_a_client_a_role_on_the_users_page_and_it_applies_at_once(site, browser):
+    """Admin: Users → give Bob (Aurora's reviewer) the reviewer role on Qinglan → Bob's next page
+    lists Qinglan; the change is in Qinglan's history with the admin's name."""
+    bob = Visit(browser, site["base"]).sign_in("other")
+    assert "青岚茶" not in bob.page.inner_text("main")
+    admin = Visit(browser, site["base"]).sign_in("admin")
+    page = admin.page
+    page.click('a[href="/admin/users"]')
+    row = page.locator(f'tr[data-user="{EMAILS["other"]}"]')
+    assert "aurora-coffee: reviewer" in row.inner_text().replace("\n", " ")
+    row.locator('select[name="brand"]').select_option(A)
+    row.locator('select[name="role"]').select_option("reviewer")
+    screenshot(page, "users")
+    with page.expect_navigation():
+        row.locator('button[type="submit"]').click()
+    assert f"{A}: reviewer" in page.locator(f'tr[data-user="{EMAILS["other"]}"]').inner_text().replace("\n", " ")
+    bob.page.reload()
+    assert "青岚茶 Qinglan Tea" in bob.page.inner_text("main")
+    page.goto(f"/brands/{A}/history")
+    change = page.locator("tr", has_text="role.change").first.inner_text()
+    assert EMAILS["other"] in change and "no role → reviewer" in change
+    assert admin.external() == [] and bob.external() == []
+    for visit in (admin, bob):
+        visit.close()

@@ -28,6 +28,11 @@ TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 LEASE_S = 1.5
 
+sys.path.insert(0, str(Path(__file__).parent))  # tests/app is not on pytest's pythonpath
+import test_web  # noqa: E402
+
+site = test_web.site  # the web side's fixture: two brands, their users, the app
+
 
 class Slow:
     """Flat footage after ``seconds`` (the lease timer keeps the job meanwhile); ``started`` is
@@ -197,10 +202,13 @@ def _pg_error():
 def _restart_postgres() -> None:
     pg_dir = os.environ["BRANDSTUDIO_PG_DIR"]
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")) or [Path(shutil.which("pg_ctl") or "pg_ctl")]
-    cmd = [str(bins[-1]), "-D", f"{pg_dir}/data", "-m", "fast", "-w", "-t", "60", "restart"]
+    # -l: the restarted server logs to the file, as .ci/postgres.sh started it; without it the server
+    # would hold this process's stdout open and pg_ctl's output would never reach its end
+    cmd = [str(bins[-1]), "-D", f"{pg_dir}/data", "-l", f"{pg_dir}/server.log", "-m", "fast", "-w", "-t", "60", "restart"]
     if os.getuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=90)
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=90)
 
 
 @pytest.mark.parametrize("when", ["mid-render", "at the finish"])
@@ -330,3 +338,36 @@ def test_twenty_jobs_from_two_users_at_once_two_workers_each_done_once_and_attri
     assert {j.worker for j in jobs} <= {"w0", "w1"}
     assert generator.calls == 20  # rendered once each
     app.state.engine.dispose()
+
+
+# -- d. the web side while the database does not answer ----------------------------------------
+
+
+def test_pages_and_the_api_answer_503_while_the_database_is_down_and_recover_after(site, db_url):
+    """Every pooled connection gone and new ones refused: a page, an API call and a form post are
+    503 with Retry-After (no 500, no traceback), nothing is stored; all answer again once it is back."""
+    engine = site["app"].state.engine
+    editor, token_client = test_web.signed_in(site, "editor"), test_web.api(site, "editor")
+    form_url = f"/brands/{test_web.A}/templates/product-hero"
+    csrf = test_web.csrf_of(editor.get(form_url).text)
+    outage = Outage(engine, db_url, seconds=0)
+    outage.down.set()
+    engine.dispose()
+    try:
+        page = editor.get(f"/brands/{test_web.A}/jobs")
+        assert page.status_code == 503 and page.headers["retry-after"] == "5"
+        assert "the database does not answer" in page.text and "Traceback" not in page.text
+        posted = editor.post(form_url, data={"csrf": csrf, "var.product": "Longjing"})
+        assert posted.status_code == 503
+        res = token_client.post(f"/api/brands/{test_web.A}/jobs", json={"template": "product-hero",
+                                                                        "variables": {"product": "Longjing"}})  # fmt: skip
+        assert res.status_code == 503 and "the database does not answer" in res.json()["detail"]
+        assert outage.refused >= 3
+    finally:
+        outage.down.clear()
+    assert editor.get(f"/brands/{test_web.A}/jobs").status_code == 200
+    with site["Session"]() as session:
+        assert session.scalar(select(func.count()).select_from(Job).where(Job.brand_id == test_web.A)) == 0
+    res = token_client.post(f"/api/brands/{test_web.A}/jobs", json={"template": "product-hero",
+                                                                    "variables": {"product": "Longjing"}})  # fmt: skip
+    assert res.status_code == 201

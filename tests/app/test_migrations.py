@@ -14,7 +14,7 @@ from brandstudio.app.db import Base, make_engine
 from brandstudio.app.migrate import MIGRATIONS, alembic_config, check_schema, current, head, upgrade
 from brandstudio.errors import AppError
 
-TABLES = {"users", "brands", "memberships", "jobs", "reviews", "audit_events", "api_tokens", "alembic_version"}
+TABLES = {"users", "brands", "memberships", "jobs", "reviews", "audit_events", "api_tokens", "brief_uploads", "alembic_version"}
 
 
 def _diffs(engine, metadata: MetaData) -> list:
@@ -23,7 +23,7 @@ def _diffs(engine, metadata: MetaData) -> list:
 
 
 def test_an_empty_database_upgraded_has_the_models_schema(db_url, engine):
-    assert current(db_url) == head() == "0002"
+    assert current(db_url) == head() == "0003"
     assert set(inspect(engine).get_table_names()) == TABLES
     assert _diffs(engine, Base.metadata) == []
     # the comparison would see a difference: a model with one more column than the database
@@ -35,12 +35,12 @@ def test_an_empty_database_upgraded_has_the_models_schema(db_url, engine):
 
 
 def test_upgrade_twice_changes_nothing_and_downgrade_removes_the_tables(db_url, engine):
-    assert upgrade(db_url) == "0002"
+    assert upgrade(db_url) == "0003"
     assert _diffs(engine, Base.metadata) == []
     command.downgrade(alembic_config(db_url), "base")
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     assert current(db_url) is None
-    assert upgrade(db_url) == "0002"
+    assert upgrade(db_url) == "0003"
 
 
 def test_the_schema_check_refuses_a_database_not_at_head(tmp_path):
@@ -60,7 +60,7 @@ def test_the_schema_check_refuses_a_database_not_at_head(tmp_path):
 def test_the_migrations_ship_inside_the_package():
     assert MIGRATIONS.parent.name == "app" and MIGRATIONS.parent.parent.name == "brandstudio"
     assert (MIGRATIONS / "env.py").is_file() and (MIGRATIONS / "script.py.mako").is_file()
-    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial.py", "0002_api_tokens.py"]
+    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial.py", "0002_api_tokens.py", "0003_brief_uploads.py"]
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(db_url, engine):

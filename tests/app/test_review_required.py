@@ -118,3 +118,72 @@ def test_a_brand_without_it_downloads_unapproved_clips(site):
     assert (info["review_required"], info["approved"], info["downloadable"]) == (False, False, True)
     assert api_client(site, "editor_b").get(f"/api/jobs/{job}/files/0").status_code == 200
     assert page_client(site, "reviewer").get(f"/jobs/{job}/preview/0").status_code == 404  # the wall still holds
+
+
+# -- brandstudio export: the same rule on the command line ------------------------------------
+
+
+def delivered_job(site, brand: str, content: bytes) -> int:
+    """A done job with one file whose recorded SHA-256 is the file's own."""
+    import hashlib
+
+    Session = site["Session"]  # noqa: N806
+    with Session() as session:
+        job_id = queue.submit(session, brand=brand, template="product-hero", variables={"product": "春茶"}).id
+        session.commit()
+    assert queue.claim(Session, "w", lease_seconds=60).id == job_id
+    clip = job_dir(site["data"], brand, job_id) / "product-hero.mp4"
+    clip.parent.mkdir(parents=True)
+    clip.write_bytes(content)
+    queue.finish(Session, job_id, "w", outputs=[str(clip)],
+                 result={"files": [{"sha256": hashlib.sha256(content).hexdigest(), "size": len(content)}]})  # fmt: skip
+    return job_id
+
+
+def export(site, brand: str, to, *jobs: int):
+    from typer.testing import CliRunner
+
+    from brandstudio.cli import app as cli
+
+    args = ["export", brand, "--to", str(to), "--data-dir", str(site["data"]),
+            "--database", str(site["app"].state.engine.url.render_as_string(hide_password=False))]  # fmt: skip
+    for job in jobs:
+        args += ["--job", str(job)]
+    return CliRunner().invoke(cli, args)
+
+
+def test_export_hands_out_only_approved_clips_where_the_brand_requires_it(site, tmp_path):
+    first, second = delivered_job(site, A, b"clip one " * 50), delivered_job(site, A, b"clip two " * 50)
+    other = delivered_job(site, B, b"clip of B " * 50)
+    out = tmp_path / "handoff"
+    res = export(site, A, out)
+    assert res.exit_code == 0, res.output
+    assert "0 job(s) exported" in res.output and "not approved ([review] required" in res.output
+    assert not out.exists() or not any(out.rglob("*.mp4"))
+    assert api_client(site, "reviewer").post(f"/api/jobs/{first}/review", json={"verdict": "approved"}).status_code == 201
+    res = export(site, A, out)
+    assert res.exit_code == 0 and "1 job(s) exported" in res.output, res.output
+    assert (out / str(first) / "product-hero.mp4").read_bytes() == b"clip one " * 50
+    assert not (out / str(second)).exists() and not list(out.rglob(".*.partial"))
+    # asking for an unapproved job by number: skipped, exit status 1
+    res = export(site, A, out, second)
+    assert res.exit_code == 1 and f"job {second}" in res.output and "not approved" in res.output
+    # a later "changes requested" withdraws the approval
+    c = api_client(site, "reviewer")
+    assert c.post(f"/api/jobs/{first}/review", json={"verdict": "changes_requested", "comment": "redo"}).status_code == 201
+    assert export(site, A, tmp_path / "again", first).exit_code == 1
+    # a brand that does not require review hands out every done clip
+    res = export(site, B, tmp_path / "b")
+    assert res.exit_code == 0 and (tmp_path / "b" / str(other) / "product-hero.mp4").is_file()
+
+
+def test_export_refuses_a_changed_file_and_names_an_unknown_brand_or_job(site, tmp_path):
+    job = delivered_job(site, B, b"original " * 50)
+    (job_dir(site["data"], B, job) / "product-hero.mp4").write_bytes(b"tampered " * 50)
+    res = export(site, B, tmp_path / "out", job)
+    assert res.exit_code == 1 and "does not match the SHA-256" in res.output
+    assert not (tmp_path / "out" / str(job) / "product-hero.mp4").exists()
+    res = export(site, "no-such-brand", tmp_path / "out")
+    assert res.exit_code == 2 and "no brand 'no-such-brand'" in res.output and "Traceback" not in res.output
+    res = export(site, B, tmp_path / "out", 99999)
+    assert res.exit_code == 2 and "has no job 99999" in res.output

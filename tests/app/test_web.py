@@ -18,10 +18,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from brandstudio.app.admin import create_api_token, create_user  # noqa: E402
-from brandstudio.app.db import AuditEvent, Job, Review, make_engine, sessions  # noqa: E402
+from brandstudio.app.db import AuditEvent, Brand, Job, Review, make_engine, sessions  # noqa: E402
 from brandstudio.app.queue import submit  # noqa: E402
 from brandstudio.app.web import COOKIE, create_app  # noqa: E402
 from brandstudio.app.worker import Worker  # noqa: E402
+from brandstudio.profile import load_profile  # noqa: E402
 from brandstudio.studio import BrandStudio  # noqa: E402
 
 PASSWORD = "correct horse battery"
@@ -109,9 +110,10 @@ def test_sign_in_out_and_the_cookie(site):
 def test_every_page_post_refuses_a_forged_or_missing_csrf_token(site):
     c = signed_in(site, "admin")
     posts = [path for path, methods in app_routes(site["app"]) if "POST" in methods and not path.startswith("/api/")]
-    assert set(posts) >= {"/login", "/logout", "/jobs/{job_id}/review", "/brands/{brand_id}/templates/{name}"}
+    assert set(posts) >= {"/login", "/logout", "/jobs/{job_id}/review", "/brands/{brand_id}/templates/{name}",
+                          "/admin/users", "/admin/users/{user_id}/roles"}
     for route in posts:
-        path = route.format(brand_id=A, job_id=site["job_b"], name="product-hero")
+        path = route.format(brand_id=A, job_id=site["job_b"], name="product-hero", user_id=site["users"]["reviewer"])
         for form in ({"csrf": "forged-token"}, {}):
             res = c.post(path, data={**form, "verdict": "approved", "comment": "ok", "var.product": "x"})
             assert res.status_code == 403, (path, res.status_code)
@@ -135,7 +137,7 @@ def test_a_reviewer_of_one_brand_gets_404_on_every_route_of_another(site):
         for method in methods - {"HEAD"}:
             kw = {}
             if method == "POST":
-                kw = {"json": {"template": "product-hero", "verdict": "approved"}} if c is rest else \
+                kw = {"json": {"template": "product-hero", "verdict": "approved", "plan": "x"}} if c is rest else \
                     {"data": {"csrf": csrf, "verdict": "approved", "var.product": "x"}}  # fmt: skip
             res = c.request(method, _fill(path, site["job_b"]), **kw)
             assert res.status_code == 404, (method, path, res.status_code, res.text[:200])
@@ -171,6 +173,55 @@ def test_the_form_comes_from_the_template_and_bad_values_are_422_naming_the_fiel
     assert big.status_code == 413
     ok = c.post(f"/brands/{A}/templates/product-hero", data={"csrf": csrf, "var.product": "春茶", "aspect": "9:16"})
     assert ok.status_code == 303 and ok.headers["location"].startswith("/jobs/")
+
+
+def test_variable_limits_reach_the_form_and_the_server_still_checks_them(site):
+    """The shared promo template's limits (discount an int from 5 to 70; product at most 40
+    characters) are the form's min/max/maxlength attributes and its hint; a request that
+    bypasses the browser is refused by the server, 422 naming the variable, nothing stored."""
+    c = signed_in(site, "editor")
+    url = f"/brands/{A}/templates/promo"
+    form = c.get(url).text
+    discount = re.search(r'<input type="number" name="var.discount"[^>]*>', form).group(0)
+    assert all(attr in discount for attr in ('min="5"', 'max="70"', 'step="1"', "required"))
+    assert re.search(r'<input type="text" name="var.product"[^>]*maxlength="40"', form)
+    assert re.search(r'<input type="text" name="var.accent"[^>]*maxlength="300"', form)  # no limit declared
+    assert 'minlength="' not in form  # none declared
+    assert "(5 to 70)" in form and "(at most 40 characters)" in form  # the limits beside the label
+    csrf = csrf_of(form)
+    for value, says in (("150", "must be at most 70, got 150"), ("4", "must be at least 5, got 4")):
+        res = c.post(url, data={"csrf": csrf, "var.product": "春茶", "var.discount": value})
+        assert res.status_code == 422 and "variables.discount" in res.text and says in res.text, res.text
+        assert re.search(r'<label class="invalid">[^<]*<code>discount</code>', res.text)
+        kept = f'name="var.discount" step="1" min="5" max="70" value="{value}"'  # the value is kept
+        assert kept in res.text
+    res = c.post(url, data={"csrf": csrf, "var.product": "茶" * 41, "var.discount": "20"})
+    assert res.status_code == 422 and "variables.product" in res.text and "the limit is 40" in res.text
+    rest = api(site, "editor")
+    for variables, field, says in (
+        ({"product": "x", "discount": 71}, "variables.discount", "must be at most 70, got 71"),
+        ({"product": "x", "discount": "-5"}, "variables.discount", "must be at least 5, got -5"),
+        ({"product": "x", "discount": 20, "headline": "h" * 41}, "variables.headline", "the limit is 40"),
+    ):
+        res = rest.post(f"/api/brands/{A}/jobs", json={"template": "promo", "variables": variables})
+        assert res.status_code == 422, res.text
+        assert res.json()["field"] == field and says in res.json()["detail"]
+    with site["Session"]() as session:
+        assert session.scalars(select(Job).where(Job.brand_id == A)).all() == []  # nothing stored half-way
+    listed = {t["name"]: t for t in rest.get(f"/api/brands/{A}/templates").json()}
+    fields = {f["name"]: f for f in listed["promo"]["variables"]}
+    limits = (fields["discount"]["min"], fields["discount"]["max"], fields["discount"]["hint"])
+    assert limits == (5, 70, "5 to 70") and fields["product"]["maxlength"] == 40
+    # the limits themselves are fine
+    ok = c.post(url, data={"csrf": csrf, "var.product": "春茶", "var.discount": "70"})
+    assert ok.status_code == 303 and ok.headers["location"].startswith("/jobs/")
+    ok = rest.post(
+        f"/api/brands/{A}/jobs", json={"template": "promo", "variables": {"product": "x", "discount": 5}}
+    )
+    assert ok.status_code == 201, ok.text
+    with site["Session"]() as session:
+        jobs = session.scalars(select(Job).where(Job.brand_id == A).order_by(Job.id)).all()
+        assert [j.variables["discount"] for j in jobs] == [70, 5]
 
 
 def test_openapi_document(site):
@@ -220,6 +271,9 @@ def test_a_job_from_the_api_rendered_by_the_worker_streamed_downloaded_and_appro
     assert partial.status_code == 206 and len(partial.content) == 100  # the <video> player seeks
     html = page.get(f"/jobs/{job_id}").text
     assert f'preload="metadata" src="/jobs/{job_id}/preview/0">' in html and "青岚 春茶" in html
+    with site["Session"]() as session:
+        fingerprint = load_profile(session.get(Brand, A).profile_path).fingerprint
+    assert f"<code data-fingerprint>{fingerprint[:16]}</code>" in html  # the brand version it was made with
     assert page.get(f"/jobs/{job_id}/files/1").status_code == 404
     assert signed_in(site, "other").get(f"/jobs/{job_id}/files/0").status_code == 404
     # the reviewer approves on the page; the verdict and its audit event are written together
