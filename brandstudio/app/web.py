@@ -60,8 +60,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..batch.briefs import parse_briefs
 from ..deliveries import DELIVERY_PRESETS, find_delivery
-from ..errors import AccessDenied, AppError, BrandStudioError
+from ..errors import AccessDenied, AppError, BrandStudioError, CampaignError
 from ..profile import ASPECT_RATIOS, BrandProfile, load_profile
 from ..prompts.brief import make_brief
 from ..prompts.templates import PromptTemplate, TemplateLibrary
@@ -502,9 +503,6 @@ def _brief_plan(request: Request, brand: Brand, template: PromptTemplate, data: 
     aspect, the other settings, and its problem if it cannot be a job), nothing stored. A file
     that cannot be read as briefs (too big, not UTF-8, malformed, an unknown column) is
     :class:`InputError` (422) naming the line or column."""
-    from ..campaign.briefs import parse_briefs
-    from ..errors import CampaignError
-
     name = Path(filename or "briefs.csv").name[:200] or "briefs.csv"
     if len(data) > MAX_BRIEF_BYTES:
         raise HTTPException(413, f"{name} is {len(data)} bytes; the limit is {MAX_BRIEF_BYTES} bytes "
