@@ -11,7 +11,7 @@ import typer
 from ..errors import BrandStudioError
 from .app import app, err, fail, out
 from .display import safe
-from .serve import _url
+from .serve import app_extra_missing, database_url
 
 
 @app.command("export")
@@ -32,9 +32,8 @@ def export_command(
         from ..app import check_schema, make_engine, sessions
         from ..app.handout import export_jobs
     except ImportError as exc:
-        err.print(f'[bold red]error:[/] export needs the app extra: pip install "brandstudio[app]" ({safe(exc)})')
-        raise typer.Exit(2) from None
-    url = _url(database, data_dir)
+        app_extra_missing("brandstudio export", exc)
+    url = database_url(database, data_dir, create=False)
     try:
         check_schema(url)
         engine = make_engine(url)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -68,11 +69,24 @@ def _in_option_words(exc: BrandStudioError) -> BrandStudioError:
     return CampaignError(exc.message, field=option, value=exc.value, fix=fix or exc.fix)
 
 
-def _url(database: str | None, data_dir: Path) -> str:
+def app_extra_missing(what: str, exc: ImportError) -> NoReturn:
+    """Exit 2 saying that ``what`` needs the ``app`` extra, and how to install it."""
+    err.print(f'[bold red]error:[/] {what} needs the app extra: pip install "brandstudio[app]" ({safe(exc)})')
+    raise typer.Exit(2) from None
+
+
+def database_url(database: str | None, data_dir: Path, *, create: bool = True) -> str:
+    """``--database``, else the SQLite file under ``--data-dir`` (its folder made unless
+    ``create=False``: then a missing database is an error saying where it was looked for)."""
     if database:
         return database
+    path = (data_dir / "brandstudio.db").resolve()
+    if not create and not path.is_file():
+        err.print(f"[bold red]error:[/] no review app database at {safe(path)}: pass the --data-dir that "
+                  "`brandstudio serve` uses, or --database URL")  # fmt: skip
+        raise typer.Exit(2)
     data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(data_dir / 'brandstudio.db').resolve()}"
+    return f"sqlite:///{path}"
 
 
 @app.command("serve")
@@ -110,13 +124,10 @@ def serve(
         from ..app.web import create_app
         from ..app.worker import run_worker
     except ImportError as exc:
-        err.print(
-            f'[bold red]error:[/] the review app needs its extra: pip install "brandstudio[app]" ({safe(exc)})'
-        )
-        raise typer.Exit(2) from None
+        app_extra_missing("the review app", exc)
     except BrandStudioError as exc:
         fail(exc)
-    url = _url(database, data_dir)
+    url = database_url(database, data_dir)
     try:
         upgrade(url)
         web = create_app(url, data_dir, profiles if profiles.is_dir() else None,
@@ -173,16 +184,13 @@ def worker_command(
         from ..app.ray_worker import run_ray_worker
         from ..app.worker import run_worker
     except ImportError as exc:
-        err.print(
-            f'[bold red]error:[/] the worker needs the app extra: pip install "brandstudio[app]" ({safe(exc)})'
-        )
-        raise typer.Exit(2) from None
+        app_extra_missing("the worker", exc)
     except BrandStudioError as exc:
         fail(exc)
     work = run_worker if ray_settings is None else run_ray_worker
     try:
         work(
-            _url(database, data_dir),
+            database_url(database, data_dir),
             data_dir,
             threading.Event(),
             poll,

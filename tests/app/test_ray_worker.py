@@ -33,21 +33,6 @@ TINY = {"aspect": "16:9", "duration": 0.25, "resolution": 64}
 LEASE_S = 6.0  # heartbeats every 2 s; a job whose heartbeats stopped is taken back within seconds
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(
-        num_cpus=2,
-        num_gpus=2,  # logical GPUs: one actor each, as on a two-GPU node
-        include_dashboard=False,
-        log_to_driver=False,
-        object_store_memory=80 * 1024 * 1024,
-        logging_level="ERROR",
-    )
-    yield ray
-    ray.shutdown()
-
-
 def add_brand(Session, brand_id: str, profile: Path) -> None:  # noqa: N803
     with Session() as session:
         session.add(Brand(id=brand_id, name=brand_id.replace("-", " ").title(), profile_path=str(profile)))

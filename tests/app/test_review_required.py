@@ -187,3 +187,9 @@ def test_export_refuses_a_changed_file_and_names_an_unknown_brand_or_job(site, t
     assert res.exit_code == 2 and "no brand 'no-such-brand'" in res.output and "Traceback" not in res.output
     res = export(site, B, tmp_path / "out", 99999)
     assert res.exit_code == 2 and "has no job 99999" in res.output
+    from typer.testing import CliRunner
+
+    from brandstudio.cli import app as cli
+
+    res = CliRunner().invoke(cli, ["export", B, "--to", str(tmp_path / "out"), "--data-dir", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "no review app database at" in res.output and not (tmp_path / "nowhere").exists()
