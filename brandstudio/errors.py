@@ -22,6 +22,9 @@ without a traceback and exits with status 2.
     ├── ProvenanceError         C2PA signing is required but not configured, or failed
     ├── CampaignError           a campaign file, its CSV or its run is wrong
     ├── QCError                 a clip could not be read or measured for the QC report
+    ├── AppError                the review app: its database, a job on its queue, a user's rights
+    │   ├── AccessDenied        the user's role on the brand does not allow the action
+    │   └── LeaseLost           a worker reports on a job it no longer holds (lease expired, requeued)
     └── MissingDependency       an optional extra is not installed
 
 Example:
@@ -43,11 +46,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 __all__ = [
+    "AccessDenied",
+    "AppError",
     "AssetError",
     "BrandStudioError",
     "CampaignError",
     "EncodeError",
     "GenerationError",
+    "LeaseLost",
     "LoRAError",
     "MissingDependency",
     "PostError",
@@ -181,6 +187,20 @@ class TrainingError(BrandStudioError):
 
 class TrainingStopped(TrainingError):
     """Training was stopped (Ctrl-C) after writing a checkpoint; the same call resumes it."""
+
+
+class AppError(BrandStudioError):
+    """The review app (``brandstudio serve``, :mod:`brandstudio.app`) cannot do what was asked: its
+    database is not at the schema this version needs, a job or user is not what it should be."""
+
+
+class AccessDenied(AppError):
+    """The user's role on the brand does not allow the action (:mod:`brandstudio.app.access`)."""
+
+
+class LeaseLost(AppError):
+    """A worker reported on a job it no longer holds: its lease ran out and the job went back to
+    the queue (or to another worker), so its heartbeat, progress or result is refused."""
 
 
 class MissingDependency(BrandStudioError):

@@ -97,6 +97,7 @@ __all__ = [
     "MAX_TEMPLATE_SECONDS",
     "MAX_TOML_BYTES",
     "MAX_TOML_DEPTH",
+    "FieldProblem",
     "Limit",
     "brandstudio_home",
     "check_writable",
@@ -117,6 +118,19 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class FieldProblem(ValueError):
+    """A model validator's problem with one field of the table it checks, with its fix.
+
+    Raised inside a pydantic ``model_validator`` (pydantic reports it at the table: ``variables.discount``);
+    :func:`read_toml_model` then names the field itself (``variables.discount.min``), its value and
+    this fix rather than the file format's general one.
+    """
+
+    def __init__(self, field: str, message: str, *, fix: str, value: object = None) -> None:
+        super().__init__(message)
+        self.field, self.value, self.fix = field, value, fix
 
 
 def first_error(exc: ValidationError) -> tuple[str, str, object]:
@@ -520,8 +534,12 @@ def read_toml_model(
         return model.model_validate(data)
     except ValidationError as exc:
         where, msg, value = first_error(exc)
+        problem = exc.errors(include_url=False)[0].get("ctx", {}).get("error")
+        if isinstance(problem, FieldProblem):  # a check across fields that knows the field and the fix
+            where = f"{where}.{problem.field}" if where else problem.field
+            value, fix = problem.value, problem.fix
         raise error(f"{what} is invalid: `{where}`: {msg}", file=str(path), field=where, value=value,
-                    fix=fix) from None
+                    fix=fix) from None  # fmt: skip
 
 
 def nearest_existing_folder(folder: str | Path) -> Path:

@@ -72,3 +72,20 @@ def make_profile(tmp_path):
         return dest
 
     return _make
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray instance for one test module, with two logical GPUs (one actor each, as on a
+    two-GPU node); skipped where Ray is not installed."""
+    ray = pytest.importorskip("ray")
+    ray.init(
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=80 * 1024 * 1024,
+        logging_level="ERROR",
+    )
+    yield ray
+    ray.shutdown()

@@ -238,6 +238,8 @@ CASES = [
     ("unknown-template", {}, dict(template="no-such-template"), TemplateError, None, None),
     ("missing-variable", {}, dict(product=None), TemplateError, "variables.product", None),
     ("unknown-variable", {}, dict(flavour="mocha"), TemplateError, "variables.flavour", None),
+    ("variable-too-long", {}, dict(tagline="t" * 61), TemplateError, "variables.tagline", None),  # max_length
+    ("over-max", {}, dict(template="promo", discount=150), TemplateError, "variables.discount", None),  # max
     ("unsupported-aspect", {}, dict(aspect="21:9"), RequestError, "aspect", None),
     (
         "aspect-not-enabled",

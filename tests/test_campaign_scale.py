@@ -92,21 +92,6 @@ def test_fifty_row_campaign_killed_and_resumed_from_the_cli(local_run):
             assert not any(job.output.parent.glob(job.output.stem + ".*"))
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(
-        num_cpus=2,
-        num_gpus=2,  # logical GPUs: one actor each, as on a two-GPU node
-        include_dashboard=False,
-        log_to_driver=False,
-        object_store_memory=80 * 1024 * 1024,
-        logging_level="ERROR",
-    )
-    yield ray
-    ray.shutdown()
-
-
 def test_same_campaign_on_a_local_ray_cluster_gives_the_same_clips(local_run, ray_cluster, tmp_path):
     """Two Ray workers, clips published to shared storage through fsspec (a file:// URL):
     the same 47 clips byte for byte, the same 3 failures, manifest and audit agree."""

@@ -47,6 +47,13 @@ def test_errors_exit_2_without_traceback(tmp_path):
     assert "SafetyViolation" in res.output and "competitor:costa coffee" in res.output
     assert "Traceback" not in res.output
     assert list(tmp_path.iterdir()) == []
+    # a variable outside its template's limits, before any work
+    res = runner.invoke(app, ["render", str(PROFILES / "aurora-coffee"), "promo", "-v", "product=X",
+                              "-v", "discount=150", "--output-dir", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 2 and "must be at most 70, got 150" in res.output, res.output
+    assert "variables.discount" in res.output and "from 5 to 70" in res.output
+    assert "Traceback" not in res.output
+    assert list(tmp_path.iterdir()) == []
     res = runner.invoke(app, ["render", str(PROFILES / "aurora-coffee"), "product-hero", "-v", "productname"])
     assert res.exit_code == 2 and "NAME=VALUE" in res.output
     # an output that is a folder, or not an MP4, is refused before any work

@@ -19,7 +19,7 @@ PACKAGE = ROOT / "brandstudio"
 #: ARCHITECTURE.md's layers, top first; names on one row never import each other
 LAYERS: list[tuple[str, ...]] = [
     ("brandstudio", "cli"),
-    ("campaign",),
+    ("campaign", "app"),
     ("distributed",),
     ("studio",),
     ("batch",),
@@ -160,9 +160,10 @@ def test_no_private_name_crosses_packages():
 #: and c2pa only sign; fcntl is POSIX-only
 HEAVY = {"torch", "diffusers", "transformers", "peft", "accelerate", "ray", "nudenet", "c2pa", "cv2",
          "matplotlib", "colour", "moviepy", "av", "fsspec", "safetensors", "onnxruntime", "torchao", "tqdm",
-         "scipy", "pyloudnorm", "cryptography", "fcntl", "tokenizers", "ipywidgets", "IPython"}
+         "scipy", "pyloudnorm", "cryptography", "fcntl", "tokenizers", "ipywidgets", "IPython", "uvicorn"}
 #: modules that define torch modules at import time: imported lazily by the rest, like torch
-HEAVY_MODULES = {"brandstudio.post.sr", "brandstudio.post.grade_torch", "brandstudio.post.rife"}
+#: and the review app (the `app` extra: SQLAlchemy, FastAPI, uvicorn), imported by `serve` and `worker` only
+HEAVY_MODULES = {"brandstudio.post.sr", "brandstudio.post.grade_torch", "brandstudio.post.rife", "brandstudio.app"}
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

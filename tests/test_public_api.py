@@ -15,6 +15,7 @@ def test_public_api():
         "GenerationError", "LoRAError", "PostError", "EncodeError", "MissingDependency", "__version__",
         # the whole error tree (errors.__all__), and progress events for notebooks and scripts
         "ProvenanceError", "QCError", "CampaignError", "TrainingError", "TrainingStopped", "Progress", "tqdm_progress",
+        "AppError", "AccessDenied", "LeaseLost",
     }
     for name in brandstudio.__all__:
         assert hasattr(brandstudio, name)

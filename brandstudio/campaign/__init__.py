@@ -66,7 +66,7 @@ Example:
 from __future__ import annotations
 
 from ..batch import CampaignSummary, Job, JobEvent, JobFailure, JobPlan, read_manifest
-from .briefs import BriefRow, read_briefs
+from ..batch.briefs import BriefRow, read_briefs
 from .load import Campaign, load_campaign, plan
 from .runner import run
 from .schema import BACKENDS, CampaignSection, CampaignSpec, DefaultsSection, RaySection

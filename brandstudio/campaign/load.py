@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from ..batch import Job, JobDefaults, JobPlan, is_url, make_job, plan_jobs
+from ..batch.briefs import BriefRow, read_briefs
 from ..deliveries import Delivery, find_delivery
 from ..errors import CampaignError, RequestError, error_context
 from ..files import read_toml_model
 from ..profile import load_profile
-from .briefs import BriefRow, read_briefs
 from .schema import CampaignSpec, RaySection, Value
 
 __all__ = ["Campaign", "load_campaign", "plan"]

@@ -23,7 +23,7 @@ Errors print as one clear message (what, where, fix) with exit status 2, never a
 from __future__ import annotations
 
 from ..logs import QUIET_LOGGERS
-from . import cache, campaigns, loras, luts, profiles, render  # noqa: F401 - each registers its commands on `app`
+from . import cache, campaigns, export, loras, luts, profiles, render, serve  # noqa: F401 - each registers its commands on `app`
 from .app import app
 
 __all__ = ["QUIET_LOGGERS", "app", "main"]

@@ -98,7 +98,8 @@ def templates_list(
     table = Table("template", "description", "variables", "cues", "source")
     for t in templates:
         vars_ = ", ".join(
-            f"{k}: {v.type}" + ("" if v.required else f" = {v.default!r}")
+            " ".join(filter(None, (f"{k}: {v.type}", v.limits_text())))
+            + ("" if v.required else f" = {v.default!r}")
             for k, v in t.spec.variables.items()
         )
         table.add_row(

@@ -55,8 +55,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import socket
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -69,7 +71,7 @@ from ..profile.loader import load_profile
 from ..progress import Progress
 from ..studio import BrandStudio
 
-__all__ = ["RayExecutor", "RenderWorker"]
+__all__ = ["RayExecutor", "RenderWorker", "join_cluster", "worker_slots"]
 
 # what a worker must see of the driver's environment: offline flags, caches, the model home
 _ENV_PREFIXES = ("BRANDSTUDIO_", "HF_", "TRANSFORMERS_", "DIFFUSERS_")
@@ -86,6 +88,60 @@ def _import_ray():
             fix='pip install "brandstudio[ray]" (or render with backend = "local")',
         ) from None
     return ray
+
+
+def join_cluster(address: str) -> tuple[Any, bool]:
+    """The ``ray`` module, connected to the cluster at ``address`` (see :class:`RayExecutor`),
+    and whether this call connected it: False when this process already was (that cluster is
+    used as it is), True when the caller must leave it with ``ray.shutdown()``.
+
+    Example:
+        >>> ray, joined = join_cluster("auto")          # doctest: +SKIP
+        >>> ray.cluster_resources()["GPU"], joined      # doctest: +SKIP
+        (8.0, True)
+    """
+    ray = _import_ray()
+    if ray.is_initialized():
+        return ray, False
+    _connect(ray, address)
+    return ray, True
+
+
+def worker_slots(
+    resources: dict, *, workers: int | None, gpus_per_worker: float, cpus_per_worker: float
+) -> int:
+    """How many render actors to start on a cluster with ``resources`` (``ray.cluster_resources()``):
+    ``workers``, or one per GPU (per CPU slot with ``gpus_per_worker=0``); a
+    :class:`~brandstudio.errors.CampaignError` naming the ``[ray]`` field when they do not fit.
+
+    Example:
+        >>> worker_slots({"CPU": 16, "GPU": 2}, workers=None, gpus_per_worker=1, cpus_per_worker=1)
+        2
+        >>> worker_slots({"CPU": 16, "GPU": 2}, workers=1, gpus_per_worker=1, cpus_per_worker=1)
+        1
+    """
+    gpus, cpus = gpus_per_worker, cpus_per_worker
+    if gpus > 0:
+        slots = int(resources.get("GPU", 0) // gpus)
+        if slots == 0:
+            raise CampaignError(
+                f"the Ray cluster has no GPUs (resources: {_fmt(resources)}), and each worker needs {gpus:g}",
+                field="ray.gpus_per_worker",
+                value=gpus,
+                fix="add GPU nodes to the cluster, or set [ray] gpus_per_worker = 0 to render on CPU workers",
+            )
+    else:
+        slots = max(1, int(resources.get("CPU", 1) // max(cpus, 1)))
+    n = workers or slots
+    if n > slots:
+        raise CampaignError(
+            f"{n} workers asked for, but the cluster has room for {slots} "
+            f"({_fmt(resources)}; {gpus:g} GPU and {cpus:g} CPU each)",
+            field="ray.workers",
+            value=n,
+            fix=f"ask for at most {slots} workers, or add nodes",
+        )
+    return n
 
 
 class RenderWorker:
@@ -170,52 +226,37 @@ class RayExecutor:
         self.cpus_per_worker = cpus_per_worker
         self.device = device
         self.profile_dir = str(Path(profile).resolve())
-        loaded = load_profile(self.profile_dir)  # fail here, before any cluster starts
-        self.profile_id, self.fingerprint = loaded.id, loaded.fingerprint
+        # fail here, before any cluster starts; kept: the driver builds the jobs from it (deliveries)
+        self.profile = load_profile(self.profile_dir)
+        self.profile_id, self.fingerprint = self.profile.id, self.profile.fingerprint
         self._ray = None
         self._started_ray = False
         self.actors: list[Any] = []
         self.names: list[str] = []
+        self.rendering: dict[int, Any] = {}  # the actor rendering each job of run() (by index)
 
     # -- the cluster -----------------------------------------------------------------------
 
     def __enter__(self) -> RayExecutor:
-        ray = self._ray = _import_ray()
+        return self.open()
+
+    def open(self) -> RayExecutor:
+        """Join the cluster and start the actors, each loading the model (what ``with`` does);
+        :meth:`close` undoes it."""
         env = {k: v for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)}
-        if not ray.is_initialized():
-            _connect(ray, self.address)
-            self._started_ray = True
+        self._ray, self._started_ray = join_cluster(self.address)
         try:
-            self._start_actors(ray, env)
+            self._start_actors(self._ray, env)
         except BaseException:
-            self.__exit__(None, None, None)
+            self.close()
             raise
         return self
 
     def _start_actors(self, ray, env: dict[str, str]) -> None:
         gpus, cpus = self.gpus_per_worker, self.cpus_per_worker
-        resources = ray.cluster_resources()
-        if gpus > 0:
-            slots = int(resources.get("GPU", 0) // gpus)
-            if slots == 0:
-                raise CampaignError(
-                    f"the Ray cluster has no GPUs (resources: {_fmt(resources)}), and each worker "
-                    f"needs {gpus:g}",
-                    field="ray.gpus_per_worker",
-                    value=gpus,
-                    fix="add GPU nodes to the cluster, or set [ray] gpus_per_worker = 0 to render on CPU workers",
-                )
-        else:
-            slots = max(1, int(resources.get("CPU", 1) // max(cpus, 1)))
-        n = self.workers or slots
-        if n > slots:
-            raise CampaignError(
-                f"{n} workers asked for, but the cluster has room for {slots} "
-                f"({_fmt(resources)}; {gpus:g} GPU and {cpus:g} CPU each)",
-                field="ray.workers",
-                value=n,
-                fix=f"ask for at most {slots} workers, or add nodes",
-            )
+        n = worker_slots(
+            ray.cluster_resources(), workers=self.workers, gpus_per_worker=gpus, cpus_per_worker=cpus
+        )
         threads = max(1, int(cpus)) if cpus else None
         actor = ray.remote(RenderWorker).options(
             num_gpus=gpus,
@@ -245,6 +286,12 @@ class RayExecutor:
         self.names = [name for name, _ in ready]
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill the actors (their GPUs are free again; a job they render ends ``WorkerDied``), and
+        leave the cluster if entering joined it. Safe from another thread while :meth:`run` waits,
+        and more than once."""
         ray = self._ray
         if ray is None:
             return
@@ -257,6 +304,17 @@ class RayExecutor:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+    def stop_job(self, index: int) -> None:
+        """Kill the actor rendering job ``index`` of :meth:`run` (the job ends ``WorkerDied``; Ray
+        restarts the actor once, as after a crash): for a job that must not go on, such as one
+        whose lease another worker took. Safe from another thread; nothing if it is not rendering."""
+        actor = self.rendering.get(index)
+        if actor is not None:
+            try:
+                self._ray.kill(actor, no_restart=False)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
 
     # -- the jobs --------------------------------------------------------------------------
 
@@ -280,8 +338,9 @@ class RayExecutor:
             while idle and queue:
                 (actor, name), (i, job) = idle.pop(0), queue.popleft()
                 started(i, job)
-                on_progress(i, job, Progress("rendering", detail=f"on {name}"))
                 running[actor.render.remote(job)] = (actor, name, i, job, time.perf_counter())
+                self.rendering[i] = actor  # before on_progress, which may stop_job(i)
+                on_progress(i, job, Progress("rendering", detail=f"on {name}"))
             if not running:  # every worker died: the rest fail, each with the reason
                 for i, job in queue:
                     started(i, job)
@@ -289,6 +348,7 @@ class RayExecutor:
                 return
             (ref,), _ = ray.wait(list(running), num_returns=1)
             actor, name, i, job, t0 = running.pop(ref)
+            self.rendering.pop(i, None)
             try:
                 outcome = ray.get(ref)
             except ray.exceptions.RayActorError as exc:
@@ -336,7 +396,7 @@ def _connect(ray, address: str) -> None:
     "Failed to connect", and logs the reason from C++ to the terminal, twenty times)."""
     logs = _gcs_logs()
     seen = {p: _size(p) for p in logs}
-    with _native_stderr() as captured:
+    with _native_stderr() as captured, _own_sigterm_handler():
         try:
             ray.init(
                 address=None if address == "local" else address,
@@ -386,6 +446,22 @@ def connection_error(
         value=address,
         fix=AUTH_FIX,
     )
+
+
+@contextlib.contextmanager
+def _own_sigterm_handler() -> Iterator[None]:
+    """Keep this process's SIGTERM handler across ``ray.init``, which replaces it with
+    ``sys.exit(15)`` in the main thread: the CLI's handler (exit 143, unwinding like Ctrl-C) stays.
+    A process that had none (Python's default: die at once) keeps Ray's, which at least unwinds."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(previous):
+            signal.signal(signal.SIGTERM, previous)
 
 
 class _Captured:

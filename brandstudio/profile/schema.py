@@ -56,6 +56,7 @@ __all__ = [
     "PromptSection",
     "ProvenanceSection",
     "QCSection",
+    "ReviewSection",
     "SafeArea",
     "SafetyRule",
     "SafetyTerm",
@@ -640,6 +641,17 @@ class ProvenanceSection(_Section):
     )
 
 
+class ReviewSection(_Section):
+    """``[review]``: client sign-off in the review app (``brandstudio serve``).
+
+    With ``required = true`` a clip leaves the app only once approved: its download links and the
+    API's file URLs answer 403 until the job's latest review is an approval. The clip page still
+    plays it (the reviewers must see it to approve it). Renders outside the app are not affected.
+    """
+
+    required: bool = Field(False, description="only approved clips can be downloaded from the review app")
+
+
 class SceneSpec(_Section):
     """``[[scenes]]``: a common scene, pre-rendered into the scene cache."""
 
@@ -668,6 +680,7 @@ class BrandProfileSpec(_Section):
     deliveries: tuple[DeliverySpec, ...] = ()
     qc: QCSection = QCSection()
     provenance: ProvenanceSection = ProvenanceSection()
+    review: ReviewSection = ReviewSection()
 
     @field_validator("deliveries")
     @classmethod

@@ -21,12 +21,28 @@ File format (``templates/product-hero.toml``)::
     type = "str"
     default = "morning light through a window"
     choices = []                        # optional allowed values
+    max_length = 80                     # optional: min_length / max_length for a str
     description = "Where the product stands"
+
+    [variables.discount]
+    type = "int"
+    min = 5                             # optional: min / max for an int or float (inclusive)
+    max = 70
+    description = "Discount in percent"
 
     [[captions]]
     start = 0.5
     end = 2.5
     text = "{{ product }}"
+
+Limits (:class:`VariableSpec`): ``min`` / ``max`` only on an int or float, ``min_length`` /
+``max_length`` only on a str (``max_length`` at most :data:`MAX_VALUE_LENGTH`, 300, which also
+bounds a str without one), none on a bool; ``min`` <= ``max``, and the default and every choice
+within them, all checked when the template loads (a :class:`~brandstudio.errors.TemplateError`
+naming the file and ``variables.NAME.FIELD``). :meth:`PromptTemplate.coerce` checks every value
+against them, wherever it comes from (the CLI's ``--var``, ``render()``, a campaign's CSV, the
+review app's form, API and CSV briefs): "variable 'discount' of template 'promo' must be at most
+70, got 150", field ``variables.discount``, with the fix.
 
 Cue times are seconds for a clip of ``duration``; a clip of another length scales them.
 A brand's own ``templates/`` directory overrides shared templates of the same name.
@@ -79,6 +95,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import math
 import os
 import re
 import time
@@ -92,13 +109,14 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import TemplateError
 from ..files import (
     MAX_TEMPLATE_LOOPS,
     MAX_TEMPLATE_OUTPUT,
     MAX_TEMPLATE_SECONDS,
+    FieldProblem,
     Limit,
     read_toml_model,
 )
@@ -114,15 +132,148 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _a(type_: str) -> str:
+    return f"an {type_}" if type_ == "int" else f"a {type_}"
+
+
 class VariableSpec(_Model):
+    """A declared variable: its type, default (none: required), choices and limits.
+
+    Limits: ``min`` / ``max`` bound an int or float variable's value (inclusive); ``min_length`` /
+    ``max_length`` bound a str variable's characters (``max_length`` at most, and by default,
+    :data:`MAX_VALUE_LENGTH`). A bool takes none. The default and every choice must be within them.
+    """
+
     type: Literal["str", "int", "float", "bool"] = "str"
     default: str | int | float | bool | None = None
     description: str = ""
     choices: tuple[str | int | float, ...] = ()
+    min: int | float | None = None
+    max: int | float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _number(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"`{info.field_name}` must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"`{info.field_name}` must be a finite number, got {value!r}")
+        return value
+
+    @field_validator("min_length", "max_length", mode="before")
+    @classmethod
+    def _count(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"`{info.field_name}` must be a whole number of characters, got {value!r}")
+        return value
 
     @property
     def required(self) -> bool:
         return self.default is None
+
+    @property
+    def max_chars(self) -> int:
+        """The most characters a str value may have: ``max_length``, else :data:`MAX_VALUE_LENGTH`."""
+        return MAX_VALUE_LENGTH if self.max_length is None else self.max_length
+
+    def limits_text(self) -> str:
+        """The declared limits in words ("from 5 to 70", "of at most 60 characters"); "" if none."""
+        if self.type in ("int", "float"):
+            lo, hi, unit = self.min, self.max, ""
+        elif self.type == "str":
+            lo, hi, unit = self.min_length, self.max_length, " characters"
+        else:
+            return ""
+        if lo is not None and hi is not None:
+            return f"from {lo} to {hi}{unit}" if not unit else f"of {lo} to {hi}{unit}"
+        if lo is not None:
+            return f"of at least {lo}{unit}"
+        if hi is not None:
+            return f"of at most {hi}{unit}"
+        return ""
+
+    def limit_problem(self, value: Any) -> tuple[str, str] | None:
+        """Why ``value`` (already of the variable's type) is outside the limits, and the fix; ``None``
+        when it is within them (a value of another type is not this method's to judge)."""
+        if isinstance(value, bool):
+            return None
+        if self.type in ("int", "float") and isinstance(value, (int, float)):
+            if self.min is None and self.max is None:
+                return None
+            fix = f"pass {_a(self.type)} {self.limits_text()}"
+            if isinstance(value, float) and math.isnan(value):  # (an int may be too large for a float)
+                return f"must be a number {self.limits_text()}, got {value}", fix
+            if self.min is not None and value < self.min:
+                return f"must be at least {self.min}, got {value}", fix
+            if self.max is not None and value > self.max:
+                return f"must be at most {self.max}, got {value}", fix
+        elif self.type == "str" and isinstance(value, str):
+            if len(value) > self.max_chars:
+                return (f"is {len(value)} characters long; the limit is {self.max_chars}",
+                        f"shorten it to at most {self.max_chars} characters")  # fmt: skip
+            if self.min_length is not None and len(value) < self.min_length:
+                return (f"is {len(value)} characters long; it needs at least {self.min_length}",
+                        f"pass a str {self.limits_text()}")  # fmt: skip
+        return None
+
+    @model_validator(mode="after")
+    def _limits(self) -> VariableSpec:
+        for name in ("min", "max", "min_length", "max_length"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.type == "bool":
+                raise FieldProblem(name, f"a bool variable takes no limits, got `{name}` = {value!r}",
+                                   fix=f"remove `{name}`", value=value)  # fmt: skip
+            if name in ("min", "max") and self.type == "str":
+                raise FieldProblem(
+                    name, f"`{name}` limits the value of an int or float variable, not a str",
+                    fix=f"use `{name}_length` to limit the characters of a str "
+                    "(or make the variable an int or float)",
+                    value=value,
+                )  # fmt: skip
+            if name.endswith("_length") and self.type != "str":
+                raise FieldProblem(
+                    name, f"`{name}` limits the characters of a str variable, not {_a(self.type)}",
+                    fix=f"use `{name[:3]}` to limit the value of {_a(self.type)}", value=value,
+                )  # fmt: skip
+            if self.type == "int" and isinstance(value, float):
+                raise FieldProblem(name, f"`{name}` of an int variable must be a whole number, got {value}",
+                                   fix=f"write `{name}` without a decimal point", value=value)  # fmt: skip
+        if self.min_length is not None and self.min_length < 0:
+            raise FieldProblem("min_length", f"`min_length` must be 0 or more, got {self.min_length}",
+                               fix="set `min_length` to 0 or more", value=self.min_length)  # fmt: skip
+        if self.max_length is not None and not 1 <= self.max_length <= MAX_VALUE_LENGTH:
+            raise FieldProblem(
+                "max_length", f"`max_length` must be from 1 to {MAX_VALUE_LENGTH}, got {self.max_length}",
+                fix=f"set `max_length` from 1 to {MAX_VALUE_LENGTH} (no value may be longer)",
+                value=self.max_length,
+            )  # fmt: skip
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise FieldProblem("min", f"`min` ({self.min}) is larger than `max` ({self.max})",
+                               fix="make `min` at most `max` (swap them?)", value=self.min)  # fmt: skip
+        if self.min_length is not None and self.min_length > self.max_chars:
+            raise FieldProblem(
+                "min_length", f"`min_length` ({self.min_length}) is larger than "
+                + (f"`max_length` ({self.max_length})" if self.max_length is not None else
+                   f"the limit on every value ({MAX_VALUE_LENGTH} characters)"),
+                fix="make `min_length` at most `max_length`", value=self.min_length,
+            )  # fmt: skip
+        within = self.limits_text() or f"of at most {self.max_chars} characters"  # (a str without max_length)
+        if self.default is not None and (problem := self.limit_problem(self.default)):
+            raise FieldProblem("default", f"`default` {problem[0]}", value=self.default,
+                               fix=f"choose a default {within}, or widen the limits")  # fmt: skip
+        for i, choice in enumerate(self.choices):
+            if problem := self.limit_problem(choice):
+                raise FieldProblem(f"choices[{i}]", f"the choice {choice!r} {problem[0]}", value=choice,
+                                   fix=f"keep every choice {within}, or widen the limits")  # fmt: skip
+        return self
 
 
 class CueSpec(_Model):
@@ -560,13 +711,13 @@ class PromptTemplate:
     def _coerce_one(self, key: str, var: VariableSpec, value: Any) -> Any:
         want = _TYPES[var.type]
 
-        def bad(why: str) -> TemplateError:
+        def bad(why: str, fix: str | None = None) -> TemplateError:
             return TemplateError(
                 f"variable {key!r} of template {self.name!r} {why}",
                 file=str(self.path),
                 field=f"variables.{key}",
                 value=value,
-                fix=f"pass a {var.type}" + (f" among {list(var.choices)}" if var.choices else ""),
+                fix=fix or f"pass a {var.type}" + (f" among {list(var.choices)}" if var.choices else ""),
             )
 
         if isinstance(value, str) and want is not str:
@@ -578,11 +729,10 @@ class PromptTemplate:
             value = float(value)
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
             raise bad(f"must be a {var.type}, got {type(value).__name__} {value!r}")
-        if want is str:
-            if len(value) > MAX_VALUE_LENGTH:
-                raise bad(f"is {len(value)} characters long; the limit is {MAX_VALUE_LENGTH}")
-            if any(ord(c) < 32 for c in value):
-                raise bad("contains control characters")
+        if (problem := var.limit_problem(value)) is not None:  # min/max, min_length/max_length
+            raise bad(*problem)
+        if want is str and any(ord(c) < 32 for c in value):
+            raise bad("contains control characters")
         if var.choices and value not in var.choices:
             raise bad(f"must be one of {list(var.choices)}, got {value!r}")
         return value

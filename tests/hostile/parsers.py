@@ -18,7 +18,7 @@ from pathlib import Path
 
 from helpers import PROFILES
 
-from brandstudio.campaign.briefs import read_briefs
+from brandstudio.batch.briefs import read_briefs
 from brandstudio.post.grade import read_lut
 from brandstudio.profile import load_profile
 from brandstudio.profile.schema import SafetyRule

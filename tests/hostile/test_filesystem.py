@@ -20,8 +20,8 @@ import pytest
 from helpers import PROFILES
 from hostile import CAMPAIGN, assert_clean_exit_2, no_hang, run_cli
 
+from brandstudio.batch.briefs import read_briefs
 from brandstudio.campaign import load_campaign
-from brandstudio.campaign.briefs import read_briefs
 from brandstudio.errors import AssetError, CampaignError, ProfileError, TemplateError
 from brandstudio.post.grade import read_lut
 from brandstudio.post.logo import load_logo

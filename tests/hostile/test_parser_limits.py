@@ -22,8 +22,8 @@ from helpers import PROFILES
 from hostile import CAMPAIGN, assert_clean_exit_2, no_hang, run_cli
 from PIL import Image
 
+from brandstudio.batch.briefs import read_briefs
 from brandstudio.campaign import load_campaign
-from brandstudio.campaign.briefs import read_briefs
 from brandstudio.errors import AssetError, BrandStudioError, CampaignError, ProfileError, TemplateError
 from brandstudio.post.grade import read_lut
 from brandstudio.post.logo import load_logo

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from ..errors import CampaignError
 from ..files import MAX_CSV_BYTES, MAX_CSV_CELL, MAX_CSV_ROWS, decode_utf8, read_user_bytes
 
-__all__ = ["BriefRow", "read_briefs"]
+__all__ = ["BriefRow", "parse_briefs", "read_briefs"]
 
 
 class BriefRow(NamedTuple):
@@ -39,18 +39,25 @@ def read_briefs(path: Path, rel: str) -> list[BriefRow]:
     """One :class:`BriefRow` per non-empty row of the CSV at ``path`` (``rel``: as the campaign
     file names it); empty cells are left out. An unreadable file or header is an error; a bad
     row is not (see :class:`BriefRow`)."""
-    where = {"file": str(path), "field": "campaign.csv"}
     data = read_user_bytes(
         path, limit=MAX_CSV_BYTES, error=CampaignError, what=f"the campaign's CSV {rel!r}", field="campaign.csv",
         missing_fix="check the path (it is relative to the campaign file)",
     )  # fmt: skip
+    return parse_briefs(data, path, rel)
+
+
+def parse_briefs(data: bytes, path: Path, rel: str, *, max_rows: int | None = None) -> list[BriefRow]:
+    """:func:`read_briefs` of bytes already read (an upload): ``path`` only names the file in
+    messages and row sources. ``max_rows``: a lower row limit than ``BRANDSTUDIO_MAX_CSV_ROWS``."""
+    path = Path(path)
+    where = {"file": str(path), "field": "campaign.csv"}
     text = decode_utf8(data, error=CampaignError, what=f"the CSV {rel!r}", **where)
     if (nul := text.find("\x00")) >= 0:
         raise CampaignError(
             f"the CSV {rel!r} holds a null byte (\\x00) on line {text.count(chr(10), 0, nul) + 1}",
             fix="save it again as UTF-8 CSV (a NUL is not text: the file may be UTF-16 or binary)", **where,
         )  # fmt: skip
-    rows = _rows(text, rel, where)
+    rows = _rows(text, rel, where, max_rows)
     if not rows or not any(c.strip() for c in rows[0]):
         raise CampaignError(
             f"the CSV {rel!r} has no header row",
@@ -79,18 +86,23 @@ def read_briefs(path: Path, rel: str) -> list[BriefRow]:
     return out
 
 
-def _rows(text: str, rel: str, where: dict) -> list[list[str]]:
+def _rows(text: str, rel: str, where: dict, limit: int | None = None) -> list[list[str]]:
     """The CSV's rows, within the row and cell limits; a malformed row is an error naming its line."""
     max_rows, max_cell = MAX_CSV_ROWS.value(), MAX_CSV_CELL.value()
+    own_limit = limit is not None and limit < max_rows
+    max_rows = limit if own_limit else max_rows
     reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
     rows: list[list[str]] = []
     with _field_size_limit(max_cell):
         try:
             for row in reader:
                 if len(rows) > max_rows:  # the header row is not counted
+                    too_many = f"over {max_rows}; the limit is {max_rows} rows" if own_limit else \
+                        MAX_CSV_ROWS.exceeded(f"over {max_rows}")
                     raise CampaignError(
-                        f"the CSV {rel!r} has too many rows: {MAX_CSV_ROWS.exceeded(f'over {max_rows}')}",
-                        fix=f"split it into several campaigns; or {MAX_CSV_ROWS.fix()}", **where,
+                        f"the CSV {rel!r} has too many rows: {too_many}",
+                        fix="split it into several files" + ("" if own_limit else f"; or {MAX_CSV_ROWS.fix()}"),
+                        **where,
                     )  # fmt: skip
                 rows.append(row)
         except csv.Error as exc:
