@@ -13,16 +13,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from ..errors import AppError, BrandStudioError
+from ..files import sha256_file, write_bytes_atomic
 from ..profile import load_profile
 from .db import Brand, Job
 from .worker import RENDERS
@@ -125,27 +123,18 @@ def _copy_files(job: Job, renders: Path, folder: Path) -> list[str]:
         if not path.is_relative_to(renders) or not path.is_file():
             raise _Unfit(f"its file {index} is gone from the app's renders folder")
         expected = records[index].get("sha256") if index < len(records) else None
-        if expected is None or _sha256(path) != expected:
+        if expected is None or sha256_file(path) != expected:
             raise _Unfit(f"its file {index} does not match the SHA-256 the worker recorded")
         sources.append((path, expected))
-    folder.mkdir(parents=True, exist_ok=True)
     written = []
     for path, digest in sources:
         dest = folder / path.name
-        if not (dest.is_file() and _sha256(dest) == digest):
-            tmp = folder / f".{path.name}.{os.getpid()}.partial"
-            try:
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
+        if not (dest.is_file() and sha256_file(dest) == digest):
+            write_bytes_atomic(dest, _blocks(path))
         written.append(str(dest))
     return written
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _blocks(path: Path) -> Iterator[bytes]:
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        yield from iter(lambda: f.read(1 << 20), b"")

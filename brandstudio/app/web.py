@@ -76,7 +76,7 @@ from .migrate import check_schema
 from .passwords import MIN_LENGTH as MIN_PASSWORD
 from .passwords import verify_password
 from .queue import submit
-from .worker import DB_DOWN, RENDERS
+from .worker import DB_DOWN, RENDERS, first_line
 
 __all__ = ["COOKIE", "MAX_BODY_BYTES", "InputError", "WebSettings", "create_app", "form_fields"]
 
@@ -205,8 +205,7 @@ def create_app(
 async def _database_down(request: Request, exc: Exception) -> Response:
     """503 with ``Retry-After`` while the database does not answer; nothing was stored (the
     request's transaction never committed), so the same request may simply be sent again."""
-    log.warning("%s %s: the database does not answer: %s", request.method, request.url.path,
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)  # fmt: skip
+    log.warning("%s %s: the database does not answer: %s", request.method, request.url.path, first_line(exc))
     return _error(request, 503, "the database does not answer (restarting, or unreachable): nothing was "
                   "stored; try again in a few seconds", headers={"Retry-After": str(DB_RETRY_AFTER_S)})  # fmt: skip
 

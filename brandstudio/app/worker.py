@@ -44,6 +44,7 @@ Example (the loop in a thread, as ``brandstudio serve`` runs it)::
 
 from __future__ import annotations
 
+import abc
 import logging
 import shutil
 import threading
@@ -76,6 +77,7 @@ __all__ = [
     "Worker",
     "WorkerStopped",
     "batch_job",
+    "first_line",
     "job_dir",
     "run_worker",
 ]
@@ -162,7 +164,7 @@ class Lease:
                     self._on_lost()
             except DB_DOWN as exc:  # the render goes on; the next beat tries again
                 log.warning("job %s: heartbeat skipped, the database does not answer: %s", self.job_id,
-                            _first_line(exc))  # fmt: skip
+                            first_line(exc))  # fmt: skip
             self.last = time.monotonic()
 
     def when_lost(self, callback: Callable[[], None]) -> None:
@@ -212,7 +214,7 @@ class Heartbeats:
                 lease.beat(lease.progress)
 
 
-class QueueWorker:
+class QueueWorker(abc.ABC):
     """What every worker of the app's queue shares: who it is and how long its leases run, the
     loop (which rides out a database that does not answer), and how it reports the end of a job
     (see the module docstring). Subclasses say how a turn claims and renders jobs (:meth:`_turn`).
@@ -247,7 +249,7 @@ class QueueWorker:
                 got = self._turn(None if max_jobs is None else max_jobs - worked)
             except DB_DOWN as exc:
                 log.warning("worker %s: the database does not answer (%s); trying again in %.1f s",
-                            self.worker_id, _first_line(exc), pause)  # fmt: skip
+                            self.worker_id, first_line(exc), pause)  # fmt: skip
                 self.stop_event.wait(pause)
                 pause = min(pause * 2, DB_RETRY_MAX_S)
                 continue
@@ -258,9 +260,9 @@ class QueueWorker:
                 self.stop_event.wait(poll_seconds)
         return worked
 
+    @abc.abstractmethod
     def _turn(self, most: int | None) -> int:
         """Claim jobs (``most`` at most, None: no limit) and work them; how many were claimed."""
-        raise NotImplementedError
 
     def _settle(self, job_id: int, out: Path, lease: Lease, outcome: JobOutcome) -> None:
         """Report how the render of a job ended: its files, its error, or (the lease lost) nothing,
@@ -296,7 +298,7 @@ class QueueWorker:
         except LeaseLost:
             pass
         except DB_DOWN as exc:  # its lease runs out and the queue takes it back
-            log.warning("job %s: not released, the database does not answer: %s", job_id, _first_line(exc))
+            log.warning("job %s: not released, the database does not answer: %s", job_id, first_line(exc))
         shutil.rmtree(out, ignore_errors=True)
 
     def _report(
@@ -321,7 +323,7 @@ class QueueWorker:
                     keep = False
                     break
                 log.warning("job %s: cannot report the end, the database does not answer (%s); again in %.1f s",
-                            job_id, _first_line(exc), pause)  # fmt: skip
+                            job_id, first_line(exc), pause)  # fmt: skip
                 tried_before = True
                 self.stop_event.wait(pause)
                 pause = min(pause * 2, DB_RETRY_MAX_S)
@@ -411,7 +413,8 @@ class Worker(QueueWorker):
         return studio
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (a driver's error can run to many), or its type."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 

@@ -37,6 +37,17 @@ def db_url(request, tmp_path) -> str:
 
 
 @pytest.fixture
+def sqlite_engine(tmp_path):
+    """An engine on an SQLite file at the newest revision, for what only SQLite has (its
+    pragmas, its BEGIN modes): not parametrized, so it is never a skip on PostgreSQL."""
+    url = f"sqlite:///{tmp_path / 'sqlite-only.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def engine(db_url):
     engine = make_engine(db_url)
     yield engine

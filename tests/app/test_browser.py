@@ -21,6 +21,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -36,7 +37,9 @@ if not CHROMIUM.is_file():
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests drive Chromium with playwright (pip install playwright)")
 
 import uvicorn  # noqa: E402
-from fastapi.routing import APIRoute  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/app is not on pytest's pythonpath
+from test_web import app_routes  # noqa: E402
 
 from brandstudio.app import queue  # noqa: E402
 from brandstudio.app.admin import create_api_token, create_user  # noqa: E402
@@ -263,14 +266,6 @@ def _finished_job(site, brand: str, text: str) -> int:
     return job_id
 
 
-def _routes(app) -> list[tuple[str, set[str]]]:
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:
-        return [(r.path, set(r.methods)) for r in app.routes if isinstance(r, APIRoute)]
-    return [(c.path, set(c.methods)) for c in iter_route_contexts(app.routes) if isinstance(c.route, APIRoute)]
-
-
 def test_a_client_reviewer_sees_nothing_of_another_brand_in_the_browser(site, browser):
     secret = "Aurora 秘密新品 Midnight Roast"
     job_b = _finished_job(site, B, secret)
@@ -285,7 +280,7 @@ def test_a_client_reviewer_sees_nothing_of_another_brand_in_the_browser(site, br
     assert "Aurora" not in screenshot_text and A in page.content()
     token = create_api_token(site["Session"], site["users"]["reviewer"], "browser test")
     bearer = {"Authorization": f"Bearer {token}"}
-    routes = [(p, m) for p, m in _routes(site["app"]) if "{brand_id}" in p or "{job_id}" in p]
+    routes = [(p, m) for p, m in app_routes(site["app"]) if "{brand_id}" in p or "{job_id}" in p]
     assert len(routes) >= 12
     checked = 0
     for path, methods in routes:

@@ -132,9 +132,8 @@ def test_an_engine_needs_a_url_or_a_data_directory(tmp_path):
     engine.dispose()
 
 
-def test_sqlite_sessions_take_the_write_lock_up_front_unless_read_only(db_url, engine):
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's transactions")
+def test_sqlite_sessions_take_the_write_lock_up_front_unless_read_only(sqlite_engine):
+    engine = sqlite_engine
     begun = []
     event.listen(
         engine,

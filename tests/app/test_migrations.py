@@ -63,10 +63,8 @@ def test_the_migrations_ship_inside_the_package():
     assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial.py", "0002_api_tokens.py", "0003_brief_uploads.py"]
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(db_url, engine):
-    if engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's settings")
-    with engine.connect() as conn:
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(sqlite_engine):
+    with sqlite_engine.connect() as conn:
         pragma = {
             p: conn.exec_driver_sql(f"PRAGMA {p}").scalar()
             for p in ("journal_mode", "foreign_keys", "busy_timeout")
