@@ -152,24 +152,11 @@ def test_a_real_token_cluster_names_authentication_and_the_readme_fix_works(tmp_
     home = tmp_path / "home"
     home.mkdir()
     token = "b" * 64
-    port = free_port()
     base = {**os.environ, "RAY_TMPDIR": str(short), "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0"}
     for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
         base.pop(k, None)
-    head = subprocess.Popen(
-        [ray_exe, "start", "--head", f"--port={port}", "--block", "--num-cpus=1", "--include-dashboard=false",
-         "--disable-usage-stats"],
-        env={**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    head, port = _start_head(ray_exe, {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}, short, tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while True:  # the GCS listening on the port
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
-            time.sleep(0.5)
         proc = run_campaign(tmp_path, f"127.0.0.1:{port}", base)
         assert proc.returncode == 2, proc.stderr
         text = " ".join(proc.stderr.split())
@@ -186,6 +173,34 @@ def test_a_real_token_cluster_names_authentication_and_the_readme_fix_works(tmp_
         assert ok.returncode == 0 and ok.stdout.strip() == "1.0", ok.stderr
     finally:
         _stop_head(head, short)
+
+
+def _start_head(ray_exe: str, env: dict, tmpdir: Path, logdir: Path, tries: int = 3) -> tuple[subprocess.Popen, int]:
+    """``ray start --head --block`` on a free port, once its GCS listens; the process and the port.
+
+    Ray picks some of its own ports at random (the node manager's, the object manager's, its
+    agents'); in a busy test run one of them can be taken, and the head exits at once. Then it is
+    started again, on a new port (the log of each try is in ``logdir``, shown if all fail)."""
+    logs = []
+    for attempt in range(tries):
+        port, log = free_port(), logdir / f"ray-head-{attempt}.log"
+        tmpdir.mkdir(exist_ok=True)  # a failed try's cleanup removed it
+        logs.append(log)
+        with open(log, "wb") as out:
+            head = subprocess.Popen(
+                [ray_exe, "start", "--head", f"--port={port}", "--block", "--num-cpus=1", "--include-dashboard=false",
+                 "--disable-usage-stats"],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while head.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return head, port
+            time.sleep(0.5)
+        _stop_head(head, tmpdir)
+    tails = "\n".join(f"--- {log.name}\n" + log.read_text(errors="replace")[-2000:] for log in logs)
+    pytest.fail(f"the Ray head did not start in {tries} tries:\n{tails}")
 
 
 def _stop_head(head: subprocess.Popen, tmpdir: Path) -> None:
